@@ -1,2 +1,164 @@
-/* placeholder until the CLI lands */
-int main(void) { return 2; }
+/* kvmrun: the command line. Parses the config, then runs the VM through
+ * the same library API a CI farm would use (vmm/vm.h). */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "vmm/config.h"
+#include "vmm/exitcode.h"
+#include "vmm/vm.h"
+
+#ifndef KVMRUN_VERSION
+#define KVMRUN_VERSION "0.1.0"
+#endif
+
+static const char usage_text[] =
+	"usage: kvmrun [--print-config | --check] [CONFIG_FILE] [KEY=VALUE ...]\n"
+	"       kvmrun ctl SOCKET COMMAND [ARGS ...]\n"
+	"       kvmrun --help | --version\n"
+	"\n"
+	"Boots a VM from a flat key=value config file; KEY=VALUE arguments\n"
+	"override the file's keys (or stand alone: kvmrun kernel=guest.elf).\n"
+	"\n"
+	"  --print-config  print the effective configuration and exit\n"
+	"  --check         validate the configuration and exit\n"
+	"  --help          this text\n"
+	"  --version       the version\n"
+	"\n"
+	"Exit codes: 0 guest powered off (or rebooted with on_reboot=exit),\n"
+	"1 VMM error, 2 usage, 3 guest crashed, 124 timeout expired,\n"
+	"128+N killed by signal N; with debug_exit=on, the guest's value*2+1.\n"
+	"Keys and examples: see README.md and configs/.\n";
+
+enum mode { MODE_RUN, MODE_PRINT, MODE_CHECK };
+
+int control_client_main(int argc, char **argv) __attribute__((weak));
+
+static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *mode)
+{
+	struct config_diag diag = { .out = stderr };
+	const char *file = NULL;
+	bool options_done = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (!options_done && strcmp(a, "--") == 0) {
+			options_done = true;
+		} else if (!options_done && strcmp(a, "--print-config") == 0) {
+			*mode = MODE_PRINT;
+		} else if (!options_done && strcmp(a, "--check") == 0) {
+			*mode = MODE_CHECK;
+		} else if (!options_done && a[0] == '-' && a[1]) {
+			fprintf(stderr, "kvmrun: unknown option '%s'\n%s", a, usage_text);
+			return EXIT_USAGE;
+		} else if (strchr(a, '=') == NULL) {
+			if (file) {
+				fprintf(stderr, "kvmrun: two config files given ('%s' and '%s'); "
+					"overrides are KEY=VALUE\n", file, a);
+				return EXIT_USAGE;
+			}
+			file = a;
+		}
+	}
+	if (file)
+		(void)config_load_file(cfg, file, &diag);
+	unsigned pos = 0;
+	options_done = false;
+	for (int i = 1; i < argc; i++) {
+		if (!options_done && strcmp(argv[i], "--") == 0) {
+			options_done = true;
+			continue;
+		}
+		if (strchr(argv[i], '=') && (options_done || argv[i][0] != '-'))
+			(void)config_apply_arg(cfg, argv[i], ++pos, &diag);
+	}
+	if (!file && pos == 0) {
+		fputs(usage_text, stderr);
+		return EXIT_USAGE;
+	}
+	if (diag.errors == 0)
+		(void)config_validate(cfg, &diag);
+	if (diag.errors) {
+		fprintf(stderr, "kvmrun: %u error%s in the configuration; nothing was started\n",
+			diag.errors, diag.errors == 1 ? "" : "s");
+		return EXIT_VMM_ERROR;
+	}
+	return 0;
+}
+
+static void on_signal(struct vm *vm, int fd, void *cookie)
+{
+	struct signalfd_siginfo si;
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	vm_request_exit(vm, EXIT_SIGNAL_BASE + (int)si.ssi_signo, strsignal((int)si.ssi_signo));
+}
+
+static int run(const struct vm_config *cfg)
+{
+	/* Blocked before any thread exists, so every vCPU thread inherits the
+	 * block and the signals are read only through the signalfd. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		fprintf(stderr, "kvmrun: signalfd: %s\n", strerror(errno));
+		return EXIT_VMM_ERROR;
+	}
+	int code;
+	do {
+		struct vm *vm = NULL;
+		if (vm_create(cfg, &vm) < 0) {
+			code = EXIT_VMM_ERROR;
+			break;
+		}
+		if (vm_watch_fd(vm, sfd, on_signal, NULL) < 0)
+			vm_request_exit(vm, EXIT_VMM_ERROR, "cannot watch signals");
+		code = vm_run(vm);
+		vm_destroy(vm);
+	} while (code == VM_RESTART);
+	close(sfd);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
+		if (!control_client_main) {
+			fprintf(stderr, "kvmrun: this build has no control client\n");
+			return EXIT_USAGE;
+		}
+		return control_client_main(argc - 1, argv + 1);
+	}
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(usage_text, stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			printf("kvmrun %s\n", KVMRUN_VERSION);
+			return 0;
+		}
+	}
+	struct vm_config cfg;
+	config_init(&cfg);
+	enum mode mode = MODE_RUN;
+	int code = parse_args(argc, argv, &cfg, &mode);
+	if (code == 0) {
+		if (mode == MODE_PRINT)
+			config_print(&cfg, stdout);
+		else if (mode == MODE_RUN)
+			code = run(&cfg);
+	}
+	config_free(&cfg);
+	return code;
+}

@@ -1,0 +1,34 @@
+/* CPUID for the guest: what KVM supports, with a topology and APIC IDs that
+ * match cpu_topology= (SOCKETS:CORES:THREADS) and the MADT. */
+#ifndef KVMRUN_CPUID_H
+#define KVMRUN_CPUID_H
+
+#include <stdint.h>
+
+struct kvm_cpuid2;
+
+struct cpu_topology {
+	unsigned sockets, cores, threads; /* cores per socket, threads per core */
+};
+
+/* The x2APIC ID of vCPU @index: socket, core and thread fields packed at the
+ * bit widths the topology needs (so IDs have gaps when a count is not a
+ * power of two, as on real hardware). */
+uint32_t cpuid_apic_id(const struct cpu_topology *t, unsigned index);
+
+/* Bits of the APIC ID below the core field and below the socket field. */
+unsigned cpuid_thread_bits(const struct cpu_topology *t);
+unsigned cpuid_core_bits(const struct cpu_topology *t);
+
+/* Reads KVM_GET_SUPPORTED_CPUID from the /dev/kvm fd. The caller frees. */
+__attribute__((warn_unused_result))
+int cpuid_supported(int kvm_fd, struct kvm_cpuid2 **out);
+
+/* Returns a copy of @base patched for vCPU @index: APIC IDs in leaves 1,
+ * 0xB and 0x1F, core/thread counts in leaves 1, 4, 0xB, 0x1F, 0x80000008
+ * and 0x8000001E, the hypervisor bit. The caller frees. */
+__attribute__((warn_unused_result))
+int cpuid_for_vcpu(const struct kvm_cpuid2 *base, const struct cpu_topology *t,
+		   unsigned index, struct kvm_cpuid2 **out);
+
+#endif

@@ -1,0 +1,270 @@
+#include "cpu/vcpu.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpu/regs.h"
+#include "vmm/exitcode.h"
+
+int vcpu_kick_signal(void)
+{
+	return SIGRTMIN + 3;
+}
+
+static void kick_handler(int sig)
+{
+	(void)sig; /* only there to interrupt KVM_RUN */
+}
+
+int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
+		unsigned index, uint32_t apic_id, const struct kvm_cpuid2 *cpuid,
+		int host_cpu)
+{
+	memset(v, 0, sizeof(*v));
+	v->env = env;
+	v->index = index;
+	v->apic_id = apic_id;
+	v->host_cpu = host_cpu;
+	v->fd = ioctl(vm_fd, KVM_CREATE_VCPU, (unsigned long)apic_id);
+	if (v->fd < 0) {
+		int e = errno;
+		log_err(env->log, "vcpu", "vcpu %u: KVM_CREATE_VCPU (apic id %u): %s",
+			index, apic_id, strerror(e));
+		return -e;
+	}
+	int sz = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	const char *what = "KVM_GET_VCPU_MMAP_SIZE";
+	int rc = 0;
+	if (sz < (int)sizeof(struct kvm_run)) {
+		rc = sz < 0 ? -errno : -EINVAL;
+		goto fail;
+	}
+	v->run_size = (size_t)sz;
+	v->run = mmap(NULL, v->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED) {
+		v->run = NULL;
+		what = "mmap of kvm_run";
+		rc = -errno;
+		goto fail;
+	}
+	what = "KVM_SET_CPUID2";
+	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	what = "KVM_GET/SET_LAPIC";
+	rc = regs_setup_lapic(v->fd);
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	log_err(env->log, "vcpu", "vcpu %u: %s: %s", index, what, strerror(-rc));
+	vcpu_destroy(v);
+	return rc;
+}
+
+static void report_emulation_failure(struct vcpu *v)
+{
+	struct kvm_regs regs;
+	unsigned long long rip = 0;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
+		rip = regs.rip;
+	struct kvm_run *r = v->run;
+	char bytes[64] = "";
+	if (r->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && r->internal.ndata >= 2) {
+		/* data[0] flags, data[1] instruction length, then the bytes */
+		unsigned n = (unsigned)(r->internal.data[1] & 0xff);
+		const uint8_t *insn = (const uint8_t *)&r->internal.data[2];
+		size_t pos = 0;
+		for (unsigned i = 0; i < n && i < 15 && r->internal.ndata >= 4; i++)
+			pos += (size_t)snprintf(bytes + pos, sizeof(bytes) - pos, " %02x", insn[i]);
+	}
+	log_err(v->env->log, "vcpu", "vcpu %u: KVM internal error, suberror %u at rip 0x%llx%s%s",
+		v->index, r->internal.suberror, rip, bytes[0] ? ", instruction bytes" : "", bytes);
+}
+
+static void handle_io(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	uint8_t *data = (uint8_t *)r + r->io.data_offset;
+	for (uint32_t i = 0; i < r->io.count; i++, data += r->io.size) {
+		if (r->io.direction == KVM_EXIT_IO_OUT)
+			bus_write(v->env->pio, r->io.port, data, r->io.size);
+		else
+			bus_read(v->env->pio, r->io.port, data, r->io.size);
+	}
+}
+
+static void handle_mmio(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	unsigned len = r->mmio.len <= 8 ? r->mmio.len : 8;
+	if (r->mmio.is_write)
+		bus_write(v->env->mmio, r->mmio.phys_addr, r->mmio.data, len);
+	else
+		bus_read(v->env->mmio, r->mmio.phys_addr, r->mmio.data, len);
+}
+
+static void handle_system_event(struct vcpu *v)
+{
+	switch (v->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_POWEROFF, "system event: shutdown");
+		break;
+	case KVM_SYSTEM_EVENT_RESET:
+		v->env->guest_exit(v->env->cookie, VM_RESTART, "system event: reset");
+		break;
+	default:
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "system event: crash");
+	}
+}
+
+/* Returns false when the vCPU must stop running. */
+static bool handle_exit(struct vcpu *v)
+{
+	struct kvm_run *r = v->run;
+	v->exits++;
+	switch (r->exit_reason) {
+	case KVM_EXIT_IO:
+		handle_io(v);
+		return true;
+	case KVM_EXIT_MMIO:
+		handle_mmio(v);
+		return true;
+	case KVM_EXIT_HLT:
+	case KVM_EXIT_IRQ_WINDOW_OPEN:
+	case KVM_EXIT_INTR:
+		return true;
+	case KVM_EXIT_SHUTDOWN:
+		log_warn(v->env->log, "vcpu", "vcpu %u: triple fault (shutdown exit)", v->index);
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "triple fault");
+		return false;
+	case KVM_EXIT_SYSTEM_EVENT:
+		handle_system_event(v);
+		return false;
+	case KVM_EXIT_INTERNAL_ERROR:
+		report_emulation_failure(v);
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "KVM internal error");
+		return false;
+	case KVM_EXIT_FAIL_ENTRY:
+		log_err(v->env->log, "vcpu", "vcpu %u: VM entry failed, hardware reason 0x%llx",
+			v->index, (unsigned long long)r->fail_entry.hardware_entry_failure_reason);
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "VM entry failure");
+		return false;
+	default:
+		log_err(v->env->log, "vcpu", "vcpu %u: unhandled KVM exit reason %u",
+			v->index, r->exit_reason);
+		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "unhandled exit");
+		return false;
+	}
+}
+
+static int set_run_sigmask(struct vcpu *v)
+{
+	/* The kernel's sigset is 8 bytes; KVM wants exactly that length. */
+	struct {
+		struct kvm_signal_mask hdr;
+		uint8_t set[8];
+	} m;
+	sigset_t cur;
+	pthread_sigmask(SIG_SETMASK, NULL, &cur);
+	sigdelset(&cur, vcpu_kick_signal());
+	m.hdr.len = 8;
+	memcpy(m.set, &cur, 8);
+	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &m) < 0 ? -errno : 0;
+}
+
+static void pin(struct vcpu *v)
+{
+	if (v->host_cpu < 0)
+		return;
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET((unsigned)v->host_cpu, &set);
+	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	if (rc)
+		log_warn(v->env->log, "vcpu", "vcpu %u: pinning to host CPU %d: %s",
+			 v->index, v->host_cpu, strerror(rc));
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *v = arg;
+	char name[16];
+	snprintf(name, sizeof(name), "vcpu%u", v->index);
+	pthread_setname_np(pthread_self(), name);
+	pin(v);
+	int rc = set_run_sigmask(v);
+	if (rc < 0) {
+		log_err(v->env->log, "vcpu", "vcpu %u: KVM_SET_SIGNAL_MASK: %s", v->index, strerror(-rc));
+		v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "vcpu setup");
+		return NULL;
+	}
+	while (!atomic_load(&v->env->stop)) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			int e = errno;
+			log_err(v->env->log, "vcpu", "vcpu %u: KVM_RUN: %s", v->index, strerror(e));
+			v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "KVM_RUN failed");
+			break;
+		}
+		if (!handle_exit(v))
+			break;
+	}
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *v)
+{
+	/* The kick signal must be blocked in the thread from its first
+	 * instruction, so create it with the signal blocked. */
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(vcpu_kick_signal(), &sa, NULL) < 0)
+		return -errno;
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, vcpu_kick_signal());
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc) {
+		log_err(v->env->log, "vcpu", "vcpu %u: creating its thread: %s", v->index, strerror(rc));
+		return -rc;
+	}
+	v->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *v)
+{
+	if (v->started)
+		pthread_kill(v->thread, vcpu_kick_signal());
+}
+
+void vcpu_join(struct vcpu *v)
+{
+	if (v->started) {
+		pthread_join(v->thread, NULL);
+		v->started = false;
+	}
+}
+
+void vcpu_destroy(struct vcpu *v)
+{
+	if (v->run)
+		munmap(v->run, v->run_size);
+	if (v->fd >= 0)
+		close(v->fd);
+	v->run = NULL;
+	v->fd = -1;
+}

@@ -1,0 +1,64 @@
+/* vCPU threads: one thread per vCPU, pinned, running KVM_RUN and
+ * dispatching port and MMIO exits to the buses.
+ *
+ * Threads: each vcpu struct is owned by its thread while it runs; the VM's
+ * thread only starts, kicks and joins it. A kick is a signal (VCPU_KICK_SIG)
+ * that is blocked outside KVM_RUN and unblocked inside it (via
+ * KVM_SET_SIGNAL_MASK), so a kick sent at any moment makes the thread see
+ * the stop flag before it enters the guest again. */
+#ifndef KVMRUN_VCPU_H
+#define KVMRUN_VCPU_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "vmm/log.h"
+
+struct kvm_run;
+struct kvm_cpuid2;
+
+/* What the vCPU threads share with the VM; owned by the VM. */
+struct vcpu_env {
+	const struct bus *pio, *mmio;
+	const struct logger *log;
+	atomic_bool stop;   /* set by the VM before kicking */
+	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
+	void (*guest_exit)(void *cookie, int code, const char *why);
+	void *cookie;
+};
+
+struct vcpu {
+	struct vcpu_env *env;
+	unsigned index;
+	uint32_t apic_id;
+	int host_cpu;        /* -1: not pinned */
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	uint64_t exits;      /* count of userspace exits, for status/debug */
+};
+
+/* The signal used to kick vCPU threads out of KVM_RUN. */
+int vcpu_kick_signal(void);
+
+/* Creates vCPU @index on @vm_fd with @cpuid, its local APIC set up. */
+__attribute__((warn_unused_result))
+int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
+		unsigned index, uint32_t apic_id, const struct kvm_cpuid2 *cpuid,
+		int host_cpu);
+
+/* Starts the thread; pinning happens in the thread before the first run. */
+__attribute__((warn_unused_result))
+int vcpu_start(struct vcpu *v);
+
+/* Makes a running thread leave KVM_RUN (set env->stop first). */
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+
+#endif

@@ -1,0 +1,51 @@
+/* Guest RAM: allocation, placement and release of host memory.
+ *
+ * RAM is one host mapping split into guest regions below and above the
+ * 32-bit MMIO hole (cpu/layout.h): [0, min(size, hole)) and, for the rest,
+ * [4 GiB, ...). Anonymous memory by default; hugepages come from a
+ * hugetlb memfd so that the balloon can punch holes in whole pages. */
+#ifndef KVMRUN_RAM_H
+#define KVMRUN_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mem/guest_mem.h"
+#include "vmm/config.h"
+#include "vmm/log.h"
+
+struct ram_opts {
+	uint64_t size;                /* bytes, multiple of the page size */
+	enum hugepages hugepages;
+	int numa_node;                /* -1: no binding */
+	bool prefault, thp, merge;
+	const char *name;             /* for the memfd name and messages */
+};
+
+struct ram {
+	struct guest_mem mem;
+	uint8_t *base;                /* the whole mapping */
+	uint64_t size;
+	int fd;                       /* hugetlb memfd, or -1 */
+	uint64_t page_size;
+	int numa_node;
+};
+
+/* Maps guest RAM per @o and fills r->mem. Errors name the key concerned
+ * (mem_hugepages, mem_numa_node, ...) and what to do about them; returns
+ * -errno and leaves nothing mapped. */
+__attribute__((warn_unused_result))
+int ram_create(struct ram *r, const struct ram_opts *o, const struct logger *lg);
+void ram_destroy(struct ram *r);
+
+/* Gives [gpa, gpa+len) back to the host (the balloon, free page reporting):
+ * MADV_DONTNEED for anonymous memory, a punched hole for memfd backing.
+ * The range must be RAM and aligned to the backing page size; -EINVAL
+ * otherwise. The guest reads zeroes there afterwards. */
+__attribute__((warn_unused_result))
+int ram_discard(struct ram *r, uint64_t gpa, uint64_t len);
+
+/* Guest-physical address of host byte offset @off in the mapping. */
+uint64_t ram_offset_to_gpa(const struct ram *r, uint64_t off);
+
+#endif

@@ -1,0 +1,360 @@
+/* VM lifecycle: create (KVM, RAM, devices, kernel, vCPUs), run, tear down. */
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "cpu/layout.h"
+#include "cpu/regs.h"
+#include "vmm/exitcode.h"
+#include "vmm/vm_priv.h"
+
+/* Just below the LAPIC/IOAPIC-free top of the hole, where QEMU puts them. */
+#define KVM_TSS_ADDR          0xfffbd000ul
+#define KVM_IDENTITY_MAP_ADDR 0xfffbc000ull
+
+void vm_request_exit(struct vm *vm, int code, const char *why)
+{
+	int expected = -1;
+	if (!atomic_compare_exchange_strong(&vm->exit_code, &expected, code))
+		return;
+	log_info(&vm->log, "vm", "ending: %s (exit code %d)", why,
+		 code == VM_RESTART ? -1 : code);
+	uint64_t one = 1;
+	ssize_t r = write(vm->exit_fd, &one, sizeof(one));
+	(void)r; /* an eventfd write of 1 cannot fail short of overflow */
+}
+
+static void vcpu_guest_exit(void *cookie, int code, const char *why)
+{
+	vm_request_exit(cookie, code, why);
+}
+
+void vm_set_irq(void *cookie, unsigned gsi, int level)
+{
+	struct vm *vm = cookie;
+	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+	if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn(&vm->log, "irq", "KVM_IRQ_LINE gsi %u level %d: %s", gsi, level,
+			 strerror(errno));
+}
+
+static int kvm_open(struct vm *vm)
+{
+	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (vm->kvm_fd < 0) {
+		int e = errno;
+		log_err(&vm->log, "kvm", "opening /dev/kvm: %s%s", strerror(e),
+			e == EACCES ? " (add yourself to the 'kvm' group)" :
+			e == ENOENT ? " (is the kvm module loaded? is virtualisation enabled?)" : "");
+		return -e;
+	}
+	int v = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+	if (v != KVM_API_VERSION) {
+		log_err(&vm->log, "kvm", "/dev/kvm: API version %d, kvmrun needs %d", v, KVM_API_VERSION);
+		return -ENOTSUP;
+	}
+	static const struct { int cap; const char *name; } needed[] = {
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD" },
+		{ KVM_CAP_IRQFD, "KVM_CAP_IRQFD" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+	};
+	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
+		if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, needed[i].cap) <= 0) {
+			log_err(&vm->log, "kvm", "/dev/kvm lacks %s", needed[i].name);
+			return -ENOTSUP;
+		}
+	}
+	return 0;
+}
+
+static int vm_ioctl(struct vm *vm, unsigned long req, void *arg, const char *what)
+{
+	if (ioctl(vm->vm_fd, req, arg) < 0) {
+		int e = errno;
+		log_err(&vm->log, "kvm", "%s: %s", what, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static int kvm_create_vm(struct vm *vm)
+{
+	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+	if (vm->vm_fd < 0) {
+		int e = errno;
+		log_err(&vm->log, "kvm", "KVM_CREATE_VM: %s", strerror(e));
+		return -e;
+	}
+	fcntl(vm->vm_fd, F_SETFD, FD_CLOEXEC);
+	int rc = vm_ioctl(vm, KVM_SET_TSS_ADDR, (void *)KVM_TSS_ADDR, "KVM_SET_TSS_ADDR");
+	uint64_t idmap = KVM_IDENTITY_MAP_ADDR;
+	if (rc == 0)
+		rc = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &idmap, "KVM_SET_IDENTITY_MAP_ADDR");
+	if (rc == 0)
+		rc = vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP");
+	struct kvm_pit_config pit = { .flags = 0 };
+	if (rc == 0)
+		rc = vm_ioctl(vm, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2");
+	return rc;
+}
+
+static int vm_map_ram(struct vm *vm)
+{
+	const struct vm_config *c = vm->cfg;
+	struct ram_opts o = {
+		.size = c->mem, .hugepages = c->mem_hugepages, .numa_node = c->mem_numa_node,
+		.prefault = c->mem_prefault, .thp = c->mem_thp, .merge = c->mem_merge,
+		.name = c->name,
+	};
+	int rc = ram_create(&vm->ram, &o, &vm->log);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < vm->ram.mem.nr_regions; i++) {
+		const struct gmem_region *r = &vm->ram.mem.regions[i];
+		struct kvm_userspace_memory_region slot = {
+			.slot = i, .guest_phys_addr = r->gpa, .memory_size = r->size,
+			.userspace_addr = (uintptr_t)r->host,
+		};
+		rc = vm_ioctl(vm, KVM_SET_USER_MEMORY_REGION, &slot, "KVM_SET_USER_MEMORY_REGION");
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int vm_create_vcpus(struct vm *vm)
+{
+	const struct vm_config *c = vm->cfg;
+	struct kvm_cpuid2 *base = NULL;
+	int rc = cpuid_supported(vm->kvm_fd, &base);
+	if (rc < 0) {
+		log_err(&vm->log, "kvm", "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
+		return rc;
+	}
+	vm->vcpus = calloc(c->cpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		free(base);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < c->cpus && rc == 0; i++) {
+		struct kvm_cpuid2 *cpuid = NULL;
+		rc = cpuid_for_vcpu(base, &vm->topo, i, &cpuid);
+		if (rc < 0)
+			break;
+		int host = i < c->nr_cpu_affinity ? (int)c->cpu_affinity[i] : -1;
+		rc = vcpu_create(&vm->vcpus[i], &vm->env, vm->kvm_fd, vm->vm_fd, i,
+				 cpuid_apic_id(&vm->topo, i), cpuid, host);
+		free(cpuid);
+		if (rc == 0)
+			vm->nr_vcpus++;
+	}
+	free(base);
+	return rc;
+}
+
+static void on_exit_fd(void *cookie, uint32_t events)
+{
+	struct vm *vm = cookie;
+	uint64_t n;
+	ssize_t r = read(vm->exit_fd, &n, sizeof(n));
+	(void)r;
+	vm->running = false;
+}
+
+static void on_timer(void *cookie, uint32_t events)
+{
+	struct vm *vm = cookie;
+	log_warn(&vm->log, "vm", "timeout=%u expired", vm->cfg->timeout);
+	vm_request_exit(vm, EXIT_TIMEOUT, "timeout");
+}
+
+static int vm_setup_loop(struct vm *vm)
+{
+	int rc = evloop_create(&vm->loop);
+	if (rc < 0)
+		return rc;
+	vm->exit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->exit_fd < 0)
+		return -errno;
+	rc = evloop_add(vm->loop, vm->exit_fd, EPOLLIN, on_exit_fd, vm);
+	if (rc < 0 || vm->cfg->timeout == 0)
+		return rc;
+	vm->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (vm->timer_fd < 0) {
+		rc = -errno;
+		log_err(&vm->log, "vm", "timeout: timerfd_create: %s", strerror(-rc));
+		return rc;
+	}
+	return evloop_add(vm->loop, vm->timer_fd, EPOLLIN, on_timer, vm);
+}
+
+static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
+{
+	vm->cfg = cfg;
+	log_init(&vm->log, cfg->log_level, cfg->name);
+	vm->kvm_fd = vm->vm_fd = vm->exit_fd = vm->timer_fd = vm->serial_out_fd = -1;
+	vm->ram.fd = -1;
+	atomic_init(&vm->exit_code, -1);
+	bus_init(&vm->pio, "pio");
+	bus_init(&vm->mmio, "mmio");
+	vm->topo = (struct cpu_topology){
+		.sockets = cfg->topology_set ? cfg->sockets : 1,
+		.cores = cfg->topology_set ? cfg->cores : cfg->cpus,
+		.threads = cfg->topology_set ? cfg->threads : 1,
+	};
+	vm->env.pio = &vm->pio;
+	vm->env.mmio = &vm->mmio;
+	vm->env.log = &vm->log;
+	vm->env.guest_exit = vcpu_guest_exit;
+	vm->env.cookie = vm;
+	atomic_init(&vm->env.stop, false);
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	struct vm *vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm_init_fields(vm, cfg);
+	int rc = kvm_open(vm);
+	if (rc == 0)
+		rc = kvm_create_vm(vm);
+	if (rc == 0)
+		rc = vm_map_ram(vm);
+	if (rc == 0)
+		rc = vm_setup_loop(vm);
+	if (rc == 0)
+		rc = vm_devices_create(vm);
+	if (rc == 0)
+		rc = vm_load_kernel(vm);
+	if (rc == 0)
+		rc = vm_create_vcpus(vm);
+	if (rc < 0) {
+		vm_destroy(vm);
+		return rc;
+	}
+	*out = vm;
+	return 0;
+}
+
+static int vm_start_vcpus(struct vm *vm)
+{
+	const char *what = NULL;
+	int rc = regs_setup_boot_cpu(vm->vcpus[0].fd, &vm->boot, &what);
+	if (rc < 0) {
+		log_err(&vm->log, "vcpu", "vcpu 0: %s: %s", what, strerror(-rc));
+		return rc;
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		rc = vcpu_start(&vm->vcpus[i]);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void vm_stop_vcpus(struct vm *vm)
+{
+	atomic_store(&vm->env.stop, true);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_join(&vm->vcpus[i]);
+}
+
+static int vm_arm_timer(struct vm *vm)
+{
+	if (vm->timer_fd < 0)
+		return 0;
+	struct itimerspec its = { .it_value = { .tv_sec = vm->cfg->timeout } };
+	if (timerfd_settime(vm->timer_fd, 0, &its, NULL) < 0) {
+		int e = errno;
+		log_err(&vm->log, "vm", "timeout: timerfd_settime: %s", strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+int vm_run(struct vm *vm)
+{
+	vm->running = true;
+	int rc = vm_arm_timer(vm);
+	if (rc == 0)
+		rc = vm_serial_start(vm);
+	if (rc == 0)
+		rc = vm_start_vcpus(vm);
+	if (rc < 0)
+		vm_request_exit(vm, EXIT_VMM_ERROR, "start-up failed");
+	while (vm->running) {
+		rc = evloop_run_once(vm->loop, 100);
+		if (rc < 0) {
+			log_err(&vm->log, "vm", "epoll_wait: %s", strerror(-rc));
+			vm_request_exit(vm, EXIT_VMM_ERROR, "event loop failed");
+			break;
+		}
+		vm_serial_poll(vm);
+	}
+	vm_stop_vcpus(vm);
+	vm_serial_stop(vm);
+	int code = atomic_load(&vm->exit_code);
+	if (code == VM_RESTART && vm->cfg->on_reboot == ON_REBOOT_EXIT)
+		code = EXIT_GUEST_POWEROFF;
+	return code;
+}
+
+static void on_watch(void *cookie, uint32_t events)
+{
+	struct vm_watch *w = cookie;
+	w->cb(w->vm, w->fd, w->cookie);
+}
+
+int vm_watch_fd(struct vm *vm, int fd, void (*cb)(struct vm *vm, int fd, void *cookie),
+		void *cookie)
+{
+	if (vm->nr_watches == VM_MAX_WATCHES)
+		return -ENOSPC;
+	struct vm_watch *w = &vm->watches[vm->nr_watches];
+	*w = (struct vm_watch){ .vm = vm, .fd = fd, .cb = cb, .cookie = cookie };
+	int rc = evloop_add(vm->loop, fd, EPOLLIN, on_watch, w);
+	if (rc == 0)
+		vm->nr_watches++;
+	return rc;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	vm_stop_vcpus(vm);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	free(vm->vcpus);
+	vm_devices_destroy(vm);
+	evloop_destroy(vm->loop);
+	close_fd(&vm->exit_fd);
+	close_fd(&vm->timer_fd);
+	close_fd(&vm->vm_fd);
+	close_fd(&vm->kvm_fd);
+	ram_destroy(&vm->ram);
+	free(vm);
+}

@@ -1,0 +1,43 @@
+/* The kvmrun library API: one struct vm owns everything of one VM, so a
+ * program (a CI farm's runner) can run many VMs in one process and tear
+ * each down with nothing leaked. kvmrun's own main.c is such a program.
+ *
+ *	struct vm *vm;
+ *	if (vm_create(&cfg, &vm) == 0) {
+ *		int code = vm_run(vm);   // returns an exit code (vmm/exitcode.h)
+ *		vm_destroy(vm);
+ *	}
+ *
+ * Threads: vm_create, vm_run and vm_destroy are called from one thread,
+ * which becomes the VM's event thread inside vm_run. vm_request_exit may
+ * be called from any thread, including signal-handling threads. */
+#ifndef KVMRUN_VM_H
+#define KVMRUN_VM_H
+
+#include "vmm/config.h"
+
+struct vm;
+
+/* Builds the VM from a validated config: KVM VM, RAM, devices, kernel,
+ * vCPUs (not yet running). @cfg is borrowed and must outlive the VM.
+ * Returns 0 or -errno; every failure has been logged with its cause. */
+__attribute__((warn_unused_result))
+int vm_create(const struct vm_config *cfg, struct vm **out);
+
+/* Runs the guest until it ends and returns the exit code (vmm/exitcode.h),
+ * or VM_RESTART when the guest rebooted under on_reboot=restart (destroy
+ * and create the VM again to honour it). The vCPU threads are joined
+ * before it returns. */
+int vm_run(struct vm *vm);
+
+/* Ends the VM with @code (the first request wins). Thread-safe. */
+void vm_request_exit(struct vm *vm, int code, const char *why);
+
+/* Watches @fd on the VM's event thread (e.g. a signalfd); @cb runs there. */
+__attribute__((warn_unused_result))
+int vm_watch_fd(struct vm *vm, int fd, void (*cb)(struct vm *vm, int fd, void *cookie),
+		void *cookie);
+
+void vm_destroy(struct vm *vm);
+
+#endif

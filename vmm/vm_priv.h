@@ -1,0 +1,101 @@
+/* The inside of struct vm, for vmm/ only. Devices never see it: they get
+ * what they need (buses, guest memory, the event loop, interrupt lines)
+ * through their create parameters.
+ *
+ * Ownership and threads: everything here is created and destroyed by the
+ * VM's thread. After vm_run starts the vCPUs, only the fields marked
+ * "shared" are touched by other threads; devices serialise their own state. */
+#ifndef KVMRUN_VM_PRIV_H
+#define KVMRUN_VM_PRIV_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <termios.h>
+
+#include "cpu/boot.h"
+#include "cpu/cpuid.h"
+#include "cpu/vcpu.h"
+#include "devices/bus.h"
+#include "mem/ram.h"
+#include "vmm/config.h"
+#include "vmm/evloop.h"
+#include "vmm/log.h"
+#include "vmm/vm.h"
+
+struct ns16550;
+struct i8042;
+struct debug_exit;
+struct mc146818;
+struct acpi_pm;
+
+#define VM_MAX_WATCHES 8
+
+struct vm_watch {
+	struct vm *vm;
+	int fd;
+	void (*cb)(struct vm *vm, int fd, void *cookie);
+	void *cookie;
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	struct logger log;
+
+	int kvm_fd, vm_fd;
+	struct ram ram;
+	struct bus pio, mmio;
+	struct evloop *loop;
+	struct cpu_topology topo;
+
+	struct vcpu_env env;          /* shared with vCPU threads */
+	struct vcpu *vcpus;
+	unsigned nr_vcpus;
+
+	struct boot_entry boot;
+	uint64_t rsdp_gpa;
+
+	/* devices (vmm/vm_devices.c keeps their ordered table) */
+	struct ns16550 *uart;
+	struct i8042 *i8042;
+	struct debug_exit *debug_exit;
+	struct mc146818 *rtc;
+	struct acpi_pm *acpi_pm;
+
+	/* serial backend */
+	int serial_out_fd;            /* owned when serial=file */
+	bool serial_stdin;            /* reading stdin for the UART */
+	bool term_raw;                /* stdin's termios changed */
+	struct termios term_saved;
+	bool escape_pending;          /* saw Ctrl-A on stdin */
+	uint8_t rx_pending[256];      /* input the UART had no room for */
+	size_t rx_pending_len;
+
+	int exit_fd;                  /* eventfd: an exit was requested */
+	int timer_fd;                 /* timeout=, or -1 */
+	atomic_int exit_code;         /* shared: -1 until the first request */
+	bool running;
+
+	struct vm_watch watches[VM_MAX_WATCHES];
+	unsigned nr_watches;
+};
+
+/* The platform devices, created in order and destroyed in reverse
+ * (vmm/vm_devices.c). */
+__attribute__((warn_unused_result))
+int vm_devices_create(struct vm *vm);
+void vm_devices_destroy(struct vm *vm);
+/* The serial console's input side on the event loop (vm_devices.c). */
+__attribute__((warn_unused_result))
+int vm_serial_start(struct vm *vm);
+void vm_serial_stop(struct vm *vm);
+/* Called on every event-loop round: retries input the UART had no room for. */
+void vm_serial_poll(struct vm *vm);
+
+/* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */
+__attribute__((warn_unused_result))
+int vm_load_kernel(struct vm *vm);
+
+/* KVM_IRQ_LINE, as an irq_line callback; cookie is the vm. */
+void vm_set_irq(void *cookie, unsigned gsi, int level);
+
+#endif
