@@ -1,0 +1,243 @@
+#include "block/engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static const char *engine_op_name(enum engine_op op)
+{
+	switch (op) {
+	case ENGINE_OP_READ: return "read";
+	case ENGINE_OP_WRITE: return "write";
+	case ENGINE_OP_FLUSH: return "flush";
+	case ENGINE_OP_DISCARD: return "discard";
+	case ENGINE_OP_WRITE_ZEROES: return "write-zeroes";
+	}
+	return "?";
+}
+
+int engine_create(struct image *img, const struct engine_params *p,
+		  struct engine **out)
+{
+	*out = NULL;
+	const char *why = "disk io=sync";
+	if (p->io == DISK_IO_URING) {
+		const char *fail = NULL;
+		int r = uring_create(img, p, out, &fail);
+		if (r == 0) {
+			log_info(img->lg, img->name, "%s: io engine io_uring", img->path);
+			return 0;
+		}
+		if (r == -ENOMEM && !fail)
+			return r;
+		log_warn(img->lg, img->name, "%s: io_uring unavailable (%s: %s); "
+			 "falling back to the sync io engine", img->path,
+			 fail ? fail : "setup", strerror(-r));
+		why = "io_uring unavailable";
+	}
+	int r = sync_create(img, out);
+	if (r < 0) {
+		log_err(img->lg, img->name, "%s: creating the sync io engine: %s",
+			img->path, strerror(-r));
+		return r;
+	}
+	log_info(img->lg, img->name, "%s: io engine sync (%s)", img->path, why);
+	return 0;
+}
+
+void engine_destroy(struct engine *e)
+{
+	if (e)
+		e->ops->destroy(e);
+}
+
+static bool engine_aligned(uint64_t v, unsigned align)
+{
+	return align <= 1 || v % align == 0;
+}
+
+static int engine_validate(const struct engine *e, const struct engine_req *req)
+{
+	const struct image *img = e->img;
+	switch (req->op) {
+	case ENGINE_OP_FLUSH:
+		return 0;
+	case ENGINE_OP_WRITE:
+	case ENGINE_OP_DISCARD:
+	case ENGINE_OP_WRITE_ZEROES:
+		if (img->readonly)
+			return -EROFS;
+		break;
+	case ENGINE_OP_READ:
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (image_check_range(img, req->offset, req->len))
+		return -EINVAL;
+
+	if (req->op == ENGINE_OP_DISCARD || req->op == ENGINE_OP_WRITE_ZEROES) {
+		unsigned a = img->dio_offset_align;
+		if (img->blockdev && img->logical_block_size > a)
+			a = img->logical_block_size;
+		if (req->len == 0 || !engine_aligned(req->offset, a) ||
+		    !engine_aligned(req->len, a))
+			return -EINVAL;
+		if (req->op == ENGINE_OP_DISCARD && !img->can_discard)
+			return -EOPNOTSUPP;
+		return 0;
+	}
+
+	if (!req->iov || req->iovcnt == 0 || req->iovcnt > ENGINE_MAX_IOV)
+		return -EINVAL;
+	if (!engine_aligned(req->offset, img->dio_offset_align))
+		return -EINVAL;
+	uint64_t sum = 0;
+	for (unsigned i = 0; i < req->iovcnt; i++) {
+		const struct iovec *v = &req->iov[i];
+		if (!engine_aligned((uintptr_t)v->iov_base, img->dio_mem_align) ||
+		    !engine_aligned(v->iov_len, img->dio_mem_align))
+			return -EINVAL;
+		if (v->iov_len > UINT64_MAX - sum)
+			return -EINVAL;
+		sum += v->iov_len;
+	}
+	if (sum != req->len || sum == 0)
+		return -EINVAL;
+	return 0;
+}
+
+int engine_queue(struct engine *e, struct engine_req *req)
+{
+	int r = engine_validate(e, req);
+	if (r < 0) {
+		e->stats.rejected++;
+		req->result = r;
+		return r;
+	}
+	memset(&req->priv, 0, sizeof(req->priv));
+	req->result = 0;
+	r = e->ops->queue(e, req);
+	if (r < 0) {
+		e->stats.rejected++;
+		req->result = r;
+		return r;
+	}
+	e->inflight++;
+	return 0;
+}
+
+int engine_submit(struct engine *e)
+{
+	return e->ops->submit(e);
+}
+
+int engine_reap(struct engine *e, engine_done_fn *cb, void *cookie)
+{
+	return e->ops->reap(e, cb, cookie);
+}
+
+int engine_event_fd(const struct engine *e)
+{
+	return e->event_fd;
+}
+
+const char *engine_name(const struct engine *e)
+{
+	return e->ops->name;
+}
+
+unsigned engine_inflight(const struct engine *e)
+{
+	return e->inflight;
+}
+
+void engine_get_stats(const struct engine *e, struct engine_stats *out)
+{
+	*out = e->stats;
+}
+
+static void engine_iov_restore(struct engine_req *req)
+{
+	if (req->priv.iov_modified) {
+		req->iov[req->priv.iov_idx] = req->priv.iov_saved;
+		req->priv.iov_modified = false;
+	}
+}
+
+unsigned engine_iov_remainder(struct engine_req *req, struct iovec **out)
+{
+	engine_iov_restore(req);
+	uint64_t skip = req->priv.done;
+	unsigned i = 0;
+	while (i < req->iovcnt && skip >= req->iov[i].iov_len) {
+		skip -= req->iov[i].iov_len;
+		i++;
+	}
+	if (i < req->iovcnt && skip) {
+		req->priv.iov_idx = i;
+		req->priv.iov_saved = req->iov[i];
+		req->priv.iov_modified = true;
+		req->iov[i].iov_base = (char *)req->iov[i].iov_base + skip;
+		req->iov[i].iov_len -= (size_t)skip;
+	}
+	*out = req->iov + i;
+	return req->iovcnt - i;
+}
+
+void engine_complete(struct engine *e, struct engine_req *req, int64_t result,
+		     engine_done_fn *cb, void *cookie)
+{
+	engine_iov_restore(req);
+	struct engine_stats *s = &e->stats;
+	s->requests++;
+	if (result == -EOPNOTSUPP) {
+		s->unsupported++;
+	} else if (result < 0) {
+		s->errors++;
+		log_ratelimited(e->img->lg, &e->rl, e->img->name,
+				"%s of %" PRIu64 " bytes at %" PRIu64 " on %s failed: %s",
+				engine_op_name(req->op), req->len, req->offset,
+				e->img->path, strerror((int)-result));
+	} else {
+		switch (req->op) {
+		case ENGINE_OP_READ:
+			s->reads++;
+			s->bytes_read += (uint64_t)result;
+			break;
+		case ENGINE_OP_WRITE:
+			s->writes++;
+			s->bytes_written += (uint64_t)result;
+			break;
+		case ENGINE_OP_FLUSH:
+			s->flushes++;
+			break;
+		case ENGINE_OP_DISCARD:
+			s->discards++;
+			break;
+		case ENGINE_OP_WRITE_ZEROES:
+			s->write_zeroes++;
+			break;
+		}
+	}
+	req->result = result;
+	e->inflight--;
+	cb(cookie, req);
+}
+
+void engine_kick(struct engine *e)
+{
+	uint64_t one = 1;
+	ssize_t n = write(e->event_fd, &one, sizeof(one));
+	(void)n; /* EAGAIN means the counter is saturated: already readable */
+}
+
+void engine_drain_event_fd(struct engine *e)
+{
+	uint64_t v;
+	ssize_t n = read(e->event_fd, &v, sizeof(v));
+	(void)n; /* EAGAIN: nothing pending */
+}

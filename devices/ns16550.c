@@ -1,0 +1,450 @@
+/* 16550A UART. Register layout and interrupt rules from the National
+ * Semiconductor PC16550D datasheet; see ns16550.h for what is modelled. */
+#include "devices/ns16550.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Register offsets (DLAB = LCR bit 7 switches 0/1 to the divisor latch) */
+#define REG_RBR_THR_DLL 0
+#define REG_IER_DLM     1
+#define REG_IIR_FCR     2
+#define REG_LCR         3
+#define REG_MCR         4
+#define REG_LSR         5
+#define REG_MSR         6
+#define REG_SCR         7
+
+#define IER_ERBFI 0x01 /* received data available */
+#define IER_ETBEI 0x02 /* THR empty */
+#define IER_ELSI  0x04 /* receiver line status */
+#define IER_EDSSI 0x08 /* modem status */
+#define IER_MASK  0x0f
+
+#define IIR_NONE   0x01
+#define IIR_MSR    0x00
+#define IIR_THRE   0x02
+#define IIR_RDA    0x04
+#define IIR_RLS    0x06
+#define IIR_FIFO   0xc0
+
+#define FCR_ENABLE   0x01
+#define FCR_CLEAR_RX 0x02
+#define FCR_CLEAR_TX 0x04
+
+#define LCR_DLAB 0x80
+
+#define MCR_DTR  0x01
+#define MCR_RTS  0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define MCR_MASK 0x1f
+
+#define LSR_DR   0x01
+#define LSR_OE   0x02
+#define LSR_THRE 0x20
+#define LSR_TEMT 0x40
+
+#define MSR_DCTS 0x01
+#define MSR_DDSR 0x02
+#define MSR_TERI 0x04
+#define MSR_DDCD 0x08
+#define MSR_CTS  0x10
+#define MSR_DSR  0x20
+#define MSR_RI   0x40
+#define MSR_DCD  0x80
+#define MSR_DELTAS 0x0f
+
+#define FIFO_SIZE 16
+
+struct ns16550 {
+	pthread_mutex_t lock; /* guards everything below */
+	struct irq_line irq;
+	int out_fd;
+	const struct logger *log;
+	char name[16];
+	void (*rx_ready)(void *cookie);
+	void *rx_cookie;
+
+	uint8_t ier, fcr, lcr, mcr, scr, dll, dlm;
+	uint8_t lsr_err;      /* sticky LSR error bits (OE), cleared by reading LSR */
+	uint8_t msr;          /* status bits 4-7 and delta bits 0-3 */
+	bool thre_pending;    /* THRE interrupt latched, see iir_id() */
+	bool irq_level;       /* last level handed to irq_line_set */
+	bool rx_refused;      /* ns16550_input turned bytes away: owe rx_ready */
+
+	uint8_t rx[NS16550_RX_BUF];
+	unsigned rx_head, rx_count;
+
+	uint64_t dropped;
+	struct log_ratelimit rl;
+};
+
+/* --- helpers, all with the lock held --- */
+
+static bool loopback(const struct ns16550 *u)
+{
+	return u->mcr & MCR_LOOP;
+}
+
+/* Modem status lines as the guest sees them: looped back from MCR in
+ * loopback mode, otherwise a permanently connected, ready peer. */
+static uint8_t msr_lines(const struct ns16550 *u)
+{
+	if (!loopback(u))
+		return MSR_DCD | MSR_DSR | MSR_CTS;
+	uint8_t v = 0;
+	if (u->mcr & MCR_RTS)
+		v |= MSR_CTS;
+	if (u->mcr & MCR_DTR)
+		v |= MSR_DSR;
+	if (u->mcr & MCR_OUT1)
+		v |= MSR_RI;
+	if (u->mcr & MCR_OUT2)
+		v |= MSR_DCD;
+	return v;
+}
+
+/* Recomputes the MSR line bits and latches the delta bits for changes. */
+static void msr_update(struct ns16550 *u)
+{
+	uint8_t old = u->msr & 0xf0, now = msr_lines(u), d = 0;
+	if ((old ^ now) & MSR_CTS)
+		d |= MSR_DCTS;
+	if ((old ^ now) & MSR_DSR)
+		d |= MSR_DDSR;
+	if ((old & MSR_RI) && !(now & MSR_RI))
+		d |= MSR_TERI;
+	if ((old ^ now) & MSR_DCD)
+		d |= MSR_DDCD;
+	u->msr = now | (u->msr & MSR_DELTAS) | d;
+}
+
+/* The highest-priority pending interrupt, as IIR bits 0-3. */
+static uint8_t iir_id(const struct ns16550 *u)
+{
+	if ((u->ier & IER_ELSI) && (u->lsr_err & LSR_OE))
+		return IIR_RLS;
+	if ((u->ier & IER_ERBFI) && u->rx_count)
+		return IIR_RDA;
+	if ((u->ier & IER_ETBEI) && u->thre_pending)
+		return IIR_THRE;
+	if ((u->ier & IER_EDSSI) && (u->msr & MSR_DELTAS))
+		return IIR_MSR;
+	return IIR_NONE;
+}
+
+static void irq_update(struct ns16550 *u)
+{
+	bool level = iir_id(u) != IIR_NONE;
+	if (level != u->irq_level) {
+		u->irq_level = level;
+		irq_line_set(&u->irq, level);
+	}
+}
+
+static size_t rx_free(const struct ns16550 *u)
+{
+	return NS16550_RX_BUF - u->rx_count;
+}
+
+static bool rx_push(struct ns16550 *u, uint8_t c)
+{
+	if (u->rx_count == NS16550_RX_BUF)
+		return false;
+	u->rx[(u->rx_head + u->rx_count) % NS16550_RX_BUF] = c;
+	u->rx_count++;
+	return true;
+}
+
+static uint8_t rx_pop(struct ns16550 *u)
+{
+	if (!u->rx_count)
+		return 0;
+	uint8_t c = u->rx[u->rx_head];
+	u->rx_head = (u->rx_head + 1) % NS16550_RX_BUF;
+	u->rx_count--;
+	return c;
+}
+
+/* Clearing the receive FIFO drops what the 16-byte FIFO holds; the rest of
+ * the buffer stands for bytes still on the wire and moves up behind it. */
+static void rx_clear_fifo(struct ns16550 *u)
+{
+	unsigned n = u->rx_count < FIFO_SIZE ? u->rx_count : FIFO_SIZE;
+	u->rx_head = (u->rx_head + n) % NS16550_RX_BUF;
+	u->rx_count -= n;
+}
+
+/* True if the event thread is owed an rx_ready call now. */
+static bool rx_ready_due(struct ns16550 *u)
+{
+	if (!u->rx_refused || loopback(u) || rx_free(u) < NS16550_RX_BUF / 2)
+		return false;
+	u->rx_refused = false;
+	return u->rx_ready != NULL;
+}
+
+static void tx_byte(struct ns16550 *u, uint8_t c)
+{
+	if (u->out_fd < 0)
+		return;
+	for (;;) {
+		ssize_t n = write(u->out_fd, &c, 1);
+		if (n == 1)
+			return;
+		if (n < 0 && errno == EINTR)
+			continue;
+		/* EAGAIN: the reader is not keeping up. Blocking here would
+		 * stall a vCPU thread (and with it the guest), so drop. */
+		int err = n < 0 ? errno : EIO;
+		u->dropped++;
+		if (err != EAGAIN && err != EWOULDBLOCK && u->log)
+			log_ratelimited(u->log, &u->rl, u->name,
+					"output write failed: %s (%llu bytes dropped)",
+					strerror(err), (unsigned long long)u->dropped);
+		return;
+	}
+}
+
+static void reset_locked(struct ns16550 *u)
+{
+	u->ier = 0;
+	u->fcr = 0;
+	u->lcr = 0;
+	u->mcr = 0;
+	u->scr = 0;
+	u->dll = 0x0c; /* 9600 baud, as firmware would leave it */
+	u->dlm = 0;
+	u->lsr_err = 0;
+	u->msr = msr_lines(u); /* no deltas at power-on */
+	u->thre_pending = false;
+	u->rx_head = 0;
+	u->rx_count = 0;
+	irq_update(u);
+}
+
+/* --- register access --- */
+
+static uint8_t reg_read(struct ns16550 *u, unsigned reg, bool *notify)
+{
+	uint8_t v = 0;
+	switch (reg) {
+	case REG_RBR_THR_DLL:
+		if (u->lcr & LCR_DLAB)
+			return u->dll;
+		v = rx_pop(u);
+		*notify |= rx_ready_due(u);
+		break;
+	case REG_IER_DLM:
+		return (u->lcr & LCR_DLAB) ? u->dlm : u->ier;
+	case REG_IIR_FCR:
+		v = iir_id(u);
+		/* Reading IIR acknowledges a THRE interrupt it reports. */
+		if (v == IIR_THRE)
+			u->thre_pending = false;
+		if (u->fcr & FCR_ENABLE)
+			v |= IIR_FIFO;
+		break;
+	case REG_LCR:
+		return u->lcr;
+	case REG_MCR:
+		return u->mcr;
+	case REG_LSR:
+		/* THR and transmitter are always empty: output is immediate. */
+		v = LSR_THRE | LSR_TEMT | u->lsr_err;
+		if (u->rx_count)
+			v |= LSR_DR;
+		u->lsr_err = 0;
+		break;
+	case REG_MSR:
+		v = u->msr;
+		u->msr &= (uint8_t)~MSR_DELTAS;
+		break;
+	case REG_SCR:
+		return u->scr;
+	}
+	irq_update(u);
+	return v;
+}
+
+static void reg_write(struct ns16550 *u, unsigned reg, uint8_t v, bool *notify)
+{
+	switch (reg) {
+	case REG_RBR_THR_DLL:
+		if (u->lcr & LCR_DLAB) {
+			u->dll = v;
+			return;
+		}
+		/* Writing THR clears a THRE interrupt; the byte leaves at once,
+		 * THR is empty again and the interrupt re-arms. */
+		u->thre_pending = false;
+		if (loopback(u)) {
+			if (!rx_push(u, v))
+				u->lsr_err |= LSR_OE;
+		} else {
+			tx_byte(u, v);
+		}
+		u->thre_pending = true;
+		break;
+	case REG_IER_DLM: {
+		if (u->lcr & LCR_DLAB) {
+			u->dlm = v;
+			return;
+		}
+		uint8_t old = u->ier;
+		u->ier = v & IER_MASK;
+		/* Enabling ETBEI with THR empty (always) raises THRE at once. */
+		if ((u->ier & IER_ETBEI) && !(old & IER_ETBEI))
+			u->thre_pending = true;
+		else if (!(u->ier & IER_ETBEI))
+			u->thre_pending = false;
+		break;
+	}
+	case REG_IIR_FCR: {
+		/* FCR is written regardless of DLAB. Toggling the enable bit
+		 * clears both FIFOs; the clear bits act only with it set. */
+		uint8_t old = u->fcr;
+		if ((old ^ v) & FCR_ENABLE)
+			rx_clear_fifo(u);
+		else if ((v & FCR_ENABLE) && (v & FCR_CLEAR_RX))
+			rx_clear_fifo(u);
+		u->fcr = v & (FCR_ENABLE | 0xc0); /* trigger level kept, unused */
+		*notify |= rx_ready_due(u);
+		break;
+	}
+	case REG_LCR:
+		u->lcr = v;
+		return;
+	case REG_MCR:
+		u->mcr = v & MCR_MASK;
+		msr_update(u);
+		*notify |= rx_ready_due(u);
+		break;
+	case REG_LSR: /* factory test register on some parts: ignored */
+	case REG_MSR:
+		return;
+	case REG_SCR:
+		u->scr = v;
+		return;
+	}
+	irq_update(u);
+}
+
+/* Wider accesses are split into byte accesses at successive offsets, as an
+ * ISA bus would. */
+static void uart_read(void *cookie, uint64_t offset, void *data, unsigned len)
+{
+	struct ns16550 *u = cookie;
+	uint8_t *d = data;
+	bool notify = false;
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < len; i++)
+		d[i] = reg_read(u, (unsigned)(offset + i) % NS16550_NR_PORTS, &notify);
+	pthread_mutex_unlock(&u->lock);
+	if (notify)
+		u->rx_ready(u->rx_cookie);
+}
+
+static void uart_write(void *cookie, uint64_t offset, const void *data, unsigned len)
+{
+	struct ns16550 *u = cookie;
+	const uint8_t *d = data;
+	bool notify = false;
+	pthread_mutex_lock(&u->lock);
+	for (unsigned i = 0; i < len; i++)
+		reg_write(u, (unsigned)(offset + i) % NS16550_NR_PORTS, d[i], &notify);
+	pthread_mutex_unlock(&u->lock);
+	if (notify)
+		u->rx_ready(u->rx_cookie);
+}
+
+static const struct bus_ops ns16550_ops = { .read = uart_read, .write = uart_write };
+
+/* --- public interface --- */
+
+int ns16550_create(struct bus *pio, uint16_t base,
+		   const struct ns16550_params *p, struct ns16550 **out)
+{
+	struct ns16550 *u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	int err = pthread_mutex_init(&u->lock, NULL);
+	if (err) {
+		free(u);
+		return -err;
+	}
+	u->irq = p->irq;
+	u->out_fd = p->out_fd;
+	u->log = p->log;
+	snprintf(u->name, sizeof(u->name), "%s", p->name ? p->name : "uart");
+	u->rx_ready = p->rx_ready;
+	u->rx_cookie = p->rx_cookie;
+	reset_locked(u);
+
+	err = bus_register(pio, base, NS16550_NR_PORTS, &ns16550_ops, u, u->name);
+	if (err) {
+		if (u->log)
+			log_err(u->log, u->name, "cannot map ports %#x-%#x: %s",
+				base, base + NS16550_NR_PORTS - 1, strerror(-err));
+		ns16550_destroy(u);
+		return err;
+	}
+	*out = u;
+	return 0;
+}
+
+void ns16550_reset(struct ns16550 *u)
+{
+	pthread_mutex_lock(&u->lock);
+	reset_locked(u);
+	bool notify = rx_ready_due(u);
+	pthread_mutex_unlock(&u->lock);
+	if (notify)
+		u->rx_ready(u->rx_cookie);
+}
+
+void ns16550_destroy(struct ns16550 *u)
+{
+	if (!u)
+		return;
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+size_t ns16550_input(struct ns16550 *u, const uint8_t *buf, size_t len)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&u->lock);
+	if (!loopback(u)) {
+		while (n < len && rx_push(u, buf[n]))
+			n++;
+	}
+	if (n < len)
+		u->rx_refused = true;
+	irq_update(u);
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+size_t ns16550_rx_space(struct ns16550 *u)
+{
+	pthread_mutex_lock(&u->lock);
+	size_t n = loopback(u) ? 0 : rx_free(u);
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+uint64_t ns16550_dropped(struct ns16550 *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uint64_t n = u->dropped;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}

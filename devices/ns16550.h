@@ -1,0 +1,78 @@
+/* A 16550A UART (the PC's COM ports), KVM-free: it sees the PIO bus, an
+ * irq_line and an output fd.
+ *
+ * Output is immediate: a byte written to THR goes straight to the output
+ * fd, so THR and the transmitter always read as empty. The fd should be
+ * non-blocking (pipes, ttys): a write that fails with EAGAIN drops the byte
+ * and counts it (ns16550_dropped) rather than stall the vCPU thread; other
+ * write errors drop and count too, logged rate-limited.
+ *
+ * Input arrives from the event thread through ns16550_input into a 4 KiB
+ * receive buffer whose head is the guest-visible 16-byte FIFO. The RX data
+ * interrupt is raised whenever data is buffered (no trigger levels or
+ * character timeout). Only overrun (in loopback mode) is reported as a line
+ * status error.
+ *
+ * The interrupt is level-triggered: irq_line_set() is called, under the
+ * device lock, each time the computed interrupt state changes.
+ *
+ * Threads: the bus handlers run on any vCPU thread, ns16550_input and
+ * ns16550_rx_space on the event thread; a mutex inside serialises them.
+ * Lock order: ns16550 lock, then whatever irq.set takes; rx_ready is called
+ * with no lock held. */
+#ifndef KVMRUN_NS16550_H
+#define KVMRUN_NS16550_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "devices/bus.h"
+#include "devices/irq.h"
+#include "vmm/log.h"
+
+#define NS16550_NR_PORTS 8
+#define NS16550_RX_BUF   4096 /* bytes ns16550_input can hold, FIFO included */
+
+struct ns16550;
+
+struct ns16550_params {
+	struct irq_line irq;        /* e.g. GSI_COM1 */
+	int out_fd;                 /* THR bytes go here; -1 discards them */
+	const struct logger *log;   /* may be NULL: silent */
+	const char *name;           /* "com1", for messages; copied */
+	/* Optional: called (from a vCPU thread, no lock held) once receive
+	 * space frees up after ns16550_input took fewer bytes than offered,
+	 * so the event thread can resume reading its input. */
+	void (*rx_ready)(void *cookie);
+	void *rx_cookie;
+};
+
+/* Allocates a UART in its reset state and maps [base, base+8) on @pio.
+ * Returns 0 and sets *out, -ENOMEM, or bus_register's error. Call before
+ * vCPUs run (the bus is not locked). */
+__attribute__((warn_unused_result))
+int ns16550_create(struct bus *pio, uint16_t base,
+		   const struct ns16550_params *p, struct ns16550 **out);
+
+/* Back to power-on state: registers cleared, receive buffer emptied,
+ * interrupt line lowered. Safe at any time. */
+void ns16550_reset(struct ns16550 *u);
+
+/* Frees the UART. The bus keeps no way to unmap it, so call this only once
+ * nothing dispatches on @pio any more (vCPUs and event thread stopped).
+ * Does not close out_fd. NULL is a no-op. */
+void ns16550_destroy(struct ns16550 *u);
+
+/* Event thread: queues up to @len received bytes and returns how many were
+ * taken. Fewer than @len means the buffer is full (or the UART is in
+ * loopback mode, where the receive line is disconnected): stop reading the
+ * input until rx_ready fires or ns16550_rx_space is non-zero. */
+size_t ns16550_input(struct ns16550 *u, const uint8_t *buf, size_t len);
+
+/* Bytes ns16550_input would take right now. */
+size_t ns16550_rx_space(struct ns16550 *u);
+
+/* Output bytes dropped so far (EAGAIN or write errors). */
+uint64_t ns16550_dropped(struct ns16550 *u);
+
+#endif

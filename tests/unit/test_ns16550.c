@@ -1,0 +1,434 @@
+/* The 16550A UART through the PIO bus: what Linux's 8250 driver probes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu/layout.h"
+#include "devices/bus.h"
+#include "devices/ns16550.h"
+#include "unit.h"
+
+#define RBR 0
+#define THR 0
+#define IER 1
+#define IIR 2
+#define FCR 2
+#define LCR 3
+#define MCR 4
+#define LSR 5
+#define MSR 6
+#define SCR 7
+
+struct irq_probe {
+	int level;
+	unsigned changes;
+	unsigned gsi;
+};
+
+static void irq_set(void *cookie, unsigned gsi, int level)
+{
+	struct irq_probe *p = cookie;
+	p->level = level;
+	p->changes++;
+	p->gsi = gsi;
+}
+
+struct rig {
+	struct bus pio;
+	struct irq_probe irq;
+	struct ns16550 *u;
+	int pipe[2];
+	unsigned ready_calls;
+};
+
+static void on_rx_ready(void *cookie)
+{
+	struct rig *r = cookie;
+	r->ready_calls++;
+}
+
+static void rig_init(struct rig *r, bool with_pipe)
+{
+	memset(r, 0, sizeof(*r));
+	bus_init(&r->pio, "pio");
+	r->pipe[0] = r->pipe[1] = -1;
+	if (with_pipe) {
+		CHECK_EQ(pipe2(r->pipe, O_NONBLOCK), 0);
+	}
+	struct ns16550_params p = {
+		.irq = { .set = irq_set, .cookie = &r->irq, .gsi = GSI_COM1 },
+		.out_fd = r->pipe[1], .log = NULL, .name = "com1",
+		.rx_ready = on_rx_ready, .rx_cookie = r,
+	};
+	CHECK_EQ(ns16550_create(&r->pio, PORT_COM1, &p, &r->u), 0);
+}
+
+static void rig_fini(struct rig *r)
+{
+	ns16550_destroy(r->u);
+	if (r->pipe[0] >= 0)
+		close(r->pipe[0]);
+	if (r->pipe[1] >= 0)
+		close(r->pipe[1]);
+}
+
+static uint8_t in(struct rig *r, unsigned reg)
+{
+	uint8_t v = 0;
+	CHECK(bus_read(&r->pio, PORT_COM1 + reg, &v, 1));
+	return v;
+}
+
+static void out(struct rig *r, unsigned reg, uint8_t v)
+{
+	CHECK(bus_write(&r->pio, PORT_COM1 + reg, &v, 1));
+}
+
+static void test_registration(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	const struct bus_range *br = bus_find(&r.pio, PORT_COM1, 1);
+	CHECK(br != NULL);
+	CHECK_EQ(br->base, PORT_COM1);
+	CHECK_EQ(br->len, 8);
+	/* a second UART on the same ports is refused */
+	struct ns16550 *u2 = NULL;
+	struct ns16550_params p = { .out_fd = -1 };
+	CHECK_EQ(ns16550_create(&r.pio, PORT_COM1 + 4, &p, &u2), -EEXIST);
+	CHECK(u2 == NULL);
+	rig_fini(&r);
+}
+
+static void test_output_reaches_pipe(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	const char *msg = "hello\n";
+	for (const char *c = msg; *c; c++)
+		out(&r, THR, (uint8_t)*c);
+	char buf[32] = {0};
+	CHECK_EQ(read(r.pipe[0], buf, sizeof(buf)), 6);
+	CHECK_STREQ(buf, msg);
+	CHECK_EQ(in(&r, LSR) & 0x60, 0x60); /* THRE and TEMT */
+	CHECK_EQ(ns16550_dropped(r.u), 0);
+	rig_fini(&r);
+}
+
+static void test_output_full_pipe_drops(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	int cap = fcntl(r.pipe[1], F_GETPIPE_SZ);
+	CHECK(cap > 0);
+	for (int i = 0; i < cap; i++)
+		out(&r, THR, 'x');
+	CHECK_EQ(ns16550_dropped(r.u), 0);
+	out(&r, THR, 'y'); /* pipe full: EAGAIN, dropped, no block */
+	out(&r, THR, 'z');
+	CHECK_EQ(ns16550_dropped(r.u), 2);
+	rig_fini(&r);
+}
+
+static void test_discard_output(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	out(&r, THR, 'a');
+	CHECK_EQ(ns16550_dropped(r.u), 0); /* -1 discards silently */
+	rig_fini(&r);
+}
+
+/* The sequence of Linux's autoconfig(): IER probe, loopback MSR check,
+ * FIFO detection, no EFR, no 64-byte FIFO, IER bits 4-7 not writable. */
+static void test_linux_autoconfig(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	out(&r, IER, 0);
+	CHECK_EQ(in(&r, IER) & 0x0f, 0);
+	out(&r, IER, 0x0f);
+	CHECK_EQ(in(&r, IER) & 0x0f, 0x0f);
+	out(&r, IER, 0);
+
+	out(&r, MCR, 0x10 | 0x0a); /* loop, OUT2, RTS */
+	CHECK_EQ(in(&r, MSR) & 0xf0, 0x90);
+	out(&r, MCR, 0);
+	CHECK_EQ(in(&r, MSR) & 0xf0, 0xb0); /* DCD DSR CTS outside loopback */
+
+	out(&r, LCR, 0xbf);
+	out(&r, FCR, 0); /* "EFR" write lands in FCR */
+	out(&r, LCR, 0);
+	out(&r, FCR, 0x01);
+	CHECK_EQ(in(&r, IIR) >> 6, 3); /* 16550A */
+	CHECK_EQ(in(&r, IIR), 0xc1);
+
+	out(&r, LCR, 0x80);
+	CHECK(in(&r, IIR) != 0); /* no EFR behind DLAB */
+	out(&r, LCR, 0);
+	out(&r, FCR, 0x21);
+	CHECK_EQ(in(&r, IIR) & 0x20, 0); /* not a 16750 */
+
+	out(&r, IER, 0x40);
+	CHECK_EQ(in(&r, IER) & 0x40, 0); /* not an XScale */
+	CHECK(in(&r, LSR) != 0xff);
+
+	out(&r, FCR, 0x00);
+	CHECK_EQ(in(&r, IIR), 0x01); /* FIFO bits go with the FIFO */
+	CHECK_EQ(r.irq.level, 0);
+	rig_fini(&r);
+}
+
+static void test_scratch_and_dlab(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	out(&r, SCR, 0xa5);
+	CHECK_EQ(in(&r, SCR), 0xa5);
+	out(&r, SCR, 0x5a);
+	CHECK_EQ(in(&r, SCR), 0x5a);
+
+	out(&r, IER, 0x05);
+	out(&r, LCR, 0x83); /* DLAB, 8N1 */
+	out(&r, 0, 0x01);   /* DLL: 115200 */
+	out(&r, 1, 0x00);   /* DLM */
+	CHECK_EQ(in(&r, 0), 0x01);
+	CHECK_EQ(in(&r, 1), 0x00);
+	CHECK_EQ(in(&r, LCR), 0x83);
+	out(&r, LCR, 0x03);
+	CHECK_EQ(in(&r, IER), 0x05); /* untouched by divisor writes */
+	char c;
+	CHECK_EQ(read(r.pipe[0], &c, 1), -1); /* DLL write was not output */
+	rig_fini(&r);
+}
+
+/* Linux's THRE test in serial8250_do_startup and the TX interrupt cycle. */
+static void test_thre_interrupt(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	out(&r, FCR, 0x07);
+	out(&r, IER, 0x02);
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(r.irq.gsi, GSI_COM1);
+	CHECK_EQ(in(&r, IIR), 0xc2);
+	CHECK_EQ(r.irq.level, 0); /* reading IIR acknowledged it */
+	CHECK_EQ(in(&r, IIR), 0xc1);
+	out(&r, IER, 0);
+	out(&r, IER, 0x02); /* re-enabling re-asserts: no UART_BUG_THRE */
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, IIR), 0xc2);
+	CHECK_EQ(r.irq.level, 0);
+
+	/* a THR write clears THRE; the byte leaves at once and THRE returns */
+	out(&r, THR, 'A');
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, IIR), 0xc2);
+	out(&r, IER, 0); /* stop_tx */
+	CHECK_EQ(r.irq.level, 0);
+	out(&r, THR, 'B');
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(in(&r, IIR), 0xc1);
+	rig_fini(&r);
+}
+
+static void test_loopback(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	out(&r, MCR, 0x10);
+	CHECK_EQ(ns16550_rx_space(r.u), 0); /* receive line disconnected */
+	uint8_t b = 'q';
+	CHECK_EQ(ns16550_input(r.u, &b, 1), 0);
+	out(&r, THR, 0x42);
+	CHECK_EQ(in(&r, LSR) & 0x01, 1);
+	CHECK_EQ(in(&r, RBR), 0x42);
+	CHECK_EQ(in(&r, LSR) & 0x01, 0);
+	char c;
+	CHECK_EQ(read(r.pipe[0], &c, 1), -1); /* nothing went out */
+
+	/* modem status deltas and their interrupt */
+	in(&r, MSR);
+	out(&r, IER, 0x08);
+	out(&r, MCR, 0x10 | 0x01); /* DTR -> DSR */
+	CHECK_EQ(in(&r, MSR), 0x20 | 0x02);
+	CHECK_EQ(r.irq.level, 0); /* reading MSR cleared the delta */
+	out(&r, MCR, 0x10 | 0x01 | 0x02);
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, IIR), 0x00);
+	CHECK_EQ(in(&r, MSR) & 0x0f, 0x01);
+	CHECK_EQ(r.irq.level, 0);
+
+	/* leaving loopback lets input in again and owes an rx_ready */
+	out(&r, IER, 0);
+	out(&r, MCR, 0);
+	CHECK_EQ(r.ready_calls, 1);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	rig_fini(&r);
+}
+
+static void test_loopback_overrun(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	out(&r, MCR, 0x10);
+	out(&r, IER, 0x04);
+	for (unsigned i = 0; i < NS16550_RX_BUF; i++)
+		out(&r, THR, (uint8_t)i);
+	CHECK_EQ(r.irq.level, 0);
+	out(&r, THR, 0xee);
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, IIR) & 0x0f, 0x06);
+	CHECK_EQ(in(&r, LSR) & 0x03, 0x03); /* OE, DR */
+	CHECK_EQ(in(&r, LSR) & 0x02, 0);    /* OE cleared by the read */
+	CHECK_EQ(r.irq.level, 0);
+	rig_fini(&r);
+}
+
+static void test_rx_interrupt(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	out(&r, FCR, 0x07);
+	const uint8_t msg[] = "ok";
+	CHECK_EQ(ns16550_input(r.u, msg, 2), 2);
+	CHECK_EQ(r.irq.level, 0); /* not enabled yet */
+	out(&r, IER, 0x01);
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, IIR), 0xc4);
+	CHECK_EQ(in(&r, LSR) & 0x01, 1);
+	CHECK_EQ(in(&r, RBR), 'o');
+	CHECK_EQ(r.irq.level, 1);
+	CHECK_EQ(in(&r, RBR), 'k');
+	CHECK_EQ(r.irq.level, 0);
+	CHECK_EQ(in(&r, IIR), 0xc1);
+	CHECK_EQ(in(&r, LSR) & 0x01, 0);
+
+	/* priority: RX data before THRE */
+	out(&r, IER, 0x03);
+	CHECK_EQ(ns16550_input(r.u, msg, 1), 1);
+	CHECK_EQ(in(&r, IIR), 0xc4);
+	CHECK_EQ(in(&r, IIR), 0xc4); /* THRE not acknowledged by that */
+	in(&r, RBR);
+	CHECK_EQ(in(&r, IIR), 0xc2);
+	CHECK_EQ(in(&r, IIR), 0xc1);
+	rig_fini(&r);
+}
+
+static void test_rx_flow_control(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	static uint8_t big[NS16550_RX_BUF + 100];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (uint8_t)i;
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	CHECK_EQ(ns16550_input(r.u, big, sizeof(big)), NS16550_RX_BUF);
+	CHECK_EQ(ns16550_rx_space(r.u), 0);
+	CHECK_EQ(ns16550_input(r.u, big, 1), 0);
+	/* order is kept, and rx_ready fires once half the buffer is free */
+	unsigned i;
+	for (i = 0; i < NS16550_RX_BUF / 2; i++) {
+		CHECK_EQ(in(&r, RBR), (uint8_t)i);
+		if (i + 1 < NS16550_RX_BUF / 2)
+			CHECK_EQ(r.ready_calls, 0);
+	}
+	CHECK_EQ(r.ready_calls, 1);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF / 2);
+
+	/* FCR clear drops the 16 bytes the FIFO holds, no more */
+	out(&r, FCR, 0x03);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF / 2 + 16);
+	CHECK_EQ(in(&r, RBR), (uint8_t)(i + 16));
+
+	ns16550_reset(r.u);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	CHECK_EQ(in(&r, LSR), 0x60);
+	rig_fini(&r);
+}
+
+static void test_wide_access(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	/* a 2-byte write at LCR/MCR is two byte writes */
+	uint16_t w = 0x0803;
+	CHECK(bus_write(&r.pio, PORT_COM1 + LCR, &w, 2));
+	CHECK_EQ(in(&r, LCR), 0x03);
+	CHECK_EQ(in(&r, MCR), 0x08);
+	rig_fini(&r);
+}
+
+#define STRESS_BYTES 2000
+
+static void *stress_tx(void *arg)
+{
+	/* raw bus calls: the harness's counters are not thread-safe */
+	struct rig *r = arg;
+	uint8_t c = 'x', v;
+	for (int i = 0; i < STRESS_BYTES; i++) {
+		bus_write(&r->pio, PORT_COM1 + THR, &c, 1);
+		bus_read(&r->pio, PORT_COM1 + IIR, &v, 1);
+		bus_read(&r->pio, PORT_COM1 + LSR, &v, 1);
+	}
+	return NULL;
+}
+
+static void *stress_rx(void *arg)
+{
+	struct rig *r = arg;
+	size_t got = 0;
+	while (got < STRESS_BYTES) {
+		uint8_t b = 'i';
+		if (ns16550_input(r->u, &b, 1) == 1)
+			got++;
+	}
+	return NULL;
+}
+
+/* vCPU threads and the event thread at once (run under TSan by hand). */
+static void test_threads(void)
+{
+	struct rig r;
+	rig_init(&r, true);
+	out(&r, IER, 0x03);
+	pthread_t t[3];
+	pthread_create(&t[0], NULL, stress_tx, &r);
+	pthread_create(&t[1], NULL, stress_tx, &r);
+	pthread_create(&t[2], NULL, stress_rx, &r);
+	unsigned read_back = 0;
+	while (read_back < STRESS_BYTES)
+		if (in(&r, LSR) & 0x01) {
+			in(&r, RBR);
+			read_back++;
+		}
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	char buf[4096];
+	ssize_t total = 0, n;
+	while ((n = read(r.pipe[0], buf, sizeof(buf))) > 0)
+		total += n;
+	CHECK_EQ(total, 2 * STRESS_BYTES);
+	CHECK_EQ(ns16550_dropped(r.u), 0);
+	rig_fini(&r);
+}
+
+int main(void)
+{
+	RUN(test_registration);
+	RUN(test_output_reaches_pipe);
+	RUN(test_output_full_pipe_drops);
+	RUN(test_discard_output);
+	RUN(test_linux_autoconfig);
+	RUN(test_scratch_and_dlab);
+	RUN(test_thre_interrupt);
+	RUN(test_loopback);
+	RUN(test_loopback_overrun);
+	RUN(test_rx_interrupt);
+	RUN(test_rx_flow_control);
+	RUN(test_wide_access);
+	RUN(test_threads);
+	return unit_done();
+}
