@@ -28,9 +28,13 @@ static uint64_t gdt_entry(uint16_t flags, uint32_t base, uint32_t limit)
 
 static struct kvm_segment segment_from(uint64_t desc, uint16_t sel)
 {
+	uint32_t limit = (uint32_t)((desc & 0xffff) | (((desc >> 48) & 0xf) << 16));
+	/* KVM wants the limit in bytes: expand page granularity */
+	if ((desc >> 55) & 1)
+		limit = (limit << 12) | 0xfff;
 	return (struct kvm_segment){
 		.base = ((desc >> 16) & 0xffffff) | (((desc >> 56) & 0xff) << 24),
-		.limit = (uint32_t)((desc & 0xffff) | (((desc >> 48) & 0xf) << 16)),
+		.limit = limit,
 		.selector = sel,
 		.type = (desc >> 40) & 0xf,
 		.present = (desc >> 47) & 1,

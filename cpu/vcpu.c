@@ -91,6 +91,20 @@ static void report_emulation_failure(struct vcpu *v)
 		v->index, r->internal.suberror, rip, bytes[0] ? ", instruction bytes" : "", bytes);
 }
 
+/* One line of the state a crash left, so a guest author can find it. */
+static void report_cpu_state(struct vcpu *v, const char *what)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+	if (ioctl(v->fd, KVM_GET_REGS, &r) < 0 || ioctl(v->fd, KVM_GET_SREGS, &s) < 0)
+		return;
+	log_warn(v->env->log, "vcpu", "vcpu %u: %s: rip=0x%llx rsp=0x%llx cs=0x%x cr0=0x%llx "
+		 "cr3=0x%llx cr4=0x%llx efer=0x%llx", v->index, what,
+		 (unsigned long long)r.rip, (unsigned long long)r.rsp, s.cs.selector,
+		 (unsigned long long)s.cr0, (unsigned long long)s.cr3,
+		 (unsigned long long)s.cr4, (unsigned long long)s.efer);
+}
+
 static void handle_io(struct vcpu *v)
 {
 	struct kvm_run *r = v->run;
@@ -144,7 +158,7 @@ static bool handle_exit(struct vcpu *v)
 	case KVM_EXIT_INTR:
 		return true;
 	case KVM_EXIT_SHUTDOWN:
-		log_warn(v->env->log, "vcpu", "vcpu %u: triple fault (shutdown exit)", v->index);
+		report_cpu_state(v, "triple fault (shutdown exit)");
 		v->env->guest_exit(v->env->cookie, EXIT_GUEST_CRASH, "triple fault");
 		return false;
 	case KVM_EXIT_SYSTEM_EVENT:

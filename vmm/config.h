@@ -5,7 +5,29 @@
  * "FILE:LINE: KEY: message" (the command line is "<command line>" with the
  * argument's position as LINE), and counted; the caller fails once at the
  * end if diag->errors is non-zero. Nothing here opens /dev/kvm or any file
- * other than the config file itself. */
+ * other than the config file itself (and /sys/devices/system/cpu/online).
+ *
+ * File syntax, one setting a line:
+ *   - blank lines are ignored; a line whose first non-blank character is '#'
+ *     is a comment. There are no trailing comments: "cmdline=a # b" sets
+ *     cmdline to "a # b" (values may contain '#').
+ *   - "key = value": whitespace around the key, the '=' and the value is
+ *     trimmed; CRLF line ends are accepted.
+ *   - a value starting with '"' is quoted: it runs to the closing '"' (only
+ *     blanks may follow), and inside it \\ \" \n \r \t and \xHH are
+ *     escapes. Unquoted values are taken literally (backslash included).
+ *   - an empty value resets a string key to unset (initrd=, net0.mac=, ...);
+ *     cpu_affinity= means not pinned; cpu_topology=auto (or empty) means
+ *     1:cpus:1; mem_numa_node=none (or empty) means no binding (-1).
+ *   - lines longer than CONFIG_MAX_LINE bytes, lines with NUL bytes and files
+ *     larger than CONFIG_MAX_FILE_SIZE are errors.
+ * A command-line argument uses the same "key=value" syntax (quotes included).
+ *
+ * Relative paths (kernel, initrd, control, diskN.path, serial=file:PATH) read
+ * from a config FILE are resolved against that file's directory and stored
+ * as absolute paths (the directory goes through realpath(3)), so printed
+ * configs load the same from anywhere. Paths given on the command line or
+ * through config_set() are stored as given (relative to the cwd). */
 #ifndef KVMRUN_CONFIG_H
 #define KVMRUN_CONFIG_H
 
@@ -18,6 +40,21 @@
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
 #define CONFIG_MAX_NETS 4
+
+#define CONFIG_MAX_LINE (64 * 1024)        /* bytes in one line */
+#define CONFIG_MAX_FILE_SIZE (1024 * 1024) /* bytes in one config file */
+#define CONFIG_CMDLINE_FILE "<command line>" /* FILE label of overrides */
+
+/* Where a key got its value, for messages of cross-key checks and for
+ * duplicate detection: the FILE label and LINE it was set at. file == NULL
+ * means the key still has its default. Maintained by config.c only. */
+struct config_origin {
+	char *file;
+	unsigned line;
+};
+
+#define CONFIG_VM_KEYS 32  /* room for the per-VM keys' origins */
+#define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum hugepages { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
@@ -35,6 +72,7 @@ struct disk_config {
 	enum disk_io io;       /* default io_uring */
 	unsigned queues;       /* 0 = one per vCPU */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
+	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 
 struct net_config {
@@ -45,6 +83,7 @@ struct net_config {
 	enum tristate vhost;   /* default auto */
 	unsigned queues;       /* queue pairs; default 1 */
 	unsigned mtu;          /* default 1500 */
+	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 
 struct vm_config {
@@ -82,7 +121,9 @@ struct vm_config {
 	bool debug_exit;                     /* default off */
 	enum log_level log_level;            /* default warn */
 	bool drop_caps;                      /* default on */
-	char *name;                          /* default "kvmrun" */
+	char *name;                          /* default "kvmrun" (never NULL) */
+
+	struct config_origin origin[CONFIG_VM_KEYS]; /* private to config.c */
 };
 
 /* Where errors go and how many there were. */
@@ -91,9 +132,11 @@ struct config_diag {
 	unsigned errors;
 };
 
-/* Fills in every default. Owns no memory until a string key is set. */
+/* Fills in every default. Owns no memory until a string key is set (the
+ * default name is a static string that config_free() knows not to free). */
 void config_init(struct vm_config *c);
-/* Frees every string; the struct may then be config_init()ed again. */
+/* Frees every string and origin record, then leaves the struct as
+ * config_init() does, so it may be reused or config_init()ed again. */
 void config_free(struct vm_config *c);
 
 /* Reads a config file. A missing or unreadable file is one error naming it.
@@ -103,32 +146,44 @@ int config_load_file(struct vm_config *c, const char *path, struct config_diag *
 
 /* Applies one "key=value" argument from the command line; @position is its
  * index among the arguments, used as the LINE in messages. Overrides the
- * file; the same key twice on the command line is an error. */
+ * file; the same key twice on the command line is an error, and so is an
+ * argument without '='. Relative paths are kept as given. */
 int config_apply_arg(struct vm_config *c, const char *arg, unsigned position,
 		     struct config_diag *d);
 
 /* Sets one key (the parser's core, exposed for tests and the library API).
- * @file/@line only label messages. */
+ * @file/@line label messages and the key's origin; setting a key a second
+ * time with the same @file label is a duplicate-key error (the first value
+ * stays). @value is taken literally (no quote handling, no path resolution);
+ * an empty @value unsets a string key. */
 int config_set(struct vm_config *c, const char *key, const char *value,
 	       const char *file, unsigned line, struct config_diag *d);
 
 /* Cross-key checks once everything is applied: kernel present, affinity list
  * long enough and naming online CPUs, topology product == cpus, disks have a
- * path, ... Returns 0 or -EINVAL. */
+ * path, ... Fills in the default topology (1:cpus:1) when cpu_topology was
+ * not set. Messages name the key and where it was set ("(default)" for a key
+ * never set). Returns 0 or -EINVAL. */
 int config_validate(struct vm_config *c, struct config_diag *d);
 
 /* Prints the effective configuration, one key=value a line, in a form
- * config_load_file() reads back to the same config. */
+ * config_load_file() reads back to the same config: every per-VM key
+ * (defaults included) in a fixed order, then the keys of each present disk
+ * and net device. Values that need it are quoted. */
 void config_print(const struct vm_config *c, FILE *out);
 
 /* Value parsers, shared with tests. Each returns 0 or -EINVAL/-ERANGE. */
-int config_parse_size(const char *s, uint64_t *out);        /* 512, 64K, 128M, 2G, 1T */
+int config_parse_size(const char *s, uint64_t *out);        /* 512, 64K, 128M, 2G, 1T; K/M/G/T
+							       * any case, binary, optional B/iB */
 int config_parse_bool(const char *s, bool *out);             /* on/off (also yes/no, true/false, 1/0) */
-int config_parse_uint(const char *s, uint64_t max, uint64_t *out);
-int config_parse_mac(const char *s, uint8_t mac[6]);
+int config_parse_uint(const char *s, uint64_t max, uint64_t *out); /* decimal; -ERANGE if > max */
+int config_parse_mac(const char *s, uint8_t mac[6]);        /* 52:54:00:12:34:56, syntax only */
 
 /* The valid key closest to @key by edit distance, for "did you mean";
- * NULL when nothing is close. Indexed keys are matched with their index. */
+ * NULL when nothing is close. Indexed keys are matched with their index
+ * (disk3.pth -> disk3.path). Close means an edit distance (with
+ * transpositions) of at most max(2, strlen(key) / 3), or one being a prefix
+ * of the other (memory -> mem). Writes the key into @buf and returns @buf. */
 const char *config_suggest_key(const char *key, char *buf, size_t buflen);
 
 #endif

@@ -232,10 +232,15 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	int rc = kvm_open(vm);
 	if (rc == 0)
 		rc = kvm_create_vm(vm);
-	if (rc == 0)
+	if (rc == 0) {
+		irq_routing_init(&vm->routing, vm->vm_fd, &vm->log);
+		vm->routing_ready = true;
 		rc = vm_map_ram(vm);
+	}
 	if (rc == 0)
 		rc = vm_setup_loop(vm);
+	if (rc == 0)
+		vm_virtio_platform_init(vm);
 	if (rc == 0)
 		rc = vm_devices_create(vm);
 	if (rc == 0)
@@ -355,6 +360,8 @@ void vm_destroy(struct vm *vm)
 	close_fd(&vm->timer_fd);
 	close_fd(&vm->vm_fd);
 	close_fd(&vm->kvm_fd);
+	if (vm->routing_ready)
+		irq_routing_destroy(&vm->routing);
 	ram_destroy(&vm->ram);
 	free(vm);
 }

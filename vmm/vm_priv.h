@@ -18,7 +18,9 @@
 #include "devices/bus.h"
 #include "mem/ram.h"
 #include "vmm/config.h"
+#include "virtio/device.h"
 #include "vmm/evloop.h"
+#include "vmm/irq_routing.h"
 #include "vmm/log.h"
 #include "vmm/vm.h"
 
@@ -50,6 +52,10 @@ struct vm {
 	struct vcpu_env env;          /* shared with vCPU threads */
 	struct vcpu *vcpus;
 	unsigned nr_vcpus;
+
+	struct irq_routing routing;
+	bool routing_ready;
+	struct virtio_platform vplat; /* hooks for every virtio device */
 
 	struct boot_entry boot;
 	uint64_t rsdp_gpa;
@@ -94,6 +100,9 @@ void vm_serial_poll(struct vm *vm);
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */
 __attribute__((warn_unused_result))
 int vm_load_kernel(struct vm *vm);
+
+/* Fills vm->vplat (vm_virtio.c); after the event loop exists. */
+void vm_virtio_platform_init(struct vm *vm);
 
 /* KVM_IRQ_LINE, as an irq_line callback; cookie is the vm. */
 void vm_set_irq(void *cookie, unsigned gsi, int level);

@@ -1,0 +1,249 @@
+#include "virtio/device.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "virtio/queue.h"
+
+#define CORE_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_EVENT_IDX) | \
+		       (1ull << VIRTIO_F_INDIRECT_DESC))
+
+static struct virtio_dev *dev_of_queue(struct virtio_queue *vq_state, unsigned *qi);
+
+/* Event thread: the guest wrote the queue's notify address. */
+static void on_kick(void *cookie, uint32_t events)
+{
+	unsigned q;
+	struct virtio_queue *qs = cookie;
+	struct virtio_dev *d = dev_of_queue(qs, &q);
+	uint64_t n;
+	if (read(qs->kick_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	pthread_mutex_lock(&d->lock);
+	qs->kicks++;
+	if (virtio_dev_live(d) && qs->vq)
+		d->ops->notify(d, q);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static struct virtio_dev *dev_of_queue(struct virtio_queue *qs, unsigned *qi)
+{
+	struct virtio_dev *d = qs->dev;
+	*qi = (unsigned)(qs - d->queues);
+	return d;
+}
+
+int virtio_dev_init(struct virtio_dev *d, const char *name, uint32_t device_id,
+		    const struct virtio_dev_ops *ops, void *priv,
+		    const struct virtio_platform *plat, unsigned nr_queues,
+		    uint16_t max_queue_size)
+{
+	if (nr_queues == 0 || nr_queues > VIRTIO_MAX_QUEUES)
+		return -EINVAL;
+	memset(d, 0, sizeof(*d));
+	d->name = name;
+	d->device_id = device_id;
+	d->ops = ops;
+	d->priv = priv;
+	d->plat = plat;
+	d->nr_queues = nr_queues;
+	d->host_features = ops->features | CORE_FEATURES;
+	d->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
+	pthread_mutex_init(&d->lock, NULL);
+	for (unsigned i = 0; i < nr_queues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+		q->dev = d;
+		q->max_size = q->size = max_queue_size;
+		q->msix_vector = VIRTIO_MSI_NO_VECTOR;
+		q->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->kick_fd < 0) {
+			int e = errno;
+			log_err(plat->log, name, "eventfd for queue %u: %s", i, strerror(e));
+			virtio_dev_uninit(d);
+			return -e;
+		}
+		if (plat->loop) {
+			int rc = evloop_add(plat->loop, q->kick_fd, EPOLLIN, on_kick, q);
+			if (rc < 0) {
+				log_err(plat->log, name, "watching queue %u kicks: %s", i, strerror(-rc));
+				close(q->kick_fd);
+				q->kick_fd = -1;
+				virtio_dev_uninit(d);
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+static void queues_stop(struct virtio_dev *d)
+{
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+		free(q->vq);
+		q->vq = NULL;
+		q->enabled = false;
+		q->size = q->max_size;
+		q->desc = q->driver = q->device = 0;
+		q->msix_vector = VIRTIO_MSI_NO_VECTOR;
+	}
+}
+
+void virtio_dev_uninit(struct virtio_dev *d)
+{
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+		if (q->kick_fd >= 0) {
+			if (d->plat->loop)
+				evloop_del(d->plat->loop, q->kick_fd);
+			close(q->kick_fd);
+		}
+		q->kick_fd = -1;
+	}
+	queues_stop(d);
+	pthread_mutex_destroy(&d->lock);
+}
+
+uint32_t virtio_dev_features_word(const struct virtio_dev *d, uint32_t sel)
+{
+	return sel < 2 ? (uint32_t)(d->host_features >> (32 * sel)) : 0;
+}
+
+void virtio_dev_set_driver_features(struct virtio_dev *d, uint32_t sel, uint32_t val)
+{
+	/* 3.1.1: features can only be written before FEATURES_OK */
+	if (sel >= 2 || (d->status & VIRTIO_STATUS_FEATURES_OK))
+		return;
+	uint64_t mask = 0xffffffffull << (32 * sel);
+	d->guest_features = (d->guest_features & ~mask) | ((uint64_t)val << (32 * sel));
+}
+
+bool virtio_dev_has_feature(const struct virtio_dev *d, unsigned bit)
+{
+	return (d->guest_features >> bit) & 1;
+}
+
+bool virtio_dev_live(const struct virtio_dev *d)
+{
+	return (d->status & VIRTIO_STATUS_DRIVER_OK) &&
+	       !(d->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+}
+
+static void dev_reset(struct virtio_dev *d)
+{
+	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+		d->ops->reset(d);
+	queues_stop(d);
+	d->status = 0;
+	d->isr = 0;
+	d->guest_features = 0;
+	d->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
+}
+
+bool virtio_dev_queue_enable(struct virtio_dev *d, unsigned qi)
+{
+	if (qi >= d->nr_queues)
+		return false;
+	struct virtio_queue *q = &d->queues[qi];
+	struct vq *vq = calloc(1, sizeof(*vq));
+	if (!vq)
+		return false;
+	unsigned feats = (virtio_dev_has_feature(d, VIRTIO_F_EVENT_IDX) ? VQ_F_EVENT_IDX : 0) |
+			 (virtio_dev_has_feature(d, VIRTIO_F_INDIRECT_DESC) ? VQ_F_INDIRECT : 0);
+	struct vq_layout l = {
+		.size = q->size, .desc_gpa = q->desc, .avail_gpa = q->driver, .used_gpa = q->device,
+	};
+	int rc = vq_setup(vq, d->plat->mem, q->max_size, &l, feats);
+	if (rc < 0) {
+		free(vq);
+		virtio_dev_needs_reset(d, "queue configured outside guest RAM or with a bad size");
+		return false;
+	}
+	free(q->vq);
+	q->vq = vq;
+	q->enabled = true;
+	return true;
+}
+
+static bool features_acceptable(struct virtio_dev *d)
+{
+	if (d->guest_features & ~d->host_features)
+		return false;
+	if (!virtio_dev_has_feature(d, VIRTIO_F_VERSION_1))
+		return false; /* no legacy interface */
+	return !d->ops->features_ok || d->ops->features_ok(d, d->guest_features);
+}
+
+void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
+{
+	if (status == 0) {
+		dev_reset(d);
+		return;
+	}
+	uint8_t added = status & ~d->status;
+	if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(d))
+		status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK; /* 3.1.1 step 6: driver re-reads */
+	if ((added & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_FEATURES_OK)) {
+		log_ratelimited(d->plat->log, &d->rl, d->name, "DRIVER_OK without FEATURES_OK");
+		status &= (uint8_t)~VIRTIO_STATUS_DRIVER_OK;
+	}
+	/* NEEDS_RESET is the device's to set, never the driver's to clear */
+	status = (uint8_t)((status & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) |
+			   (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+	d->status = status;
+	if ((added & VIRTIO_STATUS_DRIVER_OK) && (status & VIRTIO_STATUS_DRIVER_OK)) {
+		int rc = d->ops->activate ? d->ops->activate(d) : 0;
+		if (rc < 0)
+			virtio_dev_needs_reset(d, "device could not start");
+	}
+}
+
+void virtio_dev_config_read(struct virtio_dev *d, uint32_t off, void *data, unsigned len)
+{
+	if (off > d->ops->config_size || len > d->ops->config_size - off || !d->ops->config_read) {
+		memset(data, 0, len);
+		return;
+	}
+	d->ops->config_read(d, off, data, len);
+}
+
+void virtio_dev_config_write(struct virtio_dev *d, uint32_t off, const void *data, unsigned len)
+{
+	if (off > d->ops->config_size || len > d->ops->config_size - off || !d->ops->config_write)
+		return;
+	d->ops->config_write(d, off, data, len);
+}
+
+void virtio_dev_used(struct virtio_dev *d, unsigned q)
+{
+	if (q >= d->nr_queues || !d->queues[q].vq)
+		return;
+	if (!vq_should_notify(d->queues[q].vq))
+		return;
+	d->isr |= VIRTIO_ISR_QUEUE;
+	if (d->tops && d->tops->signal_queue)
+		d->tops->signal_queue(d, q);
+}
+
+void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
+{
+	if (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+		return;
+	log_ratelimited(d->plat->log, &d->rl, d->name,
+			"malformed input from the guest driver (%s): device needs reset", why);
+	d->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+	if (d->status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_dev_config_changed(d);
+}
+
+void virtio_dev_config_changed(struct virtio_dev *d)
+{
+	d->config_generation++;
+	d->isr |= VIRTIO_ISR_CONFIG;
+	if (d->tops && d->tops->signal_config)
+		d->tops->signal_config(d);
+}

@@ -1,0 +1,35 @@
+/* The VM's GSI routing table: the in-kernel PIC/IOAPIC pins plus one MSI
+ * route per MSI-X vector in use. KVM_SET_GSI_ROUTING replaces the whole
+ * table, so kvmrun keeps the table and re-sends it on each change.
+ * Thread-safe (MSI-X table writes arrive on vCPU threads). */
+#ifndef KVMRUN_IRQ_ROUTING_H
+#define KVMRUN_IRQ_ROUTING_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/log.h"
+
+#define IRQ_ROUTING_PINS 24      /* IOAPIC pins; GSIs above are MSI */
+#define IRQ_ROUTING_MAX_MSI 512
+
+struct irq_routing {
+	int vm_fd;
+	const struct logger *log;
+	pthread_mutex_t lock;
+	bool used[IRQ_ROUTING_MAX_MSI];
+	bool routed[IRQ_ROUTING_MAX_MSI];
+	uint64_t addr[IRQ_ROUTING_MAX_MSI];
+	uint32_t data[IRQ_ROUTING_MAX_MSI];
+};
+
+void irq_routing_init(struct irq_routing *r, int vm_fd, const struct logger *log);
+void irq_routing_destroy(struct irq_routing *r);
+/* A free GSI for an MSI route (not yet routed anywhere). */
+int irq_routing_alloc(struct irq_routing *r, unsigned *gsi);
+/* Points @gsi at MSI (@addr, @data) and pushes the table to KVM. */
+int irq_routing_set_msi(struct irq_routing *r, unsigned gsi, uint64_t addr, uint32_t data);
+void irq_routing_free(struct irq_routing *r, unsigned gsi);
+
+#endif
