@@ -1,0 +1,85 @@
+#!/bin/sh
+# Builds a tiny initramfs (gzip'd newc cpio) for booting stock Linux under
+# kvmrun: busybox-static plus an /init that reports on the console and then
+# does what the kernel command line asks:
+#
+#   kvmrun.test=poweroff   poweroff -f            (ACPI S5: kvmrun exits 0)
+#   kvmrun.test=reboot     reboot -f              (ACPI reset register)
+#   kvmrun.test=panic      echo c > /proc/sysrq-trigger
+#
+# Usage: make-initramfs.sh OUTPUT.cpio.gz
+# Needs: root (for the /dev nodes), Debian 12 with busybox-static and cpio
+#        (apt-get install busybox-static cpio).
+set -eu
+
+die() { echo "make-initramfs.sh: $*" >&2; exit 1; }
+
+[ $# -eq 1 ] || die "usage: $0 OUTPUT.cpio.gz"
+out=$1
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (it creates /dev/console and /dev/null nodes)"
+if [ -r /etc/debian_version ]; then
+	case $(cat /etc/debian_version) in
+	12*|bookworm*) ;;
+	*) echo "make-initramfs.sh: warning: written for Debian 12, this is Debian $(cat /etc/debian_version)" >&2 ;;
+	esac
+else
+	echo "make-initramfs.sh: warning: written for Debian 12; this is not Debian" >&2
+fi
+if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
+	die "busybox-static is not installed (apt-get install busybox-static)"
+fi
+bb=/bin/busybox
+[ -x "$bb" ] || die "$bb missing although busybox-static is installed"
+if ldd "$bb" >/dev/null 2>&1; then
+	die "$bb is dynamically linked; reinstall busybox-static"
+fi
+command -v cpio >/dev/null || die "cpio is not installed (apt-get install cpio)"
+command -v gzip >/dev/null || die "gzip is not installed"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+root=$work/root
+mkdir -p "$root/bin" "$root/sbin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+cp "$bb" "$root/bin/busybox"
+for applet in $("$bb" --list); do
+	[ "$applet" = busybox ] && continue
+	ln -s busybox "$root/bin/$applet"
+done
+mknod -m 600 "$root/dev/console" c 5 1
+mknod -m 666 "$root/dev/null" c 1 3
+
+cat > "$root/init" <<'INIT'
+#!/bin/busybox sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "kvmrun-init: start"
+echo "kvmrun-init: kernel $(uname -r)"
+echo "kvmrun-init: nproc $(nproc)"
+echo "kvmrun-init: $(grep MemTotal /proc/meminfo)"
+action=
+for arg in $(cat /proc/cmdline); do
+	case $arg in
+	kvmrun.test=*) action=${arg#kvmrun.test=} ;;
+	esac
+done
+echo "kvmrun-init: test=${action:-none}"
+case $action in
+poweroff) poweroff -f ;;
+reboot) reboot -f ;;
+panic) echo c > /proc/sysrq-trigger ;;
+*) echo "kvmrun-init: no kvmrun.test=poweroff|reboot|panic on the command line; powering off"
+   poweroff -f ;;
+esac
+# only reached if the request failed
+echo "kvmrun-init: $action did not happen"
+sleep 5
+poweroff -f
+INIT
+chmod 755 "$root/init"
+
+(cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9 > "$out.tmp"
+mv "$out.tmp" "$out"
+echo "make-initramfs.sh: wrote $out ($(wc -c < "$out") bytes)"
