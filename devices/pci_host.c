@@ -383,6 +383,17 @@ int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_par
 	return 0;
 }
 
+void pci_host_remove_function(struct pci_host *h, unsigned slot)
+{
+	if (slot == 0 || slot >= PCI_HOST_SLOTS)
+		return;
+	pthread_mutex_lock(&h->cfg_lock);
+	pthread_rwlock_wrlock(&h->map_lock);
+	memset(&h->fn[slot], 0, sizeof(h->fn[slot]));
+	pthread_rwlock_unlock(&h->map_lock);
+	pthread_mutex_unlock(&h->cfg_lock);
+}
+
 void pci_host_set_intx_status(struct pci_host *h, unsigned slot, bool pending)
 {
 	if (slot < PCI_HOST_SLOTS)

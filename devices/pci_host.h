@@ -116,7 +116,9 @@ struct pci_function_params {
 /* Allocates the host, registers PORT_PCI_CONFIG (8 ports) on @pio and the
  * whole PCI window (LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE) on @mmio, and
  * creates the host bridge at 00:00.0. Returns 0, -ENOMEM, -EINVAL or the
- * bus error (-EEXIST). Call before vCPUs start. */
+ * bus error (-EEXIST). Call before vCPUs start. Buses cannot unregister:
+ * after a failure the VM set-up is abandoned (the config ports may stay
+ * registered to freed memory), as for every device. */
 __attribute__((warn_unused_result))
 int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_params *p,
 		    struct pci_host **out);
@@ -129,6 +131,11 @@ int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_par
 __attribute__((warn_unused_result))
 int pci_host_add_function(struct pci_host *h, const struct pci_function_ops *ops, void *cookie,
 			  const struct pci_function_params *p, unsigned *slot);
+
+/* Takes the function at @slot off the bus (an error path of its creator,
+ * or its teardown; vCPUs not running). Calls no callback; its BARs' space
+ * is not reused. */
+void pci_host_remove_function(struct pci_host *h, unsigned slot);
 
 /* The GSI of INTA# of the function at @slot. */
 static inline unsigned pci_host_slot_gsi(unsigned slot)

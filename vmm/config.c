@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vmm/cpulist.h"
 
@@ -451,6 +452,19 @@ static void print_numa(const void *base, FILE *out)
 		fprintf(out, "%d", c->mem_numa_node);
 }
 
+/* Prints a path; a relative one (set on the command line, so relative to
+ * the cwd) is printed joined to the cwd, so the output loads the same from
+ * any directory. */
+static void print_path(FILE *out, const char *prefix, const char *v)
+{
+	char *cwd = v && *v && v[0] != '/' ? getcwd(NULL, 0) : NULL, *s;
+	if (asprintf(&s, "%s%s%s%s", prefix, cwd ? cwd : "", cwd ? "/" : "", v ? v : "") >= 0) {
+		print_str(out, *s ? s : NULL);
+		free(s);
+	}
+	free(cwd);
+}
+
 /* @v as stored: resolved against the config file's directory if relative. */
 static char *resolve_path(const char *v, const struct set_ctx *x)
 {
@@ -492,16 +506,10 @@ static int set_serial(void *base, const char *v, const struct set_ctx *x)
 static void print_serial(const void *base, FILE *out)
 {
 	const struct vm_config *c = base;
-	char *v;
-	if (c->serial == SERIAL_FILE) {
-		/* quoting applies to the whole value, "file:/a b" */
-		if (asprintf(&v, "file:%s", c->serial_path ? c->serial_path : "") >= 0) {
-			print_str(out, v);
-			free(v);
-		}
-	} else {
+	if (c->serial == SERIAL_FILE)
+		print_path(out, "file:", c->serial_path); /* quotes "file:/a b" whole */
+	else
 		fputs(c->serial == SERIAL_NONE ? "none" : "stdio", out);
-	}
 }
 
 static int set_mac(void *base, const char *v, const struct set_ctx *x)
@@ -813,7 +821,7 @@ const char *config_suggest_key(const char *key, char *buf, size_t buflen)
 			snprintf(cand, sizeof(cand), "%s%s.%s", groups[k->group].prefix, idx, k->name);
 		unsigned d = edit_distance(key, cand);
 		if (d > limit)
-			d = prefix_close(key, cand) ? limit + 1 : UINT_MAX;
+			d = prefix_close(key, cand) ? limit + d : UINT_MAX; /* after close ones */
 		if (d < best && d > 0 && strlen(cand) < buflen) {
 			best = d;
 			memcpy(buf, cand, strlen(cand) + 1);
@@ -1177,8 +1185,10 @@ static void print_value(const struct key_def *k, const void *base, FILE *out)
 
 	switch (k->type) {
 	case T_STR:
-	case T_PATH:
 		print_str(out, *(char *const *)field);
+		break;
+	case T_PATH:
+		print_path(out, "", *(char *const *)field);
 		break;
 	case T_BOOL:
 		fputs(*(const bool *)field ? "on" : "off", out);

@@ -244,6 +244,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (rc == 0)
 		rc = vm_devices_create(vm);
 	if (rc == 0)
+		rc = vm_virtio_create(vm);
+	if (rc == 0)
 		rc = vm_load_kernel(vm);
 	if (rc == 0)
 		rc = vm_create_vcpus(vm);
@@ -354,6 +356,7 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	vm_virtio_destroy(vm);
 	vm_devices_destroy(vm);
 	evloop_destroy(vm->loop);
 	close_fd(&vm->exit_fd);

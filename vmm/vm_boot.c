@@ -81,6 +81,11 @@ static int vm_build_acpi(struct vm *vm)
 	};
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
 		ids[i] = cpuid_apic_id(&vm->topo, i);
+	for (unsigned i = 0; i < vm->nr_mmio && i < ACPI_MAX_VIRTIO_MMIO; i++)
+		p.virtio_mmio[p.nr_virtio_mmio++] = (struct acpi_virtio_mmio){
+			.base = vm->mmio_base[i], .size = LAYOUT_VIRTIO_MMIO_SLOT,
+			.gsi = vm->mmio_gsi[i],
+		};
 	int rc = acpi_build(&p, &vm->ram.mem, LAYOUT_ACPI, LAYOUT_ACPI_MAX, &vm->rsdp_gpa);
 	free(ids);
 	if (rc < 0)
@@ -140,6 +145,8 @@ int vm_load_kernel(struct vm *vm)
 	} else {
 		rc = load_linux(vm, &kernel, &initrd, e820, nr_e820);
 	}
+	if (rc < 0 && kernel.data)
+		log_err(&vm->log, "boot", "kernel=%s: not loaded", c->kernel);
 	if (rc == 0) {
 		rc = regs_write_boot_tables(&vm->ram.mem, &vm->boot);
 		if (rc < 0)

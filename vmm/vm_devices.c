@@ -86,6 +86,8 @@ static int create_acpi_pm(struct vm *vm)
 		.log = &vm->log,
 		.sci = { .set = vm_set_irq, .cookie = vm, .gsi = GSI_ACPI_SCI },
 	};
+	/* with a PCI host bridge, 0xcf9 is inside its ports and forwarded */
+	p.reset_port_forwarded = vm->cfg->transport == TRANSPORT_PCI;
 	return acpi_pm_create(&vm->pio, &p, &vm->acpi_pm);
 }
 
@@ -119,6 +121,7 @@ static const struct {
 	{ "rtc (mc146818)", create_rtc, destroy_rtc },
 	{ "acpi-pm", create_acpi_pm, destroy_acpi_pm },
 	{ "debug-exit", create_debug_exit, destroy_debug_exit },
+	{ "pci host bridge", vm_pci_create, vm_pci_destroy },
 };
 #define NR_PLATFORM_DEVICES (sizeof(platform_devices) / sizeof(platform_devices[0]))
 

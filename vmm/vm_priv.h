@@ -29,6 +29,12 @@ struct i8042;
 struct debug_exit;
 struct mc146818;
 struct acpi_pm;
+struct pci_host;
+struct virtio_pci;
+struct virtio_mmio;
+struct virtio_blk;
+
+#define VM_MAX_VIRTIO 16  /* virtio devices of one VM, all kinds */
 
 #define VM_MAX_WATCHES 8
 
@@ -66,6 +72,16 @@ struct vm {
 	struct debug_exit *debug_exit;
 	struct mc146818 *rtc;
 	struct acpi_pm *acpi_pm;
+	struct pci_host *pci;
+
+	/* virtio devices and their transports (vm_virtio.c) */
+	struct virtio_blk *disks[CONFIG_MAX_DISKS];
+	struct virtio_mmio *mmio_devs[VM_MAX_VIRTIO];
+	uint64_t mmio_base[VM_MAX_VIRTIO];
+	unsigned mmio_gsi[VM_MAX_VIRTIO];
+	unsigned nr_mmio;
+	struct virtio_pci *pci_devs[VM_MAX_VIRTIO];
+	unsigned nr_pci;
 
 	/* serial backend */
 	int serial_out_fd;            /* owned when serial=file */
@@ -103,6 +119,18 @@ int vm_load_kernel(struct vm *vm);
 
 /* Fills vm->vplat (vm_virtio.c); after the event loop exists. */
 void vm_virtio_platform_init(struct vm *vm);
+/* Creates the configured virtio devices with their transports; before the
+ * kernel is loaded (the ACPI tables list the virtio-mmio slots). */
+__attribute__((warn_unused_result))
+int vm_virtio_create(struct vm *vm);
+void vm_virtio_destroy(struct vm *vm);
+/* The PCI side (vm_virtio_pci.c): host bridge, then functions. */
+__attribute__((warn_unused_result))
+int vm_pci_create(struct vm *vm);
+void vm_pci_destroy(struct vm *vm);
+__attribute__((warn_unused_result))
+int vm_virtio_attach_pci(struct vm *vm, struct virtio_dev *d);
+void vm_virtio_detach_pci(struct vm *vm);
 
 /* KVM_IRQ_LINE, as an irq_line callback; cookie is the vm. */
 void vm_set_irq(void *cookie, unsigned gsi, int level);

@@ -2,9 +2,13 @@
  * MSI routes) every virtio device of this VM uses. */
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "cpu/layout.h"
+#include "virtio/blk.h"
+#include "virtio/mmio.h"
 #include "vmm/vm_priv.h"
 
 static int hook_ioeventfd(void *cookie, int fd, uint64_t addr, unsigned len,
@@ -70,4 +74,82 @@ void vm_virtio_platform_init(struct vm *vm)
 		.msi_alloc = hook_msi_alloc, .msi_route = hook_msi_route,
 		.msi_free = hook_msi_free,
 	};
+}
+
+/* Gives @d a transport: a PCI function, or the next virtio-mmio slot. */
+static int attach_transport(struct vm *vm, struct virtio_dev *d)
+{
+	if (vm->cfg->transport == TRANSPORT_PCI)
+		return vm_virtio_attach_pci(vm, d);
+	if (vm->nr_mmio == VM_MAX_VIRTIO) {
+		log_err(&vm->log, d->name, "no virtio-mmio slot left");
+		return -ENOSPC;
+	}
+	unsigned slot = vm->nr_mmio;
+	uint64_t base = LAYOUT_VIRTIO_MMIO + slot * LAYOUT_VIRTIO_MMIO_SLOT;
+	unsigned gsi = GSI_VIRTIO_BASE + slot;
+	if (gsi >= IRQ_ROUTING_PINS) {
+		log_err(&vm->log, d->name, "no interrupt line left for virtio-mmio slot %u", slot);
+		return -ENOSPC;
+	}
+	int rc = virtio_mmio_create(&vm->mmio, base, gsi, d, &vm->mmio_devs[slot]);
+	if (rc < 0)
+		return rc;
+	vm->mmio_base[slot] = base;
+	vm->mmio_gsi[slot] = gsi;
+	vm->nr_mmio++;
+	return 0;
+}
+
+static void disk_serial(const struct vm *vm, unsigned i, char *buf, size_t len)
+{
+	if (vm->cfg->disks[i].serial)
+		snprintf(buf, len, "%s", vm->cfg->disks[i].serial);
+	else
+		snprintf(buf, len, "%.13s-disk%u", vm->cfg->name ? vm->cfg->name : "kvmrun", i);
+}
+
+static int create_disk(struct vm *vm, unsigned i)
+{
+	const struct disk_config *dc = &vm->cfg->disks[i];
+	char serial[21];
+	disk_serial(vm, i, serial, sizeof(serial));
+	struct virtio_blk_params p = {
+		.cfg = dc, .index = i,
+		.nr_queues = dc->queues ? dc->queues : vm->cfg->cpus,
+		.plat = &vm->vplat, .serial = serial,
+	};
+	int rc = virtio_blk_create(&p, &vm->disks[i]);
+	if (rc == 0)
+		rc = attach_transport(vm, virtio_blk_dev(vm->disks[i]));
+	return rc;
+}
+
+int vm_virtio_create(struct vm *vm)
+{
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
+		if (!vm->cfg->disks[i].present)
+			continue;
+		int rc = create_disk(vm, i);
+		if (rc < 0) {
+			log_err(&vm->log, "vm", "disk%u (%s): %s", i, vm->cfg->disks[i].path,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	return 0;
+}
+
+void vm_virtio_destroy(struct vm *vm)
+{
+	/* transports first: they stop kicks and interrupts into the devices */
+	for (unsigned i = 0; i < vm->nr_mmio; i++)
+		virtio_mmio_destroy(vm->mmio_devs[i]);
+	vm->nr_mmio = 0;
+	vm_virtio_detach_pci(vm);
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
+		if (vm->disks[i])
+			virtio_blk_destroy(vm->disks[i]);
+		vm->disks[i] = NULL;
+	}
 }

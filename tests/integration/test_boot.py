@@ -1,0 +1,165 @@
+"""kvmrun boots the test guests: serial output, exit codes, timeout,
+signals, serial backends, a clean terminal, bad kernels."""
+from __future__ import annotations
+
+import os
+import pty
+import signal
+import struct
+import sys
+import tempfile
+import termios
+import time
+
+import guestrun
+import kvmtest
+from kvmtest import Checker, run_kvmrun
+
+HELLO = guestrun.guest('hello')
+
+
+def elf_with_code(code: bytes) -> bytes:
+    """A minimal ELF64 with a PVH note whose entry (1 MiB) runs @code."""
+    load = 0x100000
+    note = struct.pack('<III', 4, 8, 18) + b'Xen\0' + struct.pack('<Q', load)
+    ehdr_size, phdr_size = 64, 56
+    text_off = 0x1000
+    note_off = ehdr_size + 2 * phdr_size
+    ehdr = (b'\x7fELF' + bytes([2, 1, 1]) + bytes(9) +
+            struct.pack('<HHIQQQIHHHHHH', 2, 62, 1, load, ehdr_size, 0, 0,
+                        ehdr_size, phdr_size, 2, 0, 0, 0))
+    ph_load = struct.pack('<IIQQQQQQ', 1, 5, text_off, load, load, len(code), len(code), 0x1000)
+    ph_note = struct.pack('<IIQQQQQQ', 4, 4, note_off, 0, 0, len(note), len(note), 4)
+    img = ehdr + ph_load + ph_note + note
+    return img + bytes(text_off - len(img)) + code
+
+
+def write_temp(data: bytes, suffix: str) -> str:
+    fd, path = tempfile.mkstemp(suffix=suffix)
+    os.write(fd, data)
+    os.close(fd)
+    return path
+
+
+def test_hello(c: Checker) -> None:
+    r = run_kvmrun([f'kernel={HELLO}', 'cmdline=kvmrun-test greeting=1', 'timeout=60'])
+    c.check('hello greeting', r.has_line('Hello from the kvmrun test guest'),
+            'the guest greets on the serial console', r)
+    c.check('hello cmdline', r.has_line('cmdline: kvmrun-test greeting=1'),
+            'the cmdline reaches the guest through PVH start_info', r)
+    c.check('hello poweroff', r.rc == 0, f'ACPI poweroff ends kvmrun with 0 (got {r.rc})', r)
+
+
+def test_debug_exit(c: Checker) -> None:
+    # mov dx, 0x501; mov al, 42; out dx, al; hlt
+    path = write_temp(elf_with_code(b'\x66\xba\x01\x05\xb0\x2a\xee\xf4'), '.elf')
+    try:
+        r = run_kvmrun([f'kernel={path}', 'debug_exit=on', 'timeout=30'])
+        c.check('debug-exit passthrough', r.rc == 42 * 2 + 1,
+                f'debug_exit(42) gives 85, as QEMU isa-debug-exit does (got {r.rc})', r)
+        r = run_kvmrun([f'kernel={path}', 'timeout=2'])
+        c.check('debug-exit off', r.rc == 124,
+                f'without debug_exit=on the port is not there (timeout, got {r.rc})', r)
+    finally:
+        os.unlink(path)
+
+
+def test_crash(c: Checker) -> None:
+    path = write_temp(elf_with_code(b'\x0f\x0b'), '.elf')  # ud2 with no IDT
+    try:
+        r = run_kvmrun([f'kernel={path}', 'timeout=30'])
+        c.check('triple fault', r.rc == 3, f'a guest that triple-faults gives 3 (got {r.rc})', r)
+        c.check('triple fault message', 'triple fault' in r.err, 'stderr says triple fault', r)
+    finally:
+        os.unlink(path)
+
+
+def test_bad_kernels(c: Checker) -> None:
+    good = open(HELLO, 'rb').read()
+    cases = {
+        'truncated ELF': good[:200],
+        'not a kernel': b'hello world\n' * 100,
+        'empty': b'',
+    }
+    for name, data in cases.items():
+        path = write_temp(data, '.bin')
+        try:
+            r = run_kvmrun([f'kernel={path}', 'timeout=10'])
+            c.check(f'bad kernel: {name}', r.rc == 1 and 'kernel' in r.err and path in r.err,
+                    f'exit 1 with an error naming the kernel file (got {r.rc})', r)
+        finally:
+            os.unlink(path)
+    r = run_kvmrun(['kernel=/nonexistent/kernel.elf'])
+    c.check('missing kernel', r.rc == 1 and 'No such file' in r.err,
+            f'exit 1 naming the file and strerror (got {r.rc})', r)
+
+
+def test_timeout(c: Checker) -> None:
+    r = run_kvmrun([f'kernel={guestrun.guest("memtest")}', 'mem=2G', 'timeout=1'], timeout=60)
+    c.check('timeout', r.rc == 124, f'timeout=1 ends a long guest with 124 (got {r.rc})', r)
+    c.check('timeout fast', r.wall < 10, f'and promptly ({r.wall:.1f}s)', r)
+
+
+def test_signals(c: Checker) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        bg = kvmtest.Background([f'kernel={guestrun.guest("memtest")}', 'mem=2G',
+                                 'timeout=120'], tag=f'sig{sig}')
+        try:
+            started = bg.wait_for_line(r'memtest: ram=', 60)
+            if started is None:
+                c.check(f'signal {sig.name}', False, 'guest did not start: ' + bg.errors())
+                continue
+            os.kill(bg.pid, sig)
+            rc = bg.wait(20)
+            c.check(f'signal {sig.name}', rc == 128 + sig,
+                    f'exit code 128+{int(sig)} after a clean teardown (got {rc})')
+        finally:
+            bg.stop()
+
+
+def test_serial_backends(c: Checker) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        log = os.path.join(d, 'console.log')
+        r = run_kvmrun([f'kernel={HELLO}', f'serial=file:{log}', 'timeout=60'])
+        text = open(log).read() if os.path.exists(log) else ''
+        c.check('serial=file', r.rc == 0 and 'Hello from the kvmrun test guest' in text
+                and 'Hello' not in r.out, 'the console goes to the file, not stdout', r)
+    r = run_kvmrun([f'kernel={HELLO}', 'serial=none', 'timeout=60'])
+    c.check('serial=none', r.rc == 0 and r.out == '', 'no console output at all', r)
+
+
+def test_terminal_restored(c: Checker) -> None:
+    """With a terminal on stdin, kvmrun makes it raw and restores it."""
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    for args, what in (([f'kernel={HELLO}'], 'after a guest power-off'),
+                       ([f'kernel={guestrun.guest("memtest")}', 'mem=2G', 'timeout=1'],
+                        'after a timeout')):
+        proc = __import__('subprocess').Popen([kvmtest.kvmrun_binary()] + args, stdin=slave,
+                                              stdout=__import__('subprocess').DEVNULL,
+                                              stderr=__import__('subprocess').DEVNULL)
+        saw_raw = False
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if not (termios.tcgetattr(slave)[3] & termios.ICANON):
+                saw_raw = True
+            time.sleep(0.005)
+        proc.wait(30)
+        after = termios.tcgetattr(slave)
+        c.check(f'terminal restored {what}', after == before,
+                f'termios identical afterwards (raw mode seen: {saw_raw})')
+    os.close(master)
+    os.close(slave)
+
+
+def main() -> int:
+    kvmtest.require_kvm()
+    c = Checker()
+    for t in (test_hello, test_debug_exit, test_crash, test_bad_kernels, test_timeout,
+              test_signals, test_serial_backends, test_terminal_restored):
+        t(c)
+    return c.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
