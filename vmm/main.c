@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/config.h"
@@ -114,6 +115,9 @@ static int run(const struct vm_config *cfg)
 		fprintf(stderr, "kvmrun: signalfd: %s\n", strerror(errno));
 		return EXIT_VMM_ERROR;
 	}
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
 	int code;
 	do {
 		struct vm *vm = NULL;
@@ -121,6 +125,7 @@ static int run(const struct vm_config *cfg)
 			code = EXIT_VMM_ERROR;
 			break;
 		}
+		vm_set_timeout_start(vm, start_ns);
 		if (vm_watch_fd(vm, sfd, on_signal, NULL) < 0)
 			vm_request_exit(vm, EXIT_VMM_ERROR, "cannot watch signals");
 		code = vm_run(vm);

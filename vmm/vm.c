@@ -282,12 +282,24 @@ static void vm_stop_vcpus(struct vm *vm)
 		vcpu_join(&vm->vcpus[i]);
 }
 
+void vm_set_timeout_start(struct vm *vm, uint64_t start_ns)
+{
+	vm->timeout_start_ns = start_ns;
+}
+
 static int vm_arm_timer(struct vm *vm)
 {
 	if (vm->timer_fd < 0)
 		return 0;
 	struct itimerspec its = { .it_value = { .tv_sec = vm->cfg->timeout } };
-	if (timerfd_settime(vm->timer_fd, 0, &its, NULL) < 0) {
+	int flags = 0;
+	if (vm->timeout_start_ns) {
+		uint64_t end = vm->timeout_start_ns + (uint64_t)vm->cfg->timeout * 1000000000ull;
+		its.it_value.tv_sec = (time_t)(end / 1000000000ull);
+		its.it_value.tv_nsec = (long)(end % 1000000000ull);
+		flags = TFD_TIMER_ABSTIME;
+	}
+	if (timerfd_settime(vm->timer_fd, flags, &its, NULL) < 0) {
 		int e = errno;
 		log_err(&vm->log, "vm", "timeout: timerfd_settime: %s", strerror(e));
 		return -e;

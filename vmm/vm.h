@@ -30,6 +30,10 @@ int vm_create(const struct vm_config *cfg, struct vm **out);
  * before it returns. */
 int vm_run(struct vm *vm);
 
+/* Makes timeout= count from @start_ns (CLOCK_MONOTONIC) instead of from
+ * vm_run(): a caller that restarts the VM on reboot keeps one deadline. */
+void vm_set_timeout_start(struct vm *vm, uint64_t start_ns);
+
 /* Ends the VM with @code (the first request wins). Thread-safe. */
 void vm_request_exit(struct vm *vm, int code, const char *why);
 

@@ -94,6 +94,7 @@ struct vm {
 
 	int exit_fd;                  /* eventfd: an exit was requested */
 	int timer_fd;                 /* timeout=, or -1 */
+	uint64_t timeout_start_ns;    /* 0: timeout counts from vm_run */
 	atomic_int exit_code;         /* shared: -1 until the first request */
 	bool running;
 

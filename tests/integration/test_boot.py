@@ -94,6 +94,24 @@ def test_bad_kernels(c: Checker) -> None:
             f'exit 1 naming the file and strerror (got {r.rc})', r)
 
 
+def test_reboot(c: Checker) -> None:
+    # mov al, 0xfe; out 0x64, al (i8042 pulse reset); hlt
+    path = write_temp(elf_with_code(b'\xb0\xfe\xe6\x64\xf4'), '.elf')
+    try:
+        r = run_kvmrun([f'kernel={path}', 'timeout=30'])
+        c.check('reboot on_reboot=exit', r.rc == 0,
+                f'a guest reset request ends kvmrun with 0 (got {r.rc})', r)
+        r = run_kvmrun([f'kernel={path}', 'on_reboot=restart', 'timeout=3', 'log_level=info'],
+                       timeout=60)
+        boots = r.err.count('guest requested a reset')
+        c.check('reboot on_reboot=restart', boots >= 2,
+                f'the guest is booted again after each reset ({boots} resets before the timeout)', r)
+        c.check('restart keeps the deadline', r.rc == 124 and r.wall < 20,
+                f'timeout= covers all the restarts (exit {r.rc} after {r.wall:.1f}s)', r)
+    finally:
+        os.unlink(path)
+
+
 def test_timeout(c: Checker) -> None:
     r = run_kvmrun([f'kernel={guestrun.guest("memtest")}', 'mem=2G', 'timeout=1'], timeout=60)
     c.check('timeout', r.rc == 124, f'timeout=1 ends a long guest with 124 (got {r.rc})', r)
@@ -155,7 +173,7 @@ def test_terminal_restored(c: Checker) -> None:
 def main() -> int:
     kvmtest.require_kvm()
     c = Checker()
-    for t in (test_hello, test_debug_exit, test_crash, test_bad_kernels, test_timeout,
+    for t in (test_hello, test_debug_exit, test_crash, test_bad_kernels, test_reboot, test_timeout,
               test_signals, test_serial_backends, test_terminal_restored):
         t(c)
     return c.done()
