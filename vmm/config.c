@@ -870,7 +870,8 @@ static int set_number(const struct key_def *k, void *field, const char *v, const
 	if (r == 0 && n < k->min)
 		r = -ERANGE;
 	if (r == -ERANGE)
-		set_error(x, "%s is out of range %" PRIu64 "..%" PRIu64, shown(v, vb, sizeof(vb)), k->min, k->max);
+		set_error(x, "%s is out of range %" PRIu64 "..%" PRIu64, shown(v, vb, sizeof(vb)),
+			  k->min, k->max);
 	else if (r)
 		set_error(x, "'%s' is not a number", shown(v, vb, sizeof(vb)));
 	else

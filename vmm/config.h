@@ -27,7 +27,8 @@
  * from a config FILE are resolved against that file's directory and stored
  * as absolute paths (the directory goes through realpath(3)), so printed
  * configs load the same from anywhere. Paths given on the command line or
- * through config_set() are stored as given (relative to the cwd). */
+ * through config_set() are stored as given (relative to the cwd);
+ * config_print() shows those joined to the cwd, the path in effect. */
 #ifndef KVMRUN_CONFIG_H
 #define KVMRUN_CONFIG_H
 
@@ -169,7 +170,8 @@ int config_validate(struct vm_config *c, struct config_diag *d);
 /* Prints the effective configuration, one key=value a line, in a form
  * config_load_file() reads back to the same config: every per-VM key
  * (defaults included) in a fixed order, then the keys of each present disk
- * and net device. Values that need it are quoted. */
+ * and net device. Values that need it are quoted; relative paths are
+ * printed joined to the cwd. */
 void config_print(const struct vm_config *c, FILE *out);
 
 /* Value parsers, shared with tests. Each returns 0 or -EINVAL/-ERANGE. */
