@@ -13,6 +13,7 @@ import argparse
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 
@@ -20,24 +21,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
-def measure(cmd: list[str]) -> tuple[float, float, float, int]:
-    """Runs @cmd once: (wall s, cpu s, peak RSS MiB, exit status)."""
-    # posix_spawn (vfork-like) rather than fork: a forked Python child's
-    # pages would count in the VMM's peak RSS.
-    null = os.open(os.devnull, os.O_RDWR)
-    actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-               (os.POSIX_SPAWN_DUP2, null, 2)]
-    start = time.perf_counter()
-    pid = os.posix_spawn(cmd[0], cmd, os.environ, file_actions=actions)
-    _, status, ru = os.wait4(pid, 0)
-    os.close(null)
-    wall = time.perf_counter() - start
-    return wall, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status)
+def measure(runstat: str, cmd: list[str]) -> tuple[float, float, float, int]:
+    """Runs @cmd once through runstat: (wall s, cpu s, peak RSS MiB, exit status)."""
+    out = subprocess.run([runstat] + cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, check=True, text=True).stdout.split('\n')[-2]
+    wall, cpu, rss, code = (int(x) for x in out.split())
+    return wall / 1e6, cpu / 1e6, rss / 1024.0, code
 
 
-def series(name: str, cmd: list[str], runs: int) -> dict:
-    measure(cmd)  # warm the page cache
-    samples = [measure(cmd) for _ in range(runs)]
+def series(runstat: str, name: str, cmd: list[str], runs: int) -> dict:
+    measure(runstat, cmd)  # warm the page cache
+    samples = [measure(runstat, cmd) for _ in range(runs)]
     codes = sorted({s[3] for s in samples})
     return {
         'name': name,
@@ -54,17 +48,18 @@ def main() -> int:
     ap.add_argument('--kvmrun', default=os.path.join(ROOT, 'build', 'kvmrun'))
     ap.add_argument('--guest', default=os.path.join(ROOT, 'build', 'tests', 'guest', 'hello.elf'))
     ap.add_argument('--mem', default='128M')
+    ap.add_argument('--runstat', default=os.path.join(ROOT, 'build', 'tests', 'bench', 'runstat'))
     args = ap.parse_args()
-    for path in (args.kvmrun, args.guest):
+    for path in (args.kvmrun, args.guest, args.runstat):
         if not os.path.exists(path):
             print(f'startup: {path} is missing; build first (meson setup build && ninja -C build)')
             return 1
 
-    rows = [series('kvmrun', [args.kvmrun, f'kernel={args.guest}', f'mem={args.mem}',
+    rows = [series(args.runstat, 'kvmrun', [args.kvmrun, f'kernel={args.guest}', f'mem={args.mem}',
                               'serial=none', 'debug_exit=on'], args.runs)]
     qemu = shutil.which('qemu-system-x86_64')
     if qemu:
-        rows.append(series('qemu -M microvm', [
+        rows.append(series(args.runstat, 'qemu -M microvm', [
             qemu, '-M', 'microvm', '-accel', 'kvm', '-m', args.mem, '-nodefaults',
             '-no-user-config', '-display', 'none', '-serial', 'none', '-no-reboot',
             '-device', 'isa-debug-exit,iobase=0x501,iosize=2', '-kernel', args.guest], args.runs))

@@ -1,0 +1,944 @@
+/* virtio-blk device model (virtio spec 1.2, section 5.2). See blk.h.
+ *
+ * Per request queue: VIRTIO_BLK_QUEUE_SIZE preallocated slots (engine
+ * request, parsed request, iovec array), a free list, and one segment
+ * array that vq_pop() fills. A notify pops every available chain into a
+ * slot, parses it, stages its I/O (engine_queue) and ends with one
+ * engine_submit(). Completions arrive on the engine's event fd: each
+ * writes its status byte and vq_push()es the chain; one virtio_dev_used()
+ * per queue per reap batch lets event idx coalesce the interrupts.
+ *
+ * Multi-step requests run their steps one after another from the
+ * completion callback: discard/write-zeroes ranges, and transfers copied
+ * through a bounce buffer in BLK_BOUNCE_MAX chunks (O_DIRECT needs guest
+ * buffers aligned to the image's dio_mem_align; unaligned ones are rare,
+ * so the bounce buffer is allocated per request, bounded in size). */
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+
+#include "block/engine.h"
+#include "block/image.h"
+
+_Static_assert(sizeof(struct virtio_blk_config) == 60, "5.2.4 layout");
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-endian");
+
+#define BLK_CHAIN_CAP VQ_MAX_SEGS          /* segments vq_pop() may return */
+#define BLK_IOV_CAP (VIRTIO_BLK_SEG_MAX + 2) /* data iovecs per request */
+#define BLK_BOUNCE_MAX (256u * 1024)       /* bytes per bounced step */
+
+struct blk_queue;
+
+struct blk_slot {
+	struct engine_req er;       /* er.cookie = this slot */
+	struct blk_request req;
+	struct blk_queue *q;
+	struct blk_slot *next_free;
+	uint64_t status_offset;     /* of the status byte in the writable bytes */
+	uint16_t head;
+	unsigned step;              /* DISCARD/WRITE_ZEROES: next range */
+	uint64_t done;              /* bounced IN/OUT: bytes transferred */
+	uint8_t *bounce;            /* NULL unless bounced */
+	size_t bounce_len;
+	struct iovec bounce_iov;
+};
+
+struct blk_queue {
+	struct virtio_blk *b;
+	unsigned index;
+	struct blk_slot *slots;     /* VIRTIO_BLK_QUEUE_SIZE */
+	struct blk_slot *free;
+	struct iovec *iovs;         /* BLK_IOV_CAP per slot */
+	struct vq_seg *segs;        /* BLK_CHAIN_CAP, for vq_pop() */
+	bool used_pending;          /* pushed since the last virtio_dev_used() */
+	bool stalled;               /* stopped popping: no free slot */
+};
+
+struct virtio_blk {
+	struct virtio_dev dev;
+	const struct virtio_platform *plat;
+	char name[24];              /* "virtio-blk0" */
+	char disk_name[16];         /* "disk0" */
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct image img;
+	bool img_open;
+	struct engine *eng;
+	bool eng_watched;
+	bool need_submit;           /* engine_queue()d since the last submit */
+	bool quiescing;             /* reset: completions only free slots */
+	struct virtio_dev_ops ops;  /* per device: the features depend on the image */
+	struct virtio_blk_config cfg;
+	uint64_t capacity;          /* sectors */
+	struct blk_limits lim;
+	unsigned nr_queues;
+	struct blk_queue *queues;
+	struct virtio_blk_stats stats;
+};
+
+/* ---------------------------------------------------------------- parser */
+
+/* Copies @len bytes at offset @off of the byte stream formed by @n
+ * segments (the caller checked the stream is long enough). */
+static void stream_copy(const struct vq_seg *s, unsigned n, uint64_t off,
+			void *dst, size_t len)
+{
+	uint8_t *d = dst;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= s[i].len) {
+			off -= s[i].len;
+			continue;
+		}
+		size_t part = s[i].len - off;
+		if (part > len)
+			part = len;
+		memcpy(d, (const uint8_t *)s[i].host + off, part);
+		d += part;
+		len -= part;
+		off = 0;
+	}
+}
+
+/* Describes bytes [@off, @off+@len) of the stream as iovecs; false if
+ * more than @cap entries would be needed. Empty pieces are skipped. */
+static bool stream_iov(const struct vq_seg *s, unsigned n, uint64_t off, uint64_t len,
+		       struct iovec *iov, unsigned cap, unsigned *cnt)
+{
+	unsigned k = 0;
+	for (unsigned i = 0; i < n && len; i++) {
+		if (off >= s[i].len) {
+			off -= s[i].len;
+			continue;
+		}
+		uint64_t part = s[i].len - off;
+		if (part > len)
+			part = len;
+		if (k == cap)
+			return false;
+		iov[k].iov_base = (uint8_t *)s[i].host + off;
+		iov[k].iov_len = (size_t)part;
+		k++;
+		len -= part;
+		off = 0;
+	}
+	*cnt = k;
+	return true;
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* 5.2.6.1: [sector*512, +len) must lie within the capacity. */
+static bool sectors_ok(uint64_t sector, uint64_t nsectors, uint64_t capacity)
+{
+	return sector <= capacity && nsectors <= capacity - sector;
+}
+
+static enum blk_parse_error parse_data(const struct vq_seg *s, unsigned n, uint64_t off,
+				       uint64_t len, uint64_t capacity,
+				       struct blk_request *out)
+{
+	/* 5.2.6.1: IN/OUT data is a multiple of 512 bytes. */
+	if (len % VIRTIO_BLK_SECTOR_SIZE)
+		return BLK_ERR_LENGTH;
+	if (!sectors_ok(out->sector, len / VIRTIO_BLK_SECTOR_SIZE, capacity))
+		return BLK_ERR_RANGE;
+	if (!stream_iov(s, n, off, len, out->iov, out->iov_cap, &out->iovcnt))
+		return BLK_ERR_TOO_MANY_SEGS;
+	out->data_len = len;
+	return BLK_PARSE_OK;
+}
+
+static enum blk_parse_error parse_dwz(const struct vq_seg *s, unsigned n, uint64_t len,
+				      uint64_t capacity, const struct blk_limits *lim,
+				      struct blk_request *out)
+{
+	bool discard = out->type == VIRTIO_BLK_T_DISCARD;
+	/* 5.2.6.1: data is a non-empty array of 16-byte segments, at most
+	 * max_discard_seg / max_write_zeroes_seg of them. */
+	if (len == 0 || len % VIRTIO_BLK_DWZ_BYTES)
+		return BLK_ERR_DWZ_LENGTH;
+	uint64_t nr = len / VIRTIO_BLK_DWZ_BYTES;
+	uint32_t max_segs = lim->max_dwz_segs < VIRTIO_BLK_MAX_DWZ_SEGS
+				    ? lim->max_dwz_segs : VIRTIO_BLK_MAX_DWZ_SEGS;
+	if (nr > max_segs)
+		return BLK_ERR_DWZ_SEGS;
+	uint32_t max_sectors = discard ? lim->max_discard_sectors
+				       : lim->max_write_zeroes_sectors;
+	for (unsigned i = 0; i < nr; i++) {
+		uint8_t raw[VIRTIO_BLK_DWZ_BYTES];
+		stream_copy(s, n, VIRTIO_BLK_HDR_BYTES + (uint64_t)i * VIRTIO_BLK_DWZ_BYTES,
+			    raw, sizeof(raw));
+		struct blk_range *r = &out->ranges[i];
+		r->sector = get_le64(raw);
+		r->num_sectors = get_le32(raw + 8);
+		r->flags = get_le32(raw + 12);
+		out->nr_ranges = i + 1;
+		/* 5.2.6.2: UNSUPP for unknown flags, and for unmap on discard. */
+		if (r->flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
+			return BLK_ERR_DWZ_FLAGS;
+		if (discard && (r->flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
+			return BLK_ERR_DWZ_FLAGS;
+		if (r->num_sectors == 0 || r->num_sectors > max_sectors ||
+		    !sectors_ok(r->sector, r->num_sectors, capacity))
+			return BLK_ERR_DWZ_RANGE;
+	}
+	return BLK_PARSE_OK;
+}
+
+enum blk_parse_error blk_parse(const struct vq_chain *c, uint64_t capacity_sectors,
+			       const struct blk_limits *lim, struct blk_request *out)
+{
+	const struct vq_seg *rd = c->segs, *wr = c->segs + c->nr_readable;
+	unsigned nrd = c->nr_readable, nwr = c->nr_segs - c->nr_readable;
+
+	out->type = 0;
+	out->sector = 0;
+	out->status = NULL;
+	out->iovcnt = 0;
+	out->data_len = 0;
+	out->nr_ranges = 0;
+
+	/* 5.2.6: the status byte is the last device-writable byte. 2.7.4: no
+	 * framing assumptions, so it may end a bigger segment, and empty
+	 * segments may follow it. */
+	if (c->writable_len == 0)
+		return BLK_ERR_NO_STATUS;
+	for (unsigned i = nwr; i-- > 0;) {
+		if (wr[i].len) {
+			out->status = (uint8_t *)wr[i].host + wr[i].len - 1;
+			break;
+		}
+	}
+	/* The header: the first 16 device-readable bytes. */
+	if (c->readable_len < VIRTIO_BLK_HDR_BYTES)
+		return BLK_ERR_HDR_SHORT;
+	uint8_t hdr[VIRTIO_BLK_HDR_BYTES];
+	stream_copy(rd, nrd, 0, hdr, sizeof(hdr));
+	out->type = get_le32(hdr);
+	uint64_t sector = get_le64(hdr + 8);
+	uint64_t rdata = c->readable_len - VIRTIO_BLK_HDR_BYTES; /* after the header */
+	uint64_t wdata = c->writable_len - 1;                     /* before the status */
+
+	switch (out->type) {
+	case VIRTIO_BLK_T_IN:
+		if (rdata)
+			return BLK_ERR_DIRECTION;
+		out->sector = sector;
+		return parse_data(wr, nwr, 0, wdata, capacity_sectors, out);
+	case VIRTIO_BLK_T_OUT:
+		if (wdata)
+			return BLK_ERR_DIRECTION;
+		out->sector = sector;
+		return parse_data(rd, nrd, VIRTIO_BLK_HDR_BYTES, rdata, capacity_sectors, out);
+	case VIRTIO_BLK_T_FLUSH:
+		/* 5.2.6.1: sector 0 and no data are the driver's SHOULDs;
+		 * neither changes what a flush does, so neither is checked. */
+		return BLK_PARSE_OK;
+	case VIRTIO_BLK_T_GET_ID:
+		if (rdata)
+			return BLK_ERR_DIRECTION;
+		/* 5.2.6.1: the data is 20 bytes; a longer buffer gets the 20. */
+		if (wdata < VIRTIO_BLK_ID_BYTES)
+			return BLK_ERR_GET_ID_SHORT;
+		if (!stream_iov(wr, nwr, 0, VIRTIO_BLK_ID_BYTES, out->iov, out->iov_cap,
+				&out->iovcnt))
+			return BLK_ERR_TOO_MANY_SEGS;
+		out->data_len = VIRTIO_BLK_ID_BYTES;
+		return BLK_PARSE_OK;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		if (out->type == VIRTIO_BLK_T_DISCARD ? !lim->discard : !lim->write_zeroes)
+			return BLK_ERR_UNSUPPORTED;
+		if (wdata)
+			return BLK_ERR_DIRECTION;
+		return parse_dwz(rd, nrd, rdata, capacity_sectors, lim, out);
+	default:
+		return BLK_ERR_UNSUPPORTED;
+	}
+}
+
+uint8_t blk_parse_status(enum blk_parse_error e)
+{
+	switch (e) {
+	case BLK_PARSE_OK:
+		return VIRTIO_BLK_S_OK;
+	case BLK_ERR_UNSUPPORTED:
+	case BLK_ERR_DWZ_FLAGS:
+		return VIRTIO_BLK_S_UNSUPP;
+	default:
+		return VIRTIO_BLK_S_IOERR;
+	}
+}
+
+const char *blk_parse_error_name(enum blk_parse_error e)
+{
+	switch (e) {
+	case BLK_PARSE_OK: return "ok";
+	case BLK_ERR_NO_STATUS: return "no writable status byte";
+	case BLK_ERR_HDR_SHORT: return "request header shorter than 16 readable bytes";
+	case BLK_ERR_UNSUPPORTED: return "unsupported request type";
+	case BLK_ERR_DIRECTION: return "data buffers in the wrong direction";
+	case BLK_ERR_LENGTH: return "data length not a multiple of 512";
+	case BLK_ERR_RANGE: return "sectors beyond the capacity";
+	case BLK_ERR_TOO_MANY_SEGS: return "more data segments than seg_max";
+	case BLK_ERR_GET_ID_SHORT: return "GET_ID buffer shorter than 20 bytes";
+	case BLK_ERR_DWZ_LENGTH: return "discard/write-zeroes data not a multiple of 16 bytes";
+	case BLK_ERR_DWZ_SEGS: return "too many discard/write-zeroes segments";
+	case BLK_ERR_DWZ_FLAGS: return "unknown or invalid discard/write-zeroes flags";
+	case BLK_ERR_DWZ_RANGE: return "discard/write-zeroes range empty, too long or beyond the capacity";
+	}
+	return "?";
+}
+
+/* ------------------------------------------------------------- execution */
+
+static struct vq *blk_vq(struct virtio_blk *b, const struct blk_queue *q)
+{
+	return b->dev.queues[q->index].vq;
+}
+
+static void slot_release(struct blk_queue *q, struct blk_slot *s)
+{
+	free(s->bounce);
+	s->bounce = NULL;
+	s->bounce_len = 0;
+	s->next_free = q->free;
+	q->free = s;
+}
+
+/* Bytes written into the writable part as a prefix (2.7.8: the used
+ * length), given @data bytes of data written from its start. */
+static uint32_t slot_written(const struct blk_slot *s, uint64_t data)
+{
+	if (!s->req.status)
+		return 0;
+	return (uint32_t)(data + (s->status_offset == data ? 1 : 0));
+}
+
+/* Completes @s to the guest: status byte, used element, slot freed. */
+static void slot_finish(struct virtio_blk *b, struct blk_slot *s, uint8_t status,
+			uint64_t data_written)
+{
+	struct blk_queue *q = s->q;
+	struct virtio_blk_stats *st = &b->stats;
+	if (s->req.status)
+		__atomic_store_n(s->req.status, status, __ATOMIC_RELAXED);
+	st->requests++;
+	if (status == VIRTIO_BLK_S_IOERR)
+		st->ioerr++;
+	else if (status == VIRTIO_BLK_S_UNSUPP)
+		st->unsupp++;
+	else {
+		switch (s->req.type) {
+		case VIRTIO_BLK_T_IN:
+			st->reads++;
+			st->bytes_read += s->req.data_len;
+			break;
+		case VIRTIO_BLK_T_OUT:
+			st->writes++;
+			st->bytes_written += s->req.data_len;
+			break;
+		case VIRTIO_BLK_T_FLUSH: st->flushes++; break;
+		case VIRTIO_BLK_T_GET_ID: st->get_ids++; break;
+		case VIRTIO_BLK_T_DISCARD: st->discards++; break;
+		case VIRTIO_BLK_T_WRITE_ZEROES: st->write_zeroes++; break;
+		}
+	}
+	struct vq *vq = blk_vq(b, q);
+	uint32_t written = status == VIRTIO_BLK_S_OK ? slot_written(s, data_written)
+						     : slot_written(s, 0);
+	if (!vq || vq_push(vq, s->head, written) < 0)
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name,
+				"queue %u: cannot return descriptor %u", q->index, s->head);
+	q->used_pending = true;
+	slot_release(q, s);
+}
+
+static uint8_t status_of_errno(int64_t err)
+{
+	return err == -EOPNOTSUPP ? VIRTIO_BLK_S_UNSUPP : VIRTIO_BLK_S_IOERR;
+}
+
+/* Stages s->er; a refusal completes the request at once. */
+static void slot_queue(struct virtio_blk *b, struct blk_slot *s)
+{
+	s->er.cookie = s;
+	int r = engine_queue(b->eng, &s->er);
+	if (r < 0) {
+		if (r != -EROFS && r != -EOPNOTSUPP)
+			b->stats.backend_errors++;
+		slot_finish(b, s, status_of_errno(r), 0);
+		return;
+	}
+	b->need_submit = true;
+}
+
+static void iov_to_buf(const struct iovec *iov, unsigned cnt, uint64_t off, uint8_t *dst,
+		       size_t len)
+{
+	for (unsigned i = 0; i < cnt && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t part = iov[i].iov_len - off;
+		if (part > len)
+			part = len;
+		memcpy(dst, (uint8_t *)iov[i].iov_base + off, part);
+		dst += part;
+		len -= part;
+		off = 0;
+	}
+}
+
+static void buf_to_iov(const struct iovec *iov, unsigned cnt, uint64_t off, const uint8_t *src,
+		       size_t len)
+{
+	for (unsigned i = 0; i < cnt && len; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		size_t part = iov[i].iov_len - off;
+		if (part > len)
+			part = len;
+		memcpy((uint8_t *)iov[i].iov_base + off, src, part);
+		src += part;
+		len -= part;
+		off = 0;
+	}
+}
+
+/* Next chunk of a bounced IN/OUT. */
+static void bounce_step(struct virtio_blk *b, struct blk_slot *s)
+{
+	uint64_t left = s->req.data_len - s->done;
+	size_t chunk = left < s->bounce_len ? (size_t)left : s->bounce_len;
+	bool in = s->req.type == VIRTIO_BLK_T_IN;
+	if (!in)
+		iov_to_buf(s->req.iov, s->req.iovcnt, s->done, s->bounce, chunk);
+	s->bounce_iov = (struct iovec){ .iov_base = s->bounce, .iov_len = chunk };
+	s->er = (struct engine_req){
+		.op = in ? ENGINE_OP_READ : ENGINE_OP_WRITE,
+		.offset = s->req.sector * VIRTIO_BLK_SECTOR_SIZE + s->done,
+		.iov = &s->bounce_iov, .iovcnt = 1, .len = chunk,
+	};
+	slot_queue(b, s);
+}
+
+static bool iov_aligned(const struct iovec *iov, unsigned cnt, unsigned align)
+{
+	if (align <= 1)
+		return true;
+	for (unsigned i = 0; i < cnt; i++)
+		if ((uintptr_t)iov[i].iov_base % align || iov[i].iov_len % align)
+			return false;
+	return true;
+}
+
+static void slot_start_rw(struct virtio_blk *b, struct blk_slot *s)
+{
+	bool in = s->req.type == VIRTIO_BLK_T_IN;
+	if (s->req.data_len == 0) {
+		slot_finish(b, s, VIRTIO_BLK_S_OK, 0);
+		return;
+	}
+	if (!iov_aligned(s->req.iov, s->req.iovcnt, b->img.dio_mem_align)) {
+		size_t len = s->req.data_len < BLK_BOUNCE_MAX ? (size_t)s->req.data_len
+							       : BLK_BOUNCE_MAX;
+		size_t align = b->img.dio_mem_align > 4096 ? b->img.dio_mem_align : 4096;
+		void *p = NULL;
+		if (posix_memalign(&p, align, len)) {
+			log_ratelimited(b->plat->log, &b->dev.rl, b->name,
+					"no memory for a %zu-byte bounce buffer", len);
+			b->stats.backend_errors++;
+			slot_finish(b, s, VIRTIO_BLK_S_IOERR, 0);
+			return;
+		}
+		b->stats.bounced++;
+		s->bounce = p;
+		s->bounce_len = len;
+		s->done = 0;
+		bounce_step(b, s);
+		return;
+	}
+	s->er = (struct engine_req){
+		.op = in ? ENGINE_OP_READ : ENGINE_OP_WRITE,
+		.offset = s->req.sector * VIRTIO_BLK_SECTOR_SIZE,
+		.iov = s->req.iov, .iovcnt = s->req.iovcnt, .len = s->req.data_len,
+	};
+	slot_queue(b, s);
+}
+
+/* Discard/write-zeroes: stages range s->step, skipping discard ranges
+ * with nothing aligned inside them; finishes after the last. */
+static void dwz_step(struct virtio_blk *b, struct blk_slot *s)
+{
+	bool discard = s->req.type == VIRTIO_BLK_T_DISCARD;
+	unsigned align = b->img.dio_offset_align;
+	if (b->img.blockdev && b->img.logical_block_size > align)
+		align = b->img.logical_block_size;
+	while (s->step < s->req.nr_ranges) {
+		const struct blk_range *r = &s->req.ranges[s->step++];
+		uint64_t off = r->sector * VIRTIO_BLK_SECTOR_SIZE;
+		uint64_t end = off + (uint64_t)r->num_sectors * VIRTIO_BLK_SECTOR_SIZE;
+		if (discard && align > 1) {
+			/* 5.2.6.2: discard is a hint (the device MAY
+			 * deallocate): only the aligned inside is punched. */
+			off = (off + align - 1) / align * align;
+			end = end / align * align;
+			if (end <= off)
+				continue;
+		}
+		s->er = (struct engine_req){
+			.op = discard ? ENGINE_OP_DISCARD : ENGINE_OP_WRITE_ZEROES,
+			.offset = off, .len = end - off,
+		};
+		slot_queue(b, s);
+		return;
+	}
+	slot_finish(b, s, VIRTIO_BLK_S_OK, 0);
+}
+
+/* GET_ID (5.2.6): the NUL-padded serial, no terminator at 20 bytes. */
+static void slot_get_id(struct virtio_blk *b, struct blk_slot *s)
+{
+	buf_to_iov(s->req.iov, s->req.iovcnt, 0, (const uint8_t *)b->serial,
+		   VIRTIO_BLK_ID_BYTES);
+	slot_finish(b, s, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
+}
+
+static void slot_start(struct virtio_blk *b, struct blk_queue *q, struct blk_slot *s,
+		       const struct vq_chain *c)
+{
+	s->head = c->head;
+	s->status_offset = c->writable_len ? c->writable_len - 1 : 0;
+	s->step = 0;
+	s->done = 0;
+	s->req.iov = q->iovs + (size_t)(s - q->slots) * BLK_IOV_CAP;
+	s->req.iov_cap = BLK_IOV_CAP;
+	enum blk_parse_error e = blk_parse(c, b->capacity, &b->lim, &s->req);
+	if (e != BLK_PARSE_OK) {
+		b->stats.parse_errors++;
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name,
+				"queue %u: bad request (type %" PRIu32 "): %s", q->index,
+				s->req.type, blk_parse_error_name(e));
+		slot_finish(b, s, blk_parse_status(e), 0);
+		return;
+	}
+	switch (s->req.type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		slot_start_rw(b, s);
+		return;
+	case VIRTIO_BLK_T_FLUSH:
+		/* Completes once everything completed before is durable
+		 * (engine.h); guests flush only after the writes it covers
+		 * completed (5.2.6.2, case 3). */
+		s->er = (struct engine_req){ .op = ENGINE_OP_FLUSH };
+		slot_queue(b, s);
+		return;
+	case VIRTIO_BLK_T_GET_ID:
+		slot_get_id(b, s);
+		return;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		dwz_step(b, s);
+		return;
+	}
+	slot_finish(b, s, VIRTIO_BLK_S_UNSUPP, 0); /* not reached: parse refused it */
+}
+
+static void blk_submit(struct virtio_blk *b)
+{
+	if (!b->need_submit)
+		return;
+	b->need_submit = false;
+	int r = engine_submit(b->eng);
+	if (r < 0) /* staged requests stay staged; the engine kicks itself to retry */
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name, "submitting I/O: %s",
+				strerror(-r));
+}
+
+static void blk_signal(struct virtio_blk *b, struct blk_queue *q)
+{
+	if (q->used_pending) {
+		q->used_pending = false;
+		virtio_dev_used(&b->dev, q->index);
+	}
+}
+
+/* Pops every available chain of queue @q into a free slot and starts it
+ * (dev->lock held). Stops when the ring is empty (vq_pop() re-checks it
+ * after publishing avail_event, so nothing that arrived meanwhile is
+ * missed), when no slot is free (the next completion resumes), or when
+ * the ring is malformed (NEEDS_RESET). */
+static void blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
+{
+	struct vq *vq = blk_vq(b, q);
+	q->stalled = false;
+	if (!vq)
+		return;
+	for (;;) {
+		if (!q->free) {
+			q->stalled = true;
+			b->stats.slot_stalls++;
+			break;
+		}
+		struct vq_chain c = { .segs = q->segs, .cap = BLK_CHAIN_CAP };
+		int r = vq_pop(vq, &c);
+		if (r == 0)
+			break;
+		if (r < 0) {
+			const char *why = vq_error(vq);
+			b->stats.needs_reset++;
+			virtio_dev_needs_reset(&b->dev, why ? why : "malformed descriptor chain");
+			break;
+		}
+		struct blk_slot *s = q->free;
+		q->free = s->next_free;
+		slot_start(b, q, s, &c);
+	}
+}
+
+static void blk_notify(struct virtio_dev *d, unsigned qi)
+{
+	struct virtio_blk *b = d->priv;
+	if (qi >= b->nr_queues)
+		return;
+	struct blk_queue *q = &b->queues[qi];
+	b->stats.notifies++;
+	blk_queue_run(b, q);
+	blk_submit(b);
+	blk_signal(b, q);
+}
+
+/* Engine completion (event thread, dev->lock held). */
+static void blk_done(void *cookie, struct engine_req *er)
+{
+	struct virtio_blk *b = cookie;
+	struct blk_slot *s = er->cookie;
+	if (b->quiescing) {
+		slot_release(s->q, s);
+		return;
+	}
+	if (er->result < 0) {
+		if (er->result != -EOPNOTSUPP)
+			b->stats.backend_errors++;
+		slot_finish(b, s, status_of_errno(er->result), 0);
+		return;
+	}
+	switch (s->req.type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if (s->bounce) {
+			if (s->req.type == VIRTIO_BLK_T_IN)
+				buf_to_iov(s->req.iov, s->req.iovcnt, s->done, s->bounce,
+					   (size_t)er->len);
+			s->done += er->len;
+			if (s->done < s->req.data_len) {
+				bounce_step(b, s);
+				return;
+			}
+		}
+		slot_finish(b, s, VIRTIO_BLK_S_OK, s->req.type == VIRTIO_BLK_T_IN ? s->req.data_len : 0);
+		return;
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		dwz_step(b, s);
+		return;
+	default:
+		slot_finish(b, s, VIRTIO_BLK_S_OK, 0);
+		return;
+	}
+}
+
+static void blk_on_engine(void *cookie, uint32_t events)
+{
+	struct virtio_blk *b = cookie;
+	pthread_mutex_lock(&b->dev.lock);
+	b->stats.reaps++;
+	int n = engine_reap(b->eng, blk_done, b);
+	if (n < 0)
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name, "reaping I/O: %s",
+				strerror(-n));
+	bool live = virtio_dev_live(&b->dev);
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		if (q->stalled && live)
+			blk_queue_run(b, q);
+	}
+	blk_submit(b);
+	for (unsigned i = 0; i < b->nr_queues; i++)
+		blk_signal(b, &b->queues[i]);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
+/* Waits for everything in flight; completions free their slots without
+ * touching guest memory. */
+static void blk_quiesce(struct virtio_blk *b)
+{
+	b->quiescing = true;
+	blk_submit(b);
+	while (engine_inflight(b->eng)) {
+		struct pollfd p = { .fd = engine_event_fd(b->eng), .events = POLLIN };
+		int r = poll(&p, 1, 1000);
+		if (r < 0 && errno != EINTR)
+			break;
+		int n = engine_reap(b->eng, blk_done, b);
+		if (n < 0 && r == 0) {
+			log_err(b->plat->log, b->name, "waiting for I/O at reset: %s", strerror(-n));
+			break;
+		}
+	}
+	b->quiescing = false;
+}
+
+/* --------------------------------------------------------- virtio_dev_ops */
+
+static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, unsigned len)
+{
+	struct virtio_blk *b = d->priv;
+	memcpy(data, (const uint8_t *)&b->cfg + off, len); /* bounds checked by the core */
+}
+
+static void blk_reset(struct virtio_dev *d)
+{
+	struct virtio_blk *b = d->priv;
+	blk_quiesce(b);
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		b->queues[i].used_pending = false;
+		b->queues[i].stalled = false;
+	}
+}
+
+/* Features this disk offers (5.2.3); FLUSH always (5.2.5.2: SHOULD). */
+static uint64_t blk_features(const struct virtio_blk *b)
+{
+	uint64_t f = (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
+		     (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_TOPOLOGY) |
+		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_MQ);
+	if (b->img.readonly)
+		f |= 1ull << VIRTIO_BLK_F_RO;
+	if (b->lim.discard)
+		f |= 1ull << VIRTIO_BLK_F_DISCARD;
+	if (b->lim.write_zeroes)
+		f |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+	return f;
+}
+
+static unsigned log2u(unsigned v)
+{
+	unsigned r = 0;
+	while (v > 1) {
+		v >>= 1;
+		r++;
+	}
+	return r;
+}
+
+/* 5.2.4 config space, fixed for the life of the device. */
+static void blk_fill_config(struct virtio_blk *b)
+{
+	struct virtio_blk_config *c = &b->cfg;
+	const struct image *img = &b->img;
+	unsigned lbs = img->logical_block_size;
+	if (img->dio_offset_align > lbs)
+		lbs = img->dio_offset_align;
+	if (lbs < VIRTIO_BLK_SECTOR_SIZE || (lbs & (lbs - 1)))
+		lbs = VIRTIO_BLK_SECTOR_SIZE;
+	unsigned pbs = lbs < 4096 ? 4096 : lbs; /* host file systems: 4 KiB blocks */
+	memset(c, 0, sizeof(*c));
+	c->capacity = b->capacity;
+	c->size_max = VIRTIO_BLK_SIZE_MAX;
+	c->seg_max = VIRTIO_BLK_SEG_MAX;
+	c->blk_size = lbs;
+	c->physical_block_exp = (uint8_t)log2u(pbs / lbs);
+	c->alignment_offset = 0;
+	c->min_io_size = (uint16_t)(pbs / lbs);
+	c->opt_io_size = 0;
+	c->num_queues = (uint16_t)b->nr_queues;
+	if (b->lim.discard) {
+		c->max_discard_sectors = b->lim.max_discard_sectors;
+		c->max_discard_seg = b->lim.max_dwz_segs;
+		c->discard_sector_alignment = lbs / VIRTIO_BLK_SECTOR_SIZE;
+	}
+	if (b->lim.write_zeroes) {
+		c->max_write_zeroes_sectors = b->lim.max_write_zeroes_sectors;
+		c->max_write_zeroes_seg = b->lim.max_dwz_segs;
+		/* 5.2.6.2: set iff write zeroes can deallocate (punch). */
+		c->write_zeroes_may_unmap = img->punch_ok ? 1 : 0;
+	}
+}
+
+static const struct virtio_dev_ops blk_ops_template = {
+	.config_size = sizeof(struct virtio_blk_config),
+	.config_read = blk_config_read,
+	.notify = blk_notify,
+	.reset = blk_reset,
+};
+
+/* ------------------------------------------------------------- lifecycle */
+
+static int blk_queues_alloc(struct virtio_blk *b)
+{
+	b->queues = calloc(b->nr_queues, sizeof(*b->queues));
+	if (!b->queues)
+		return -ENOMEM;
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		q->b = b;
+		q->index = i;
+		q->slots = calloc(VIRTIO_BLK_QUEUE_SIZE, sizeof(*q->slots));
+		q->iovs = calloc((size_t)VIRTIO_BLK_QUEUE_SIZE * BLK_IOV_CAP, sizeof(*q->iovs));
+		q->segs = calloc(BLK_CHAIN_CAP, sizeof(*q->segs));
+		if (!q->slots || !q->iovs || !q->segs)
+			return -ENOMEM;
+		for (unsigned k = VIRTIO_BLK_QUEUE_SIZE; k-- > 0;) {
+			q->slots[k].q = q;
+			q->slots[k].next_free = q->free;
+			q->free = &q->slots[k];
+		}
+	}
+	return 0;
+}
+
+static void blk_queues_free(struct virtio_blk *b)
+{
+	if (!b->queues)
+		return;
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		if (q->slots)
+			for (unsigned k = 0; k < VIRTIO_BLK_QUEUE_SIZE; k++)
+				free(q->slots[k].bounce);
+		free(q->slots);
+		free(q->iovs);
+		free(q->segs);
+	}
+	free(b->queues);
+	b->queues = NULL;
+}
+
+int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out)
+{
+	*out = NULL;
+	const struct logger *lg = p->plat->log;
+	if (!p->cfg || !p->cfg->path || !p->plat->loop || p->nr_queues == 0 ||
+	    p->nr_queues > VIRTIO_MAX_QUEUES)
+		return -EINVAL;
+	const char *serial = p->serial;
+	struct virtio_blk *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->plat = p->plat;
+	b->nr_queues = p->nr_queues;
+	b->img.fd = -1;
+	snprintf(b->name, sizeof(b->name), "virtio-blk%u", p->index);
+	snprintf(b->disk_name, sizeof(b->disk_name), "disk%u", p->index);
+	if (!serial)
+		serial = b->disk_name;
+	if (strlen(serial) > VIRTIO_BLK_ID_BYTES) {
+		log_err(lg, b->disk_name, "serial \"%s\" is longer than %d bytes", serial,
+			VIRTIO_BLK_ID_BYTES);
+		free(b);
+		return -EINVAL;
+	}
+	memcpy(b->serial, serial, strlen(serial)); /* NUL-padded, not terminated */
+
+	int r = image_open(&b->img, b->disk_name, p->cfg->path, p->cfg->readonly,
+			   p->cfg->cache, lg);
+	if (r < 0)
+		goto fail;
+	b->img_open = true;
+	b->capacity = b->img.size / VIRTIO_BLK_SECTOR_SIZE;
+	b->lim = (struct blk_limits){
+		.discard = b->img.can_discard,
+		.write_zeroes = b->img.can_write_zeroes,
+		.max_dwz_segs = VIRTIO_BLK_MAX_DWZ_SEGS,
+		.max_discard_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
+		.max_write_zeroes_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
+	};
+
+	struct engine_params ep = { .io = p->cfg->io };
+	r = engine_create(&b->img, &ep, &b->eng);
+	if (r < 0)
+		goto fail;
+	r = blk_queues_alloc(b);
+	if (r < 0) {
+		log_err(lg, b->name, "allocating request slots: %s", strerror(-r));
+		goto fail;
+	}
+	blk_fill_config(b);
+	b->stats.engine = engine_name(b->eng);
+
+	b->ops = blk_ops_template;
+	b->ops.features = blk_features(b);
+	r = virtio_dev_init(&b->dev, b->name, VIRTIO_ID_BLOCK, &b->ops, b, p->plat,
+			    p->nr_queues, VIRTIO_BLK_QUEUE_SIZE);
+	if (r < 0)
+		goto fail;
+	r = evloop_add(p->plat->loop, engine_event_fd(b->eng), EPOLLIN, blk_on_engine, b);
+	if (r < 0) {
+		log_err(lg, b->name, "watching the I/O engine: %s", strerror(-r));
+		virtio_dev_uninit(&b->dev);
+		goto fail;
+	}
+	b->eng_watched = true;
+	log_info(lg, b->name, "%s: %" PRIu64 " sectors, %u queue%s, %s%s%s%s", p->cfg->path,
+		 b->capacity, b->nr_queues, b->nr_queues == 1 ? "" : "s", engine_name(b->eng),
+		 b->img.readonly ? ", read-only" : "", b->lim.discard ? ", discard" : "",
+		 b->img.direct ? ", O_DIRECT" : "");
+	*out = b;
+	return 0;
+
+fail:
+	engine_destroy(b->eng);
+	blk_queues_free(b);
+	if (b->img_open)
+		image_close(&b->img);
+	free(b);
+	return r;
+}
+
+struct virtio_dev *virtio_blk_dev(struct virtio_blk *b)
+{
+	return &b->dev;
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	if (!b)
+		return;
+	if (b->eng_watched)
+		evloop_del(b->plat->loop, engine_event_fd(b->eng));
+	engine_destroy(b->eng); /* waits for the kernel; no callbacks */
+	virtio_dev_uninit(&b->dev);
+	blk_queues_free(b);
+	image_close(&b->img);
+	free(b);
+}
+
+void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out)
+{
+	pthread_mutex_lock(&b->dev.lock);
+	*out = b->stats;
+	pthread_mutex_unlock(&b->dev.lock);
+}
