@@ -199,8 +199,15 @@ int image_open(struct image *img, const char *name, const char *path,
 
 void image_close(struct image *img)
 {
-	if (img->fd >= 0)
+	if (img->fd >= 0) {
+		/* Unlock explicitly: an io_uring that registered this file may
+		 * hold a reference for a while after its ring is closed (its
+		 * teardown is asynchronous), and the lock would live as long,
+		 * so the next VM on this image would find it still taken. */
+		struct flock fl = { .l_type = F_UNLCK, .l_whence = SEEK_SET };
+		fcntl(img->fd, F_OFD_SETLK, &fl);
 		close(img->fd);
+	}
 	img->fd = -1;
 	if (img->zero_buf)
 		munmap((void *)img->zero_buf, img->zero_buf_len);
