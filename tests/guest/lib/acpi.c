@@ -1,11 +1,12 @@
 #include <stddef.h>
 
 #include "acpi.h"
+#include "layout.h"
 #include "libc.h"
 #include "start_info.h"
 
 #define ACPI_MAX_TABLE_LEN (16u << 20) /* sanity bound on any table */
-#define ACPI_MAP_LIMIT (8ull << 30)     /* identity map of the boot code */
+#define ACPI_MAP_LIMIT ((uint64_t)BOOT_MAP_GIB << 30) /* identity map of the boot code */
 
 /* RSDP layout (ACPI 5.2.5.3). */
 #define RSDP_V1_LEN 20
@@ -39,14 +40,30 @@ static uint64_t acpi_le64(const uint8_t *p)
 	return acpi_le32(p) | (uint64_t)acpi_le32(p + 4) << 32;
 }
 
+/* Eight bytes per step (every guest instruction is emulated on the build
+ * machines and the DSDT is checked on every poweroff): bytes are summed in
+ * four 16-bit lanes, folded before a lane can overflow. */
 bool acpi_checksum_ok(const void *p, uint32_t len)
 {
 	const uint8_t *b = p;
-	uint8_t sum = 0;
+	const uint64_t lanes = 0x00FF00FF00FF00FFull;
+	uint32_t sum = 0;
 
-	for (uint32_t i = 0; i < len; i++)
-		sum = (uint8_t)(sum + b[i]);
-	return sum == 0;
+	while (len >= 8) {
+		uint32_t words = len / 8 > 128 ? 128 : len / 8; /* 128 * 510 < 65536 */
+		uint64_t acc = 0, w;
+
+		for (uint32_t i = 0; i < words; i++, b += 8) {
+			__builtin_memcpy(&w, b, 8);
+			acc += (w & lanes) + ((w >> 8) & lanes);
+		}
+		len -= words * 8;
+		acc = (acc & 0x0000FFFF0000FFFFull) + ((acc >> 16) & 0x0000FFFF0000FFFFull);
+		sum += (uint32_t)acc + (uint32_t)(acc >> 32);
+	}
+	while (len--)
+		sum += *b++;
+	return (sum & 0xFF) == 0;
 }
 
 static bool acpi_range_ok(uint64_t pa, uint64_t len)
@@ -178,9 +195,18 @@ static bool acpi_parse_s5(const struct acpi_sdt *dsdt, uint16_t *slp_typ)
 	const uint8_t *aml = (const uint8_t *)dsdt;
 	uint32_t len = dsdt->length;
 
-	for (uint32_t i = sizeof(*dsdt); i + 5 <= len; i++) {
-		if (memcmp(aml + i, "_S5_", 4) || aml[i + 4] != 0x12)
+	/* Horspool search for "_S5_": look at the last byte of each window. */
+	for (uint32_t i = sizeof(*dsdt); i + 5 <= len;) {
+		uint8_t c = aml[i + 3];
+
+		if (c != '_') {
+			i += c == '5' ? 1 : c == 'S' ? 2 : 4;
 			continue;
+		}
+		if (aml[i] != '_' || aml[i + 1] != 'S' || aml[i + 2] != '5' || aml[i + 4] != 0x12) {
+			i += 3;
+			continue;
+		}
 		uint32_t p = i + 5;
 
 		if (p >= len)

@@ -1,7 +1,13 @@
 /* PVH entry: the VMM starts us in 32-bit protected mode, paging off, flat
  * segments, EBX = physical address of struct start_info. We load our own
- * GDT, zero .bss, identity-map [0, 8 GiB) with 2 MiB pages, enter long mode
- * and call lib_start(start_info) on the boot stack. */
+ * GDT, zero .bss, enter long mode and call lib_start(start_info) on the
+ * boot stack.
+ *
+ * Start-up cost matters (every instruction is emulated on the build
+ * machines): the page tables identity-mapping [0, 4 GiB) with 2 MiB pages
+ * are initialised data built by the assembler, so the boot code writes no
+ * page-table entry; paging_map_8g() (paging.c) extends the map to 8 GiB
+ * for the guests that need it. */
 #include "layout.h"
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
@@ -44,42 +50,14 @@ pvh_start32:
 	mov %eax, %gs
 	ljmp $SEL_CODE32, $1f
 1:
-	/* Zero .bss (page tables and stacks live there). */
+	/* Zero .bss (C variables only: the page tables are initialised data and
+	 * the stack is in .noinit). rep stosl is one emulated instruction. */
 	mov $__bss_start, %edi
-2:	cmp $__bss_end, %edi
-	jae 3f
-	movl $0, (%edi)
-	add $4, %edi
-	jmp 2b
-3:
-	/* PML4[0] -> PDPT; PDPT[i] -> PD i; PD entries: 2 MiB pages. */
-	movl $(boot_pdpt + PTE_P + PTE_RW), boot_pml4
-	xor %ecx, %ecx			/* ecx = PD index 0..IDENTITY_MAP_GIB-1 */
-4:	mov %ecx, %eax
-	shl $12, %eax
-	add $(boot_pd + PTE_P + PTE_RW), %eax
-	mov %eax, boot_pdpt(,%ecx,8)
-	inc %ecx
-	cmp $IDENTITY_MAP_GIB, %ecx
-	jb 4b
-
-	xor %ecx, %ecx			/* ecx = 2 MiB page number */
-5:	mov %ecx, %eax
-	shl $21, %eax			/* low 32 bits of the address */
-	mov %ecx, %edx
-	shr $11, %edx			/* high bits */
-	or $(PTE_P + PTE_RW + PTE_PS), %eax
-	/* 3-4 GiB is the MMIO hole (LAPIC, IOAPIC, PCI BARs): uncached. */
-	cmp $(3 * 512), %ecx
-	jb 6f
-	cmp $(4 * 512), %ecx
-	jae 6f
-	or $(PTE_PCD + PTE_PWT), %eax
-6:	mov %eax, boot_pd(,%ecx,8)
-	mov %edx, boot_pd+4(,%ecx,8)
-	inc %ecx
-	cmp $(IDENTITY_MAP_GIB * 512), %ecx
-	jb 5b
+	mov $__bss_end, %ecx
+	sub %edi, %ecx
+	shr $2, %ecx
+	xor %eax, %eax
+	rep stosl
 
 	.globl boot_enter_long_mode
 boot_enter_long_mode:			/* APs join here from the trampoline */
@@ -136,15 +114,37 @@ boot_gdt_desc:
 	.word boot_gdt_end - boot_gdt - 1
 	.long boot_gdt
 
-	.section .bss
+/* Page tables: PML4[0] -> PDPT; PDPT[0..3] -> the four PDs below
+ * (PDPT[4..7] are filled by paging_map_8g); 3-4 GiB (LAPIC, IOAPIC, PCI and
+ * virtio MMIO) is mapped uncached. */
+	.section .data.pagetables, "aw"
 	.balign 4096
 	.globl boot_pml4
 boot_pml4:
-	.skip 4096
+	.quad boot_pdpt + PTE_P + PTE_RW
+	.fill 511, 8, 0
+	.globl boot_pdpt
 boot_pdpt:
-	.skip 4096
+	.set pdpti, 0
+	.rept BOOT_MAP_GIB
+	.quad boot_pd + pdpti * 4096 + PTE_P + PTE_RW
+	.set pdpti, pdpti + 1
+	.endr
+	.fill 512 - BOOT_MAP_GIB, 8, 0
+	.globl boot_pd
 boot_pd:
-	.skip 4096 * IDENTITY_MAP_GIB
+	.set pdi, 0
+	.rept 3 * 512
+	.quad (pdi << 21) + PTE_P + PTE_RW + PTE_PS
+	.set pdi, pdi + 1
+	.endr
+	.rept 512
+	.quad (pdi << 21) + PTE_P + PTE_RW + PTE_PS + PTE_PCD + PTE_PWT
+	.set pdi, pdi + 1
+	.endr
+
+/* Not zeroed at boot. */
+	.section .noinit, "aw", @nobits
 	.balign 16
 boot_stack:
 	.skip BOOT_STACK_SIZE

@@ -4,7 +4,8 @@
 
 #define LOAD_ADDR 0x100000       /* the image is linked and loaded at 1 MiB */
 #define BOOT_STACK_SIZE 0x4000   /* BSP stack, in .bss */
-#define IDENTITY_MAP_GIB 8       /* 2 MiB pages cover [0, 8 GiB) */
+#define BOOT_MAP_GIB 4           /* the boot page tables map [0, 4 GiB) */
+#define IDENTITY_MAP_GIB 8       /* paging_map_8g() extends it to [0, 8 GiB) */
 
 /* GDT selectors (the same table for the BSP and the APs). */
 #define SEL_CODE32 0x08

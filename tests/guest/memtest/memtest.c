@@ -12,10 +12,11 @@
  * because the VMM's memory map may list the pages holding the ACPI tables
  * as RAM (QEMU with SeaBIOS does). */
 #include "guest.h"
+#include "paging.h"
 
 #define PAGE 4096ull
 #define LOW_LIMIT 0x100000ull
-#define MAP_LIMIT ((uint64_t)IDENTITY_MAP_GIB << 30)
+#define MAP_LIMIT ((uint64_t)IDENTITY_MAP_GIB << 30) /* after paging_map_8g() */
 #define MAX_EXCL 8
 #define MAX_FAILS 8
 
@@ -126,6 +127,7 @@ int guest_main(void)
 	uint64_t ram = 0, above = 0;
 	uint32_t n = start_info_memmap_count();
 
+	paging_map_8g();
 	for (uint32_t i = 0; i < n; i++) {
 		const struct start_info_memmap *e = start_info_memmap_entry(i);
 
