@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vmm/config.h"
+#include "vmm/control.h"
 #include "vmm/exitcode.h"
 #include "vmm/vm.h"
 
@@ -36,8 +37,6 @@ static const char usage_text[] =
 	"Keys and examples: see README.md and configs/.\n";
 
 enum mode { MODE_RUN, MODE_PRINT, MODE_CHECK };
-
-int control_client_main(int argc, char **argv) __attribute__((weak));
 
 static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *mode)
 {
@@ -137,13 +136,8 @@ static int run(const struct vm_config *cfg)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
-		if (!control_client_main) {
-			fprintf(stderr, "kvmrun: this build has no control client\n");
-			return EXIT_USAGE;
-		}
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return control_client_main(argc - 1, argv + 1);
-	}
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage_text, stdout);

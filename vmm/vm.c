@@ -15,6 +15,8 @@
 
 #include "cpu/layout.h"
 #include "cpu/regs.h"
+#include "vmm/caps.h"
+#include "vmm/control.h"
 #include "vmm/exitcode.h"
 #include "vmm/vm_priv.h"
 
@@ -249,6 +251,10 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		rc = vm_load_kernel(vm);
 	if (rc == 0)
 		rc = vm_create_vcpus(vm);
+	if (rc == 0)
+		rc = control_start(vm);
+	if (rc == 0 && cfg->drop_caps)
+		rc = caps_drop(&vm->log); /* last: vm_run's threads inherit empty sets */
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -364,6 +370,7 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	control_stop(vm);
 	vm_stop_vcpus(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);

@@ -33,6 +33,9 @@ struct pci_host;
 struct virtio_pci;
 struct virtio_mmio;
 struct virtio_blk;
+struct virtio_balloon;
+struct control;
+struct net;
 
 #define VM_MAX_VIRTIO 16  /* virtio devices of one VM, all kinds */
 
@@ -100,6 +103,11 @@ struct vm {
 
 	struct vm_watch watches[VM_MAX_WATCHES];
 	unsigned nr_watches;
+
+	struct net *nets[CONFIG_MAX_NETS]; /* virtio-net devices (vm_virtio.c) */
+
+	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
+	struct control *control;        /* control=PATH (vmm/control.c) */
 };
 
 /* The platform devices, created in order and destroyed in reverse

@@ -7,8 +7,11 @@
 #include <sys/ioctl.h>
 
 #include "cpu/layout.h"
+#include "net/net.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
+#include "vmm/exitcode.h"
 #include "vmm/vm_priv.h"
 
 static int hook_ioeventfd(void *cookie, int fd, uint64_t addr, unsigned len,
@@ -125,6 +128,30 @@ static int create_disk(struct vm *vm, unsigned i)
 	return rc;
 }
 
+static int balloon_discard(void *cookie, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = cookie;
+	return ram_discard(&vm->ram, gpa, len);
+}
+
+static int create_balloon(struct vm *vm)
+{
+	const struct vm_config *c = vm->cfg;
+	struct virtio_balloon_params p = {
+		.plat = &vm->vplat, .page_size = vm->ram.page_size,
+		.discard = balloon_discard, .discard_cookie = vm,
+		.stats_period = c->balloon_stats_period,
+		.deflate_on_oom = c->balloon_deflate_on_oom,
+		.free_page_reporting = c->balloon_free_page_reporting,
+	};
+	int rc = virtio_balloon_create(&p, &vm->balloon);
+	if (rc == 0)
+		rc = attach_transport(vm, virtio_balloon_dev(vm->balloon));
+	if (rc < 0)
+		log_err(&vm->log, "vm", "balloon: %s", strerror(-rc));
+	return rc;
+}
+
 int vm_virtio_create(struct vm *vm)
 {
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
@@ -133,6 +160,30 @@ int vm_virtio_create(struct vm *vm)
 		int rc = create_disk(vm, i);
 		if (rc < 0) {
 			log_err(&vm->log, "vm", "disk%u (%s): %s", i, vm->cfg->disks[i].path,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	if (vm->cfg->balloon) {
+		int rc = create_balloon(vm);
+		if (rc < 0)
+			return rc;
+	}
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+		if (!vm->cfg->nets[i].present)
+			continue;
+		/* with capabilities dropped, a restart can re-attach a tap that
+		 * kvmrun created only if it outlives this VM (see net.h) */
+		struct net_params p = {
+			.cfg = &vm->cfg->nets[i], .index = i, .vm_name = vm->cfg->name,
+			.plat = &vm->vplat,
+			.persist_tap = vm->cfg->drop_caps && vm->cfg->on_reboot == ON_REBOOT_RESTART,
+		};
+		int rc = net_create(&p, &vm->nets[i]);
+		if (rc == 0)
+			rc = attach_transport(vm, net_dev(vm->nets[i]));
+		if (rc < 0) {
+			log_err(&vm->log, "vm", "net%u (tap %s): %s", i, vm->cfg->nets[i].tap,
 				strerror(-rc));
 			return rc;
 		}
@@ -151,5 +202,14 @@ void vm_virtio_destroy(struct vm *vm)
 		if (vm->disks[i])
 			virtio_blk_destroy(vm->disks[i]);
 		vm->disks[i] = NULL;
+	}
+	virtio_balloon_destroy(vm->balloon);
+	vm->balloon = NULL;
+	/* a restart keeps a tap kvmrun created, for the next VM to attach */
+	bool restarting = atomic_load(&vm->exit_code) == VM_RESTART &&
+			  vm->cfg->on_reboot == ON_REBOOT_RESTART;
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+		net_destroy(vm->nets[i], restarting);
+		vm->nets[i] = NULL;
 	}
 }

@@ -40,7 +40,7 @@ def numa_maps_nodes(pid: int, size: int) -> dict[str, str]:
     ranges = []
     for m in re.finditer(r'^([0-9a-f]+)-([0-9a-f]+) .*\n(?:(?![0-9a-f]+-).*\n)*', text, re.M):
         start, end = int(m.group(1), 16), int(m.group(2), 16)
-        if end - start >= size:
+        if end - start == size:  # exactly: sanitizer shadow maps are bigger
             ranges.append((start, m.group(0)))
     with open(f'/proc/{pid}/numa_maps') as f:
         for line in f:

@@ -1,0 +1,633 @@
+/* virtio-net: features, config space, the control queue and the choice and
+ * lifecycle of the backend (see net/net.h). */
+#include "net/net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "net/net_priv.h"
+
+#define OFFLOAD_FEATURES ((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | \
+	(1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6) | \
+	(1ull << VIRTIO_NET_F_GUEST_ECN) | (1ull << VIRTIO_NET_F_GUEST_UFO) | \
+	(1ull << VIRTIO_NET_F_HOST_TSO4) | (1ull << VIRTIO_NET_F_HOST_TSO6) | \
+	(1ull << VIRTIO_NET_F_HOST_ECN) | (1ull << VIRTIO_NET_F_HOST_UFO))
+
+#define BIT(f) (1ull << (f))
+
+void net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6])
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (const char *s = vm_name ? vm_name : "kvmrun"; *s; s++)
+		h = (h ^ (uint8_t)*s) * 16777619u;
+	h = (h ^ (uint8_t)index) * 16777619u;
+	mac[0] = 0x52; /* locally administered, unicast */
+	mac[1] = 0x54;
+	for (int i = 0; i < 4; i++)
+		mac[2 + i] = (uint8_t)(h >> (8 * (3 - i)));
+}
+
+uint32_t net_rx_max(uint64_t features, unsigned mtu)
+{
+	if (features & (BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) |
+			BIT(VIRTIO_NET_F_GUEST_UFO)))
+		return NET_HDR_LEN + NET_MAX_FRAME;
+	return NET_HDR_LEN + (mtu > 1500 ? mtu : 1500) + 14 + 4; /* Ethernet + VLAN tag */
+}
+
+/* What the tap may hand the guest, for the negotiated features. */
+static unsigned guest_offloads(uint64_t f)
+{
+	unsigned o = 0;
+	if (f & BIT(VIRTIO_NET_F_GUEST_CSUM)) o |= TAP_OFF_CSUM;
+	if (f & BIT(VIRTIO_NET_F_GUEST_TSO4)) o |= TAP_OFF_TSO4;
+	if (f & BIT(VIRTIO_NET_F_GUEST_TSO6)) o |= TAP_OFF_TSO6;
+	if (f & BIT(VIRTIO_NET_F_GUEST_ECN)) o |= TAP_OFF_ECN;
+	if (f & BIT(VIRTIO_NET_F_GUEST_UFO)) o |= TAP_OFF_UFO;
+	return o;
+}
+
+/* Device features given what the tap accepts (@tap_off, TAP_OFF_*). */
+static uint64_t offered_features(unsigned tap_off, unsigned pairs)
+{
+	uint64_t f = BIT(VIRTIO_NET_F_MAC) | BIT(VIRTIO_NET_F_STATUS) | BIT(VIRTIO_NET_F_MTU) |
+		     BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_NET_F_CTRL_VQ);
+	if (pairs > 1)
+		f |= BIT(VIRTIO_NET_F_MQ);
+	/* guest -> tap: the tap takes partial checksums and GSO frames with
+	 * the vnet header; tap -> guest: what TUNSETOFFLOAD accepted */
+	f |= BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) |
+	     BIT(VIRTIO_NET_F_HOST_ECN);
+	if (tap_off & TAP_OFF_UFO)
+		f |= BIT(VIRTIO_NET_F_HOST_UFO);
+	if (tap_off & TAP_OFF_CSUM) {
+		f |= BIT(VIRTIO_NET_F_GUEST_CSUM);
+		if (tap_off & TAP_OFF_TSO4) f |= BIT(VIRTIO_NET_F_GUEST_TSO4);
+		if (tap_off & TAP_OFF_TSO6) f |= BIT(VIRTIO_NET_F_GUEST_TSO6);
+		if (tap_off & TAP_OFF_ECN) f |= BIT(VIRTIO_NET_F_GUEST_ECN);
+		if (tap_off & TAP_OFF_UFO) f |= BIT(VIRTIO_NET_F_GUEST_UFO);
+	}
+	return f;
+}
+
+static struct net *net_of(struct virtio_dev *d)
+{
+	return d->priv;
+}
+
+/* ---- pair state, applied on the event thread ---- */
+
+static void on_tap(void *cookie, uint32_t events)
+{
+	struct net_pair *p = cookie;
+	struct net *n = p->n;
+	pthread_mutex_lock(&n->dev.lock);
+	n->st.tap_wakeups++;
+	if (events & (EPOLLERR | EPOLLHUP))
+		net_tap_gone(n, events & EPOLLERR ? "EPOLLERR" : "EPOLLHUP");
+	else if (n->backend == NET_BACKEND_USERSPACE)
+		userspace_rx(p);
+	else
+		userspace_watch(p, 0);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+/* Attaches the tap queues of the active pairs and detaches the others,
+ * and watches what should be watched. Event thread (or before it runs). */
+static void pairs_apply(struct net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	bool live = virtio_dev_live(d);
+	unsigned want = live ? n->active_pairs : 1;
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		bool on = i < want && !n->tap_gone;
+		if (!n->injected && n->max_pairs > 1 && i > 0 && on != p->attached) {
+			int rc = tap_set_queue(p->fd, on);
+			if (rc == 0)
+				p->attached = on;
+			else
+				log_warn(n->plat->log, n->short_name, "tap queue %u: %s: %s", i,
+					 on ? "attach" : "detach", strerror(-rc));
+		}
+		/* a detached tap queue polls as EPOLLERR: only attached ones */
+		bool watch = !n->tap_gone && (on || i == 0) && (p->attached || n->injected);
+		uint32_t ev = live && on && n->backend == NET_BACKEND_USERSPACE ? EPOLLIN : 0;
+		if (watch && !p->watched) {
+			int rc = evloop_add(n->plat->loop, p->fd, ev, on_tap, p);
+			if (rc < 0)
+				log_warn(n->plat->log, n->short_name, "watching tap queue %u: %s", i,
+					 strerror(-rc));
+			p->watched = rc == 0;
+			p->events = ev;
+		} else if (!watch && p->watched) {
+			evloop_del(n->plat->loop, p->fd);
+			p->watched = false;
+		}
+		userspace_watch(p, ev);
+		if (n->backend == NET_BACKEND_VHOST && !p->kicks_paused) {
+			/* vhost reads these kicks itself; stop waking for them */
+			(void)evloop_mod(n->plat->loop, d->queues[2 * i].kick_fd, 0);
+			(void)evloop_mod(n->plat->loop, d->queues[2 * i + 1].kick_fd, 0);
+			p->kicks_paused = true;
+		}
+	}
+}
+
+static void on_sync(void *cookie, uint32_t events)
+{
+	struct net *n = cookie;
+	uint64_t v;
+	if (read(n->sync_fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	pthread_mutex_lock(&n->dev.lock);
+	pairs_apply(n);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+/* From any thread: have the event thread re-apply the pair state. */
+static void net_sync(struct net *n)
+{
+	uint64_t one = 1;
+	if (write(n->sync_fd, &one, sizeof(one)) < 0)
+		log_warn(n->plat->log, n->short_name, "sync: %s", strerror(errno));
+}
+
+/* ---- vhost glue ---- */
+
+static void on_call(void *cookie, uint32_t events)
+{
+	struct net_call *c = cookie;
+	struct net *n = c->p->n;
+	struct virtio_dev *d = &n->dev;
+	uint64_t v;
+	if (read(c->fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (virtio_dev_live(d)) {
+		/* vhost already applied event-idx suppression */
+		d->isr |= VIRTIO_ISR_QUEUE;
+		if (d->tops && d->tops->signal_queue)
+			d->tops->signal_queue(d, 2 * c->p->index + c->ring);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void on_vhost_err(void *cookie, uint32_t events)
+{
+	struct net_pair *p = cookie;
+	struct net *n = p->n;
+	uint64_t v;
+	if (read(p->err_fd, &v, sizeof(v)) != sizeof(v))
+		return;
+	pthread_mutex_lock(&n->dev.lock);
+	n->st.needs_reset++;
+	virtio_dev_needs_reset(&n->dev, "vhost-net found a malformed ring");
+	vhost_stop(&p->vhost);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static int call_fd_of(struct net *n, struct net_pair *p, unsigned ring)
+{
+	struct virtio_dev *d = &n->dev;
+	int fd = -1;
+	if (d->tops && d->tops->queue_irqfd)
+		fd = d->tops->queue_irqfd(d, 2 * p->index + ring);
+	return fd >= 0 ? fd : p->call[ring].fd;
+}
+
+static int vhost_pair_start(struct net *n, struct net_pair *p)
+{
+	struct virtio_dev *d = &n->dev;
+	const struct guest_mem *m = n->plat->mem;
+	struct vhost_ring r[2];
+	for (unsigned j = 0; j < 2; j++) {
+		const struct virtio_queue *q = &d->queues[2 * p->index + j];
+		if (!q->vq)
+			return 0; /* the driver did not set this pair up */
+		r[j] = (struct vhost_ring){
+			.size = q->size,
+			.desc = gmem_ptr(m, q->desc, 16ull * q->size),
+			.avail = gmem_ptr(m, q->driver, 6 + 2ull * q->size),
+			.used = gmem_ptr(m, q->device, 6 + 8ull * q->size),
+			.kick_fd = q->kick_fd, .call_fd = call_fd_of(n, p, j), .err_fd = p->err_fd,
+		};
+		if (!r[j].desc || !r[j].avail || !r[j].used)
+			return -EFAULT; /* vq_setup checked these: cannot happen */
+	}
+	int rc = vhost_start(&p->vhost, d->guest_features, r, p->fd);
+	if (rc < 0) {
+		log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: %s", p->index,
+			strerror(-rc));
+		return rc;
+	}
+	/* look at the rings now: kicks sent before the backend existed */
+	uint64_t one = 1;
+	for (unsigned j = 0; j < 2; j++)
+		if (write(r[j].kick_fd, &one, sizeof(one)) < 0)
+			return -errno;
+	return 0;
+}
+
+/* ---- virtio_dev_ops ---- */
+
+static void net_config_read(struct virtio_dev *d, uint32_t off, void *data, unsigned len)
+{
+	memcpy(data, (const uint8_t *)&net_of(d)->config + off, len);
+}
+
+static bool net_features_ok(struct virtio_dev *d, uint64_t f)
+{
+	/* 5.1.3.1 feature dependencies */
+	uint64_t guest_gso = BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) |
+			     BIT(VIRTIO_NET_F_GUEST_UFO);
+	uint64_t host_gso = BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6) |
+			    BIT(VIRTIO_NET_F_HOST_UFO);
+	if ((f & guest_gso) && !(f & BIT(VIRTIO_NET_F_GUEST_CSUM)))
+		return false;
+	if ((f & BIT(VIRTIO_NET_F_GUEST_ECN)) &&
+	    !(f & (BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6))))
+		return false;
+	if ((f & host_gso) && !(f & BIT(VIRTIO_NET_F_CSUM)))
+		return false;
+	if ((f & BIT(VIRTIO_NET_F_HOST_ECN)) &&
+	    !(f & (BIT(VIRTIO_NET_F_HOST_TSO4) | BIT(VIRTIO_NET_F_HOST_TSO6))))
+		return false;
+	if ((f & BIT(VIRTIO_NET_F_MQ)) && !(f & BIT(VIRTIO_NET_F_CTRL_VQ)))
+		return false;
+	return true;
+}
+
+static int net_activate(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+	n->active_pairs = 1; /* 5.1.6.5.5: one pair until VQ_PAIRS_SET */
+	if (!n->injected) {
+		int rc = tap_set_offloads(n->tap.fds[0], guest_offloads(d->guest_features));
+		if (rc < 0) {
+			log_err(n->plat->log, n->short_name, "tap %s: TUNSETOFFLOAD: %s", n->tap.name,
+				strerror(-rc));
+			return rc;
+		}
+	}
+	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
+		int rc = vhost_pair_start(n, &n->pairs[i]);
+		if (rc < 0)
+			return rc;
+	}
+	net_sync(n);
+	if (n->backend == NET_BACKEND_USERSPACE) {
+		/* frames may already wait in the tap */
+		uint64_t one = 1;
+		if (write(d->queues[0].kick_fd, &one, sizeof(one)) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void net_reset(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		if (n->backend == NET_BACKEND_VHOST)
+			vhost_stop(&n->pairs[i].vhost);
+		userspace_reset(&n->pairs[i]);
+	}
+	n->active_pairs = 1;
+	net_sync(n);
+}
+
+static void net_irq_changed(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		for (unsigned j = 0; p->vhost.running && j < 2; j++) {
+			int rc = vhost_set_call(&p->vhost, j, call_fd_of(n, p, j));
+			if (rc < 0)
+				log_ratelimited(n->plat->log, &d->rl, n->short_name,
+						"re-pointing vhost interrupts: %s", strerror(-rc));
+		}
+	}
+}
+
+/* 5.1.6.5 one control command; returns the ack byte. */
+static uint8_t ctrl_command(struct net *n, const uint8_t *cmd, size_t len)
+{
+	struct virtio_dev *d = &n->dev;
+	if (len >= 4 && cmd[0] == VIRTIO_NET_CTRL_MQ && cmd[1] == VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET &&
+	    virtio_dev_has_feature(d, VIRTIO_NET_F_MQ)) {
+		unsigned pairs = (unsigned)(cmd[2] | cmd[3] << 8);
+		if (pairs < 1 || pairs > n->max_pairs)
+			return VIRTIO_NET_ERR;
+		n->active_pairs = pairs;
+		pairs_apply(n);
+		log_debug(n->plat->log, n->short_name, "%u queue pair%s active", pairs,
+			  pairs == 1 ? "" : "s");
+		return VIRTIO_NET_OK;
+	}
+	return VIRTIO_NET_ERR;
+}
+
+static void ctrl_process(struct net *n)
+{
+	struct virtio_dev *d = &n->dev;
+	unsigned qi = net_ctrl_queue(n);
+	struct vq *vq = d->queues[qi].vq;
+	bool pushed = false;
+	while (vq) {
+		struct vq_chain c = { .segs = n->tx_segs, .cap = VQ_MAX_SEGS };
+		int r = vq_pop(vq, &c);
+		if (r < 0) {
+			n->st.needs_reset++;
+			virtio_dev_needs_reset(d, vq_error(vq) ? vq_error(vq) : "control queue");
+			break;
+		}
+		if (r == 0)
+			break;
+		uint8_t cmd[64];
+		size_t len = 0;
+		for (uint32_t s = 0; s < c.nr_readable && len < sizeof(cmd); s++) {
+			size_t k = c.segs[s].len < sizeof(cmd) - len ? c.segs[s].len : sizeof(cmd) - len;
+			memcpy(cmd + len, c.segs[s].host, k);
+			len += k;
+		}
+		/* the ack is the last writable byte */
+		uint8_t *ack = NULL;
+		for (uint32_t s = c.nr_segs; s-- > c.nr_readable;) {
+			if (c.segs[s].len) {
+				ack = (uint8_t *)c.segs[s].host + c.segs[s].len - 1;
+				break;
+			}
+		}
+		n->st.ctrl_cmds++;
+		uint32_t written = 0;
+		if (!ack || len < 2) {
+			n->st.ctrl_errors++;
+			log_ratelimited(n->plat->log, &d->rl, n->short_name,
+					"control command without header or ack byte: dropped");
+		} else {
+			*ack = ctrl_command(n, cmd, len);
+			if (*ack != VIRTIO_NET_OK)
+				n->st.ctrl_errors++;
+			written = 1;
+		}
+		if (vq_push(vq, c.head, written) < 0)
+			break;
+		pushed = true;
+	}
+	if (pushed)
+		virtio_dev_used(d, qi);
+}
+
+static void net_notify(struct virtio_dev *d, unsigned q)
+{
+	struct net *n = net_of(d);
+	if (q == net_ctrl_queue(n)) {
+		ctrl_process(n);
+		return;
+	}
+	unsigned pair = q / 2;
+	if (pair >= n->max_pairs || (!virtio_dev_has_feature(d, VIRTIO_NET_F_MQ) && pair > 0))
+		return;
+	struct net_pair *p = &n->pairs[pair];
+	if (n->backend == NET_BACKEND_VHOST)
+		return; /* vhost reads the same eventfd */
+	if (q % 2 == 0) {
+		if (pair < n->active_pairs && !n->tap_gone) {
+			userspace_watch(p, EPOLLIN);
+			userspace_rx(p);
+		}
+	} else {
+		userspace_tx(p);
+	}
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.features = 0, /* per device, set in host_features after init */
+	.config_size = sizeof(struct virtio_net_config),
+	.config_read = net_config_read,
+	.features_ok = net_features_ok,
+	.activate = net_activate,
+	.notify = net_notify,
+	.reset = net_reset,
+	.irq_changed = net_irq_changed,
+};
+
+/* ---- create / destroy ---- */
+
+static int open_vhost(struct net *n, const struct net_params *p)
+{
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		int rc = vhost_open(&n->pairs[i].vhost, n->plat->mem);
+		if (rc < 0) {
+			for (unsigned j = 0; j < i; j++)
+				vhost_close(&n->pairs[j].vhost);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int choose_backend(struct net *n, const struct net_params *p)
+{
+	const struct logger *lg = n->plat->log;
+	if (p->fds || p->cfg->vhost == TRISTATE_OFF) {
+		n->backend = NET_BACKEND_USERSPACE;
+		return 0;
+	}
+	int rc = open_vhost(n, p);
+	if (rc == 0) {
+		n->backend = NET_BACKEND_VHOST;
+		return 0;
+	}
+	if (p->cfg->vhost == TRISTATE_ON) {
+		log_err(lg, n->short_name, "net%u.vhost=on but vhost-net cannot be used: "
+			"/dev/vhost-net: %s%s", p->index, strerror(-rc),
+			rc == -ENOENT ? " (modprobe vhost_net, or net.vhost=auto|off)" : "");
+		return rc;
+	}
+	log_info(lg, n->short_name, "vhost-net unavailable (/dev/vhost-net: %s)", strerror(-rc));
+	n->backend = NET_BACKEND_USERSPACE;
+	return 0;
+}
+
+static int watch_pair(struct net *n, struct net_pair *p)
+{
+	struct evloop *l = n->plat->loop;
+	if (n->backend == NET_BACKEND_USERSPACE) {
+		p->rx = calloc(1, sizeof(*p->rx));
+		return p->rx ? 0 : -ENOMEM;
+	}
+	for (unsigned j = 0; j < 2; j++) {
+		p->call[j] = (struct net_call){ .p = p, .ring = j,
+						.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
+		if (p->call[j].fd < 0)
+			return -errno;
+		int rc = evloop_add(l, p->call[j].fd, EPOLLIN, on_call, &p->call[j]);
+		if (rc < 0) {
+			close(p->call[j].fd);
+			p->call[j].fd = -1;
+			return rc;
+		}
+	}
+	p->err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->err_fd < 0)
+		return -errno;
+	int rc = evloop_add(l, p->err_fd, EPOLLIN, on_vhost_err, p);
+	if (rc < 0) {
+		close(p->err_fd);
+		p->err_fd = -1;
+	}
+	return rc;
+}
+
+static void unwatch_pair(struct net *n, struct net_pair *p)
+{
+	struct evloop *l = n->plat->loop;
+	if (p->watched)
+		evloop_del(l, p->fd);
+	p->watched = false;
+	for (unsigned j = 0; j < 2; j++) {
+		if (p->call[j].fd >= 0) {
+			evloop_del(l, p->call[j].fd);
+			close(p->call[j].fd);
+		}
+		p->call[j].fd = -1;
+	}
+	if (p->err_fd >= 0) {
+		evloop_del(l, p->err_fd);
+		close(p->err_fd);
+	}
+	p->err_fd = -1;
+	free(p->rx);
+	p->rx = NULL;
+}
+
+int net_create(const struct net_params *p, struct net **out)
+{
+	const struct net_config *cfg = p->cfg;
+	if (!p->plat->loop || cfg->queues < 1 || cfg->queues > NET_MAX_PAIRS)
+		return -EINVAL;
+	struct net *n = calloc(1, sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	n->plat = p->plat;
+	snprintf(n->name, sizeof(n->name), "virtio-net%u", p->index);
+	snprintf(n->short_name, sizeof(n->short_name), "net%u", p->index);
+	n->max_pairs = cfg->queues;
+	n->active_pairs = 1;
+	n->mtu = cfg->mtu ? cfg->mtu : 1500;
+	n->injected = p->fds != NULL;
+	n->sync_fd = -1;
+	for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
+		n->tap.fds[i] = -1;
+	for (unsigned i = 0; i < NET_MAX_PAIRS; i++) {
+		struct net_pair *q = &n->pairs[i];
+		*q = (struct net_pair){ .n = n, .index = i, .fd = -1, .err_fd = -1,
+					.vhost = { .fd = -1 }, .call = { { .fd = -1 }, { .fd = -1 } } };
+	}
+	if (cfg->mac_set)
+		memcpy(n->config.mac, cfg->mac, 6);
+	else
+		net_default_mac(p->vm_name, p->index, n->config.mac);
+	n->config.status = VIRTIO_NET_S_LINK_UP;
+	n->config.max_virtqueue_pairs = (uint16_t)n->max_pairs;
+	n->config.mtu = (uint16_t)n->mtu;
+
+	int rc = choose_backend(n, p);
+	unsigned tap_off = TAP_OFF_CSUM | TAP_OFF_TSO4 | TAP_OFF_TSO6 | TAP_OFF_ECN | TAP_OFF_UFO;
+	if (rc == 0 && !n->injected) {
+		struct tap_params tp = { .name = cfg->tap, .nr_queues = n->max_pairs,
+					 .mtu = n->mtu, .persist = p->persist_tap };
+		rc = tap_open(&n->tap, &tp, p->plat->log, n->short_name);
+		tap_off = n->tap.offloads;
+	}
+	n->overflow = rc == 0 ? malloc(NET_HDR_LEN + NET_MAX_FRAME) : NULL;
+	if (rc == 0 && !n->overflow)
+		rc = -ENOMEM;
+	if (rc == 0)
+		rc = virtio_dev_init(&n->dev, n->name, VIRTIO_ID_NET, &net_ops, n, p->plat,
+				     2 * n->max_pairs + 1, NET_QUEUE_SIZE);
+	if (rc < 0) {
+		for (unsigned i = 0; i < n->max_pairs; i++)
+			vhost_close(&n->pairs[i].vhost);
+		tap_close(&n->tap, true);
+		free(n->overflow);
+		free(n);
+		return rc;
+	}
+	uint64_t f = n->dev.host_features | offered_features(tap_off, n->max_pairs);
+	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++)
+		f = vhost_offer_mask(f, n->pairs[i].vhost.features);
+	n->dev.host_features = f;
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *q = &n->pairs[i];
+		q->fd = n->injected ? p->fds[i] : n->tap.fds[i];
+		q->attached = true;
+		if (rc == 0)
+			rc = watch_pair(n, q);
+	}
+	n->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (rc == 0 && n->sync_fd < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = evloop_add(p->plat->loop, n->sync_fd, EPOLLIN, on_sync, n);
+	if (rc < 0) {
+		log_err(p->plat->log, n->short_name, "setting up: %s", strerror(-rc));
+		net_destroy(n, false);
+		return rc;
+	}
+	pthread_mutex_lock(&n->dev.lock);
+	pairs_apply(n);
+	pthread_mutex_unlock(&n->dev.lock);
+	log_info(p->plat->log, n->short_name,
+		 "%s backend on %s, %u queue pair%s, MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u",
+		 n->backend == NET_BACKEND_VHOST ? "vhost-net" : "userspace",
+		 n->injected ? "injected descriptors" : n->tap.name, n->max_pairs,
+		 n->max_pairs == 1 ? "" : "s", n->config.mac[0], n->config.mac[1],
+		 n->config.mac[2], n->config.mac[3], n->config.mac[4], n->config.mac[5], n->mtu);
+	*out = n;
+	return 0;
+}
+
+struct virtio_dev *net_dev(struct net *n)
+{
+	return &n->dev;
+}
+
+void net_destroy(struct net *n, bool keep_tap)
+{
+	if (!n)
+		return;
+	pthread_mutex_lock(&n->dev.lock);
+	for (unsigned i = 0; i < n->max_pairs; i++)
+		vhost_close(&n->pairs[i].vhost);
+	pthread_mutex_unlock(&n->dev.lock);
+	for (unsigned i = 0; i < n->max_pairs; i++)
+		unwatch_pair(n, &n->pairs[i]);
+	if (n->sync_fd >= 0) {
+		evloop_del(n->plat->loop, n->sync_fd);
+		close(n->sync_fd);
+	}
+	virtio_dev_uninit(&n->dev);
+	if (!n->injected)
+		tap_close(&n->tap, !keep_tap);
+	free(n->overflow);
+	free(n);
+}
+
+void net_get_stats(struct net *n, struct net_stats *out)
+{
+	pthread_mutex_lock(&n->dev.lock);
+	*out = n->st;
+	out->active_pairs = n->active_pairs;
+	out->link_up = n->config.status & VIRTIO_NET_S_LINK_UP;
+	out->backend = n->backend;
+	pthread_mutex_unlock(&n->dev.lock);
+}

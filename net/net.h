@@ -1,0 +1,161 @@
+/* virtio-net (virtio spec 1.2, section 5.1 "Network Device") over a tap,
+ * with two backends for the data path:
+ *   - vhost-net (net/vhost.c): the host kernel moves packets between the
+ *     rings and the tap; kicks reach it through the queue's ioeventfd and
+ *     it interrupts through the transport's irqfd (no userspace hop; on
+ *     virtio-mmio or INTx the event thread relays its call eventfd);
+ *   - userspace (net/userspace.c): the VM's event thread moves them,
+ *     readv/writev straight between guest buffers and the tap.
+ * net.vhost=auto picks vhost-net when /dev/vhost-net opens, else userspace
+ * (and logs which); on without /dev/vhost-net is an error.
+ *
+ * The device offers MAC, STATUS (link up; down when the tap goes away),
+ * MTU, MRG_RXBUF, CSUM/GUEST_CSUM and the TSO/ECN/UFO offloads the tap
+ * accepts (TUNSETOFFLOAD follows what the guest negotiated), CTRL_VQ and,
+ * with queues > 1, MQ over an IFF_MULTI_QUEUE tap. Queues: receiveq N at
+ * 2N, transmitq N at 2N+1, controlq at 2*max_pairs (2 without MQ, 5.1.2).
+ *
+ * Error classes (STYLE 8):
+ *   - a malformed ring (vq_pop -EINVAL, or vhost's error eventfd):
+ *     DEVICE_NEEDS_RESET, logged rate-limited;
+ *   - a bad transmit chain (writable part, shorter than the header, longer
+ *     than 64 KiB), a receive buffer too small for the frame or a frame the
+ *     tap refuses: dropped, counted, never written past the buffer;
+ *   - the tap going away (EBADFD, EPOLLERR/HUP): logged once, link down
+ *     (a config-change interrupt), transmits dropped;
+ *   - set-up failures: -errno to vmm/.
+ * A flood from the host while the guest posts no receive buffers makes
+ * the event thread stop reading the tap (no busy loop) until the guest
+ * kicks the receive queue; the kernel's tap queue absorbs or drops.
+ *
+ * Threads: every callback runs under dev->lock: kicks and tap events on
+ * the VM's event thread, config/status/reset from vCPU threads. */
+#ifndef KVMRUN_NET_H
+#define KVMRUN_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/device.h"
+#include "vmm/config.h"
+
+/* 5.1.1 Device ID */
+#define VIRTIO_ID_NET 1
+
+/* 5.1.3 Feature bits */
+#define VIRTIO_NET_F_CSUM        0
+#define VIRTIO_NET_F_GUEST_CSUM  1
+#define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
+#define VIRTIO_NET_F_MTU         3
+#define VIRTIO_NET_F_MAC         5
+#define VIRTIO_NET_F_GUEST_TSO4  7
+#define VIRTIO_NET_F_GUEST_TSO6  8
+#define VIRTIO_NET_F_GUEST_ECN   9
+#define VIRTIO_NET_F_GUEST_UFO   10
+#define VIRTIO_NET_F_HOST_TSO4   11
+#define VIRTIO_NET_F_HOST_TSO6   12
+#define VIRTIO_NET_F_HOST_ECN    13
+#define VIRTIO_NET_F_HOST_UFO    14
+#define VIRTIO_NET_F_MRG_RXBUF   15
+#define VIRTIO_NET_F_STATUS      16
+#define VIRTIO_NET_F_CTRL_VQ     17
+#define VIRTIO_NET_F_CTRL_RX     18
+#define VIRTIO_NET_F_MQ          22
+
+#define VIRTIO_NET_S_LINK_UP 1
+
+/* 5.1.6.5 control classes and commands */
+#define VIRTIO_NET_OK  0
+#define VIRTIO_NET_ERR 1
+#define VIRTIO_NET_CTRL_MQ 4
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN 1
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX 0x8000
+
+#define NET_MAX_PAIRS 16
+#define NET_QUEUE_SIZE 256        /* max Queue Size of every queue */
+#define NET_HDR_LEN 12            /* struct virtio_net_hdr_v1 (VERSION_1) */
+#define NET_MAX_FRAME 65550u      /* 64 KiB GSO frame + Ethernet/VLAN header */
+
+/* 5.1.4 struct virtio_net_config, up to mtu. Little-endian. */
+struct virtio_net_config {
+	uint8_t mac[6];
+	uint16_t status;
+	uint16_t max_virtqueue_pairs;
+	uint16_t mtu;
+} __attribute__((packed));
+
+/* 5.1.6 struct virtio_net_hdr (with num_buffers: always there in 1.x) */
+struct virtio_net_hdr_v1 {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+} __attribute__((packed));
+
+enum net_backend { NET_BACKEND_USERSPACE, NET_BACKEND_VHOST };
+
+struct net;
+
+struct net_params {
+	const struct net_config *cfg;  /* tap, mac, vhost, queues, mtu */
+	unsigned index;                /* "net0", "virtio-net0" */
+	const char *vm_name;           /* for the default MAC; NULL: "kvmrun" */
+	const struct virtio_platform *plat; /* plat->loop is required */
+	/* Leave a tap kvmrun creates persistent (owned by the euid), so the
+	 * VM can re-attach it after a restart without CAP_NET_ADMIN. */
+	bool persist_tap;
+	/* Tests and benchmarks: use these descriptors (cfg->queues of them,
+	 * non-blocking, one frame with its 12-byte header per read/write: a
+	 * tap, or a SOCK_SEQPACKET socket) instead of opening cfg->tap. No
+	 * tap ioctls are made on them; the backend is userspace. Borrowed. */
+	const int *fds;
+};
+
+struct net_stats {
+	uint64_t rx_frames, rx_bytes;      /* delivered to the guest */
+	uint64_t tx_frames, tx_bytes;      /* written to the tap */
+	uint64_t rx_dropped_small;         /* frame larger than the buffers */
+	uint64_t rx_bad_buffers;           /* receive chain without room for the header */
+	uint64_t rx_short;                 /* tap read shorter than the header */
+	uint64_t rx_stalls;                /* reading paused: no receive buffers */
+	uint64_t tx_bad;                   /* malformed transmit chains dropped */
+	uint64_t tx_errors;                /* the tap refused a frame */
+	uint64_t tx_dropped_link_down;
+	uint64_t needs_reset;
+	uint64_t ctrl_cmds, ctrl_errors;
+	uint64_t tap_wakeups;              /* tap readiness callbacks */
+	unsigned active_pairs;
+	bool link_up;
+	enum net_backend backend;
+};
+
+/* Opens the tap (and /dev/vhost-net per queue pair when vhost is used),
+ * initialises the virtio device (id 1) with 2*queues+1 queues and watches
+ * its descriptors on plat->loop. The caller then attaches a transport to
+ * net_dev(). Logs which backend runs. Returns 0 or -errno (logged). */
+__attribute__((warn_unused_result))
+int net_create(const struct net_params *p, struct net **out);
+
+/* The virtio device, for the transport. Valid until destroy. */
+struct virtio_dev *net_dev(struct net *n);
+
+/* After the transport is gone: stops vhost, closes the tap (removing a
+ * persistent tap kvmrun created unless @keep_tap). NULL: no-op. */
+void net_destroy(struct net *n, bool keep_tap);
+
+/* A snapshot of the counters (takes dev->lock). */
+void net_get_stats(struct net *n, struct net_stats *out);
+
+/* The default MAC: locally administered unicast 52:54:xx:xx:xx:xx, the
+ * last four bytes a hash of the VM name and the device index. */
+void net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6]);
+
+/* The largest frame (header included) a receive may carry with the
+ * negotiated @features and @mtu. */
+uint32_t net_rx_max(uint64_t features, unsigned mtu);
+
+#endif

@@ -1,0 +1,298 @@
+/* The userspace data path of virtio-net (5.1.6.3 receive, 5.1.6.2
+ * transmit): the event thread moves frames between the rings and the tap
+ * with one readv/writev per frame straight from/to guest buffers, and
+ * coalesces used-buffer interrupts per batch. */
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "net/net_priv.h"
+
+void userspace_watch(struct net_pair *p, uint32_t events)
+{
+	if (!p->watched || p->events == events)
+		return;
+	if (evloop_mod(p->n->plat->loop, p->fd, events) == 0)
+		p->events = events;
+}
+
+void userspace_reset(struct net_pair *p)
+{
+	if (!p->rx)
+		return;
+	p->rx->nr_chains = 0;
+	p->rx->nr_segs = 0;
+	p->rx->room = 0;
+}
+
+void net_tap_gone(struct net *n, const char *why)
+{
+	if (n->tap_gone)
+		return;
+	n->tap_gone = true;
+	log_err(n->plat->log, n->short_name, "tap %s went away (%s): link down",
+		n->injected ? "(injected)" : n->tap.name, why);
+	n->config.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		if (p->watched)
+			evloop_del(n->plat->loop, p->fd);
+		p->watched = false;
+	}
+	if (n->dev.status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_dev_config_changed(&n->dev);
+}
+
+/* Writes @len bytes at offset @off of the chain's writable part. */
+static void chain_write(const struct vq_chain *c, uint64_t off, const void *src, size_t len)
+{
+	const uint8_t *s = src;
+	for (uint32_t i = c->nr_readable; i < c->nr_segs && len; i++) {
+		const struct vq_seg *g = &c->segs[i];
+		if (off >= g->len) {
+			off -= g->len;
+			continue;
+		}
+		size_t k = g->len - off < len ? g->len - off : len;
+		memcpy((uint8_t *)g->host + off, s, k);
+		s += k;
+		len -= k;
+		off = 0;
+	}
+}
+
+/* Drops the first @k reserved chains (pushed or given up). */
+static void rx_consume(struct net_rxq *rx, unsigned k)
+{
+	uint64_t room = 0;
+	for (unsigned i = 0; i < k; i++)
+		room += rx->chains[i].writable_len;
+	unsigned seg_off = k < rx->nr_chains ? (unsigned)(rx->chains[k].segs - rx->segs) : rx->nr_segs;
+	memmove(rx->segs, rx->segs + seg_off, (rx->nr_segs - seg_off) * sizeof(rx->segs[0]));
+	memmove(rx->chains, rx->chains + k, (rx->nr_chains - k) * sizeof(rx->chains[0]));
+	rx->nr_chains -= k;
+	rx->nr_segs -= seg_off;
+	rx->room -= room;
+	for (unsigned i = 0; i < rx->nr_chains; i++)
+		rx->chains[i].segs -= seg_off;
+}
+
+enum { FILL_MALFORMED = -1, FILL_EMPTY = 0, FILL_READY = 1 };
+
+/* Reserves receive chains: one without merged buffers; with them, until
+ * they hold @want bytes (or the ring ran dry with room for a full-size
+ * non-GSO frame, or every buffer of the ring is ours). Chains with no room
+ * for the header go straight back, empty. *@pushed counts those. */
+static int rx_fill(struct net_pair *p, struct vq *vq, bool mrg, uint64_t want, unsigned *pushed)
+{
+	struct net *n = p->n;
+	struct net_rxq *rx = p->rx;
+	uint64_t small = net_rx_max(0, n->mtu);
+	uint32_t qsize = n->dev.queues[2 * p->index].size;
+	for (;;) {
+		if (rx->nr_chains > 0 && (!mrg || rx->room >= want))
+			return FILL_READY;
+		if (rx->nr_chains == NET_QUEUE_SIZE || NET_RX_SEGS - rx->nr_segs < NET_CHAIN_SEGS)
+			return rx->nr_chains ? FILL_READY : FILL_EMPTY;
+		struct vq_chain *c = &rx->chains[rx->nr_chains];
+		*c = (struct vq_chain){ .segs = rx->segs + rx->nr_segs, .cap = NET_CHAIN_SEGS };
+		int r = vq_pop(vq, c);
+		if (r < 0)
+			return FILL_MALFORMED;
+		if (r == 0) {
+			bool enough = rx->room >= small || rx->nr_chains >= qsize;
+			return rx->nr_chains && enough ? FILL_READY : FILL_EMPTY;
+		}
+		if (c->nr_readable || c->writable_len < NET_HDR_LEN) {
+			n->st.rx_bad_buffers++;
+			log_ratelimited(n->plat->log, &n->dev.rl, n->short_name,
+					"receive buffer of %llu writable bytes (%u readable segments) "
+					"returned unused", (unsigned long long)c->writable_len,
+					c->nr_readable);
+			if (vq_push(vq, c->head, 0) < 0)
+				return FILL_MALFORMED;
+			(*pushed)++;
+			continue;
+		}
+		rx->nr_chains++;
+		rx->nr_segs += c->nr_segs;
+		rx->room += c->writable_len;
+	}
+}
+
+/* The frame of @got bytes is in the reserved chains: hand it over. */
+static int rx_deliver(struct net_pair *p, struct vq *vq, bool mrg, size_t got)
+{
+	struct net_rxq *rx = p->rx;
+	unsigned k = 1;
+	if (mrg) {
+		uint64_t left = got;
+		for (k = 0; k < rx->nr_chains && left; k++)
+			left -= left < rx->chains[k].writable_len ? left : rx->chains[k].writable_len;
+	}
+	uint16_t nbuf = (uint16_t)k;
+	chain_write(&rx->chains[0], offsetof(struct virtio_net_hdr_v1, num_buffers), &nbuf,
+		    sizeof(nbuf));
+	uint64_t left = got;
+	for (unsigned i = 0; i < k; i++) {
+		uint32_t w = (uint32_t)(left < rx->chains[i].writable_len ? left
+							       : rx->chains[i].writable_len);
+		if (vq_push(vq, rx->chains[i].head, w) < 0)
+			return -EINVAL;
+		left -= w;
+	}
+	rx_consume(rx, k);
+	return 0;
+}
+
+void userspace_rx(struct net_pair *p)
+{
+	struct net *n = p->n;
+	struct virtio_dev *d = &n->dev;
+	unsigned qi = 2 * p->index;
+	struct vq *vq = d->queues[qi].vq;
+	if (!virtio_dev_live(d) || !vq || p->index >= n->active_pairs || n->tap_gone || !p->rx) {
+		userspace_watch(p, 0);
+		return;
+	}
+	struct net_rxq *rx = p->rx;
+	bool mrg = virtio_dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF);
+	uint64_t want = net_rx_max(d->guest_features, n->mtu);
+	unsigned pushed = 0;
+	uint32_t events = EPOLLIN;
+	for (unsigned f = 0; f < NET_RX_BUDGET; f++) {
+		int r = rx_fill(p, vq, mrg, want, &pushed);
+		if (r == FILL_MALFORMED) {
+			n->st.needs_reset++;
+			virtio_dev_needs_reset(d, vq_error(vq) ? vq_error(vq) : "receive queue");
+			events = 0;
+			break;
+		}
+		if (r == FILL_EMPTY) {
+			/* no buffers: stop reading the tap until the guest kicks */
+			n->st.rx_stalls++;
+			events = 0;
+			break;
+		}
+		unsigned nv = 0, last = mrg ? rx->nr_chains : 1;
+		uint64_t cap = 0;
+		for (unsigned i = 0; i < last; i++) {
+			const struct vq_chain *c = &rx->chains[i];
+			for (uint32_t s = 0; s < c->nr_segs; s++)
+				rx->iov[nv++] = (struct iovec){ c->segs[s].host, c->segs[s].len };
+			cap += c->writable_len;
+		}
+		rx->iov[nv++] = (struct iovec){ n->overflow, NET_HDR_LEN + NET_MAX_FRAME };
+		ssize_t got = readv(p->fd, rx->iov, (int)nv);
+		if (got < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				net_tap_gone(n, strerror(errno));
+			break;
+		}
+		if (got == 0) {
+			net_tap_gone(n, "end of file");
+			break;
+		}
+		if ((size_t)got < NET_HDR_LEN) {
+			n->st.rx_short++;
+			continue;
+		}
+		if ((uint64_t)got > cap) {
+			/* never written past the buffers: the rest went to the
+			 * overflow area; the chains stay for the next frame */
+			n->st.rx_dropped_small++;
+			log_ratelimited(n->plat->log, &d->rl, n->short_name,
+					"received frame of %zd bytes does not fit %llu bytes of "
+					"receive buffers: dropped", got, (unsigned long long)cap);
+			continue;
+		}
+		if (rx_deliver(p, vq, mrg, (size_t)got) < 0) {
+			virtio_dev_needs_reset(d, "receive queue");
+			events = 0;
+			break;
+		}
+		pushed++;
+		n->st.rx_frames++;
+		n->st.rx_bytes += (uint64_t)got - NET_HDR_LEN;
+	}
+	if (!n->tap_gone)
+		userspace_watch(p, events);
+	if (pushed)
+		virtio_dev_used(d, qi);
+}
+
+void userspace_tx(struct net_pair *p)
+{
+	struct net *n = p->n;
+	struct virtio_dev *d = &n->dev;
+	unsigned qi = 2 * p->index + 1;
+	struct vq *vq = d->queues[qi].vq;
+	if (!virtio_dev_live(d) || !vq)
+		return;
+	unsigned done = 0;
+	bool more = false;
+	for (;;) {
+		if (done == NET_TX_BUDGET) {
+			more = true;
+			break;
+		}
+		struct vq_chain c = { .segs = n->tx_segs, .cap = VQ_MAX_SEGS };
+		int r = vq_pop(vq, &c);
+		if (r < 0) {
+			n->st.needs_reset++;
+			virtio_dev_needs_reset(d, vq_error(vq) ? vq_error(vq) : "transmit queue");
+			break;
+		}
+		if (r == 0)
+			break;
+		done++;
+		if (c.nr_readable != c.nr_segs || c.readable_len < NET_HDR_LEN ||
+		    c.readable_len > NET_HDR_LEN + NET_MAX_FRAME) {
+			n->st.tx_bad++;
+			log_ratelimited(n->plat->log, &d->rl, n->short_name,
+					"transmit chain of %llu readable, %llu writable bytes: dropped",
+					(unsigned long long)c.readable_len,
+					(unsigned long long)c.writable_len);
+		} else if (n->tap_gone) {
+			n->st.tx_dropped_link_down++;
+		} else if (p->index >= n->active_pairs) {
+			n->st.tx_bad++; /* a queue pair the driver did not enable */
+		} else {
+			for (uint32_t s = 0; s < c.nr_segs; s++)
+				n->tx_iov[s] = (struct iovec){ c.segs[s].host, c.segs[s].len };
+			ssize_t w = writev(p->fd, n->tx_iov, (int)c.nr_segs);
+			if (w >= 0) {
+				n->st.tx_frames++;
+				n->st.tx_bytes += c.readable_len - NET_HDR_LEN;
+			} else if (errno == EIO) {
+				/* the host has not brought the tap up (yet) */
+				n->st.tx_dropped_link_down++;
+			} else if (errno == EBADFD || errno == EPIPE || errno == ECONNRESET) {
+				net_tap_gone(n, strerror(errno));
+				n->st.tx_dropped_link_down++;
+			} else {
+				n->st.tx_errors++;
+				log_ratelimited(n->plat->log, &d->rl, n->short_name,
+						"tap refused a %llu-byte frame: %s",
+						(unsigned long long)c.readable_len, strerror(errno));
+			}
+		}
+		if (vq_push(vq, c.head, 0) < 0) {
+			virtio_dev_needs_reset(d, "transmit queue");
+			break;
+		}
+	}
+	if (done)
+		virtio_dev_used(d, qi);
+	if (more) {
+		/* yield to the other queues, come back on the next round */
+		uint64_t one = 1;
+		if (write(d->queues[qi].kick_fd, &one, sizeof(one)) < 0)
+			log_ratelimited(n->plat->log, &d->rl, n->short_name, "re-kick: %s",
+					strerror(errno));
+	}
+}

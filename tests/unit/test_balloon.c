@@ -1,0 +1,486 @@
+/* virtio-balloon (virtio/balloon.c over virtio/device.c and queue.c): a
+ * driver written here fills split rings in a buffer registered as guest
+ * RAM, kicks the queues' eventfds and runs the real event loop. Discards
+ * go to a recording callback; a fake transport counts interrupts. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "virtio/balloon.h"
+#include "vmm/evloop.h"
+
+#define RAM_SIZE (8u << 20)
+#define QSIZE 16u
+#define RING_BASE(q) (0x4000u * (q))
+#define DATA_GPA 0x20000u
+#define F_NEXT 1u
+#define F_WRITE 2u
+#define MAX_DISCARDS 64
+
+struct discard_rec {
+	uint64_t gpa, len;
+};
+
+struct env {
+	uint8_t *ram;
+	struct guest_mem mem;
+	struct evloop *loop;
+	struct logger lg;
+	struct virtio_platform plat;
+	struct virtio_balloon *b;
+	struct virtio_dev *d;
+	unsigned queue_signals, config_signals;
+	struct discard_rec discards[MAX_DISCARDS];
+	unsigned nr_discards;
+	int discard_rc;
+	uint16_t avail_idx[4], next_desc[4];
+	uint64_t data_next;
+};
+
+static void on_signal_queue(struct virtio_dev *d, unsigned q)
+{
+	((struct env *)d->transport)->queue_signals++;
+}
+
+static void on_signal_config(struct virtio_dev *d)
+{
+	((struct env *)d->transport)->config_signals++;
+}
+
+static const struct virtio_transport_ops fake_tops = {
+	.signal_queue = on_signal_queue,
+	.signal_config = on_signal_config,
+};
+
+static int record_discard(void *cookie, uint64_t gpa, uint64_t len)
+{
+	struct env *e = cookie;
+	if (e->nr_discards < MAX_DISCARDS)
+		e->discards[e->nr_discards++] = (struct discard_rec){ gpa, len };
+	return e->discard_rc;
+}
+
+static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period, bool report)
+{
+	memset(e, 0, sizeof(*e));
+	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (e->ram == MAP_FAILED)
+		exit(1);
+	CHECK_EQ(gmem_add_region(&e->mem, 0, RAM_SIZE, e->ram, -1, 0), 0);
+	e->mem.page_size = page_size;
+	CHECK_EQ(evloop_create(&e->loop), 0);
+	log_init(&e->lg, LOG_ERROR, "test");
+	e->plat = (struct virtio_platform){ .mem = &e->mem, .loop = e->loop, .log = &e->lg };
+	struct virtio_balloon_params p = {
+		.plat = &e->plat, .page_size = page_size, .discard = record_discard,
+		.discard_cookie = e, .stats_period = stats_period, .deflate_on_oom = true,
+		.free_page_reporting = report,
+	};
+	int r = virtio_balloon_create(&p, &e->b);
+	CHECK_EQ(r, 0);
+	if (r)
+		return false;
+	e->d = virtio_balloon_dev(e->b);
+	e->d->tops = &fake_tops;
+	e->d->transport = e;
+	e->data_next = DATA_GPA;
+	return true;
+}
+
+static void env_destroy(struct env *e)
+{
+	virtio_balloon_destroy(e->b);
+	evloop_destroy(e->loop);
+	munmap(e->ram, RAM_SIZE);
+}
+
+/* The driver's initialisation (3.1.1) with @features (low word), enabling
+ * @nr_queues queues. */
+static void driver_init(struct env *e, uint32_t features, unsigned nr_queues)
+{
+	struct virtio_dev *d = e->d;
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	virtio_dev_set_driver_features(d, 0, features & virtio_dev_features_word(d, 0));
+	virtio_dev_set_driver_features(d, 1, virtio_dev_features_word(d, 1));
+	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				 VIRTIO_STATUS_FEATURES_OK);
+	CHECK(d->status & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < nr_queues; q++) {
+		d->queues[q].size = QSIZE;
+		d->queues[q].desc = RING_BASE(q);
+		d->queues[q].driver = RING_BASE(q) + 0x1000;
+		d->queues[q].device = RING_BASE(q) + 0x2000;
+		CHECK(virtio_dev_queue_enable(d, q));
+	}
+	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+				 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	CHECK(virtio_dev_live(d));
+	pthread_mutex_unlock(&d->lock);
+}
+
+struct buf {
+	uint64_t gpa;
+	uint32_t len;
+	bool writable;
+};
+
+/* Places @len bytes of @data in guest RAM; returns their gpa. */
+static uint64_t put_data(struct env *e, const void *data, uint32_t len)
+{
+	uint64_t gpa = e->data_next;
+	memcpy(e->ram + gpa, data, len);
+	e->data_next += (len + 15u) & ~15u;
+	return gpa;
+}
+
+/* Adds a chain of @n buffers to queue @q, kicks it and runs the loop once. */
+static void send_chain(struct env *e, unsigned q, const struct buf *bufs, unsigned n)
+{
+	uint16_t head = e->next_desc[q];
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t idx = (uint16_t)((head + i) % QSIZE);
+		uint8_t *p = e->ram + RING_BASE(q) + 16u * idx;
+		uint16_t flags = (uint16_t)((bufs[i].writable ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0));
+		uint16_t next = (uint16_t)((idx + 1) % QSIZE);
+		memcpy(p, &bufs[i].gpa, 8);
+		memcpy(p + 8, &bufs[i].len, 4);
+		memcpy(p + 12, &flags, 2);
+		memcpy(p + 14, &next, 2);
+	}
+	e->next_desc[q] = (uint16_t)((head + n) % QSIZE);
+	uint8_t *avail = e->ram + RING_BASE(q) + 0x1000;
+	uint16_t slot = e->avail_idx[q] % QSIZE;
+	memcpy(avail + 4 + 2u * slot, &head, 2);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	e->avail_idx[q]++;
+	memcpy(avail + 2, &e->avail_idx[q], 2);
+	uint64_t one = 1;
+	CHECK_EQ(write(e->d->queues[q].kick_fd, &one, 8), 8);
+	CHECK(evloop_run_once(e->loop, 100) >= 1);
+}
+
+static void send_pfns(struct env *e, unsigned q, const uint32_t *pfns, unsigned n)
+{
+	struct buf b = { put_data(e, pfns, n * 4u), n * 4u, false };
+	send_chain(e, q, &b, 1);
+}
+
+static uint16_t used_idx(struct env *e, unsigned q)
+{
+	uint16_t v;
+	memcpy(&v, e->ram + RING_BASE(q) + 0x2000 + 2, 2);
+	return v;
+}
+
+static struct virtio_balloon_info info(struct env *e)
+{
+	struct virtio_balloon_info i;
+	virtio_balloon_get(e->b, &i);
+	return i;
+}
+
+#define ALL_FEATURES ((1u << VIRTIO_BALLOON_F_STATS_VQ) | \
+		      (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM) | \
+		      (1u << VIRTIO_BALLOON_F_PAGE_REPORTING))
+
+static void test_config_and_features(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 5, true))
+		return;
+	struct virtio_dev *d = e.d;
+	CHECK_EQ(d->device_id, VIRTIO_ID_BALLOON);
+	CHECK_EQ(d->nr_queues, 4);
+	uint32_t f = virtio_dev_features_word(d, 0);
+	CHECK(f & (1u << VIRTIO_BALLOON_F_STATS_VQ));
+	CHECK(f & (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	CHECK(f & (1u << VIRTIO_BALLOON_F_PAGE_REPORTING));
+	CHECK(!(f & (1u << VIRTIO_BALLOON_F_MUST_TELL_HOST)));
+	CHECK(!(f & (1u << VIRTIO_BALLOON_F_FREE_PAGE_HINT)));
+
+	/* a target before the driver is up: no interrupt, but config shows it */
+	CHECK_EQ(virtio_balloon_set_target(e.b, 2u << 20), 0);
+	CHECK_EQ(e.config_signals, 0);
+	uint32_t v = 0;
+	virtio_dev_config_read(d, 0, &v, 4);
+	CHECK_EQ(v, 512);
+	CHECK_EQ(virtio_balloon_set_target(e.b, RAM_SIZE + 4096ull), -ERANGE);
+	CHECK_EQ(info(&e).target, 2u << 20);
+
+	driver_init(&e, ALL_FEATURES, 4);
+	CHECK_EQ(virtio_balloon_set_target(e.b, 4u << 20), 0);
+	CHECK_EQ(e.config_signals, 1);
+	CHECK_EQ(virtio_balloon_set_target(e.b, 4u << 20), 0); /* unchanged: no signal */
+	CHECK_EQ(e.config_signals, 1);
+	virtio_dev_config_read(d, 0, &v, 4);
+	CHECK_EQ(v, 1024);
+	/* the driver writes actual; num_pages is read-only to it */
+	uint32_t actual = 77, bogus = 5;
+	virtio_dev_config_write(d, 4, &actual, 4);
+	virtio_dev_config_write(d, 0, &bogus, 4);
+	virtio_dev_config_read(d, 4, &v, 4);
+	CHECK_EQ(v, 77);
+	virtio_dev_config_read(d, 0, &v, 4);
+	CHECK_EQ(v, 1024);
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.actual, 77u * 4096);
+	CHECK(i.live);
+	CHECK(i.features & (1u << VIRTIO_BALLOON_F_DEFLATE_ON_OOM));
+	env_destroy(&e);
+}
+
+static void test_inflate_deflate_4k(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	CHECK_EQ(e.d->nr_queues, 2);
+	driver_init(&e, 0, 2);
+	uint32_t in[] = { 0x200, 0x201, 0x202, 0x300 };
+	send_pfns(&e, 0, in, 4);
+	CHECK_EQ(used_idx(&e, 0), 1);
+	CHECK(e.queue_signals >= 1);
+	CHECK_EQ(e.nr_discards, 2); /* consecutive PFNs merged */
+	CHECK_EQ(e.discards[0].gpa, 0x200000);
+	CHECK_EQ(e.discards[0].len, 0x3000);
+	CHECK_EQ(e.discards[1].gpa, 0x300000);
+	CHECK_EQ(e.discards[1].len, 0x1000);
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.inflated, 4 * 4096);
+	CHECK_EQ(i.discarded, 4 * 4096);
+
+	/* out of RAM, far out of RAM, and the same page twice: ignored */
+	uint32_t bad[] = { RAM_SIZE / 4096, 0xffffffffu, 0x201, 0x400, 0x400 };
+	e.nr_discards = 0;
+	send_pfns(&e, 0, bad, 5);
+	CHECK_EQ(used_idx(&e, 0), 2);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 0x400000);
+	i = info(&e);
+	CHECK_EQ(i.bad_pfns, 2);
+	CHECK_EQ(i.duplicate_pfns, 2);
+	CHECK_EQ(i.inflated, 5 * 4096);
+
+	/* deflate: nothing discarded; deflating twice is ignored */
+	uint32_t out[] = { 0x201, 0x201, 0x555 };
+	e.nr_discards = 0;
+	send_pfns(&e, 1, out, 3);
+	CHECK_EQ(used_idx(&e, 1), 1);
+	CHECK_EQ(e.nr_discards, 0);
+	i = info(&e);
+	CHECK_EQ(i.inflated, 4 * 4096);
+	CHECK_EQ(i.duplicate_pfns, 4);
+	CHECK_EQ(i.deflates, 1);
+	/* and the page can go in again */
+	uint32_t again[] = { 0x201 };
+	send_pfns(&e, 0, again, 1);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 0x201000);
+
+	/* a PFN split across two descriptors, and a stray trailing byte */
+	uint32_t pfn = 0x123;
+	uint8_t raw[5];
+	memcpy(raw, &pfn, 4);
+	raw[4] = 0xee;
+	uint64_t g = put_data(&e, raw, 5);
+	struct buf two[] = { { g, 3, false }, { g + 3, 2, false } };
+	e.nr_discards = 0;
+	send_chain(&e, 0, two, 2);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 0x123000);
+
+	/* descending PFNs merge too */
+	uint32_t down[] = { 0x502, 0x501, 0x500 };
+	e.nr_discards = 0;
+	send_pfns(&e, 0, down, 3);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 0x500000);
+	CHECK_EQ(e.discards[0].len, 0x3000);
+
+	/* a failing discard is counted, the device goes on */
+	e.discard_rc = -EINVAL;
+	uint32_t one[] = { 0x124 };
+	send_pfns(&e, 0, one, 1);
+	CHECK_EQ(info(&e).discard_errors, 1);
+	CHECK(virtio_dev_live(e.d));
+	env_destroy(&e);
+}
+
+static void test_hugepages(void)
+{
+	struct env e;
+	if (!env_create(&e, 2u << 20, 0, false))
+		return;
+	driver_init(&e, 0, 2);
+	/* 511 of the 512 4K pages of the backing page at 2 MiB: nothing yet */
+	uint32_t pfns[256];
+	for (unsigned base = 0x200; base < 0x400; base += 256) {
+		unsigned n = 0;
+		for (unsigned k = 0; k < 256; k++)
+			if (base + k != 0x3ff)
+				pfns[n++] = base + k;
+		send_pfns(&e, 0, pfns, n);
+	}
+	CHECK_EQ(e.nr_discards, 0);
+	CHECK_EQ(info(&e).inflated, 511 * 4096);
+	CHECK_EQ(info(&e).discarded, 0);
+	uint32_t last[] = { 0x3ff, 0x3ff };
+	send_pfns(&e, 0, last, 2);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 2u << 20);
+	CHECK_EQ(e.discards[0].len, 2u << 20);
+	CHECK_EQ(info(&e).discarded, 2u << 20);
+	CHECK_EQ(info(&e).duplicate_pfns, 1);
+	/* deflate one: the hugepage is no longer wholly in the balloon */
+	uint32_t one[] = { 0x250 };
+	send_pfns(&e, 1, one, 1);
+	CHECK_EQ(info(&e).discarded, 0);
+	CHECK_EQ(info(&e).inflated, 511 * 4096);
+	send_pfns(&e, 0, one, 1);
+	CHECK_EQ(e.nr_discards, 2);
+	CHECK_EQ(e.discards[1].gpa, 2u << 20);
+	/* driver reset: the balloon is forgotten */
+	pthread_mutex_lock(&e.d->lock);
+	virtio_dev_set_status(e.d, 0);
+	pthread_mutex_unlock(&e.d->lock);
+	CHECK_EQ(info(&e).inflated, 0);
+	CHECK_EQ(info(&e).actual, 0);
+	env_destroy(&e);
+}
+
+static void put_stat(uint8_t *p, uint16_t tag, uint64_t val)
+{
+	memcpy(p, &tag, 2);
+	memcpy(p + 2, &val, 8);
+}
+
+static void test_stats(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 1, false))
+		return;
+	CHECK_EQ(e.d->nr_queues, 3);
+	driver_init(&e, 1u << VIRTIO_BALLOON_F_STATS_VQ, 3);
+	CHECK(!info(&e).stats_valid);
+	uint8_t st[40];
+	put_stat(st, VIRTIO_BALLOON_S_MEMFREE, 100u << 20);
+	put_stat(st + 10, VIRTIO_BALLOON_S_MEMTOT, 128u << 20);
+	put_stat(st + 20, 42, 7);
+	put_stat(st + 30, VIRTIO_BALLOON_S_SWAP_IN, 3);
+	uint64_t g = put_data(&e, st, 40);
+	/* split mid-entry across descriptors */
+	struct buf two[] = { { g, 13, false }, { g + 13, 27, false } };
+	send_chain(&e, 2, two, 2);
+	struct virtio_balloon_info i = info(&e);
+	CHECK(i.stats_valid);
+	CHECK_EQ(i.stats.val[VIRTIO_BALLOON_S_MEMFREE], 100u << 20);
+	CHECK_EQ(i.stats.val[VIRTIO_BALLOON_S_MEMTOT], 128u << 20);
+	CHECK_EQ(i.stats.val[VIRTIO_BALLOON_S_SWAP_IN], 3);
+	CHECK(!(i.stats.valid & (1u << VIRTIO_BALLOON_S_MAJFLT)));
+	CHECK_EQ(i.stats.unknown, 1);
+	CHECK_STREQ(balloon_stat_name(VIRTIO_BALLOON_S_AVAIL), "available_memory");
+	CHECK(balloon_stat_name(10) == NULL);
+	/* the device holds the buffer until the period ends */
+	CHECK_EQ(used_idx(&e, 2), 0);
+	unsigned before = e.queue_signals;
+	for (int k = 0; k < 30 && used_idx(&e, 2) == 0; k++)
+		evloop_run_once(e.loop, 100);
+	CHECK_EQ(used_idx(&e, 2), 1);
+	CHECK(e.queue_signals > before);
+	/* the driver re-posts; a malformed one keeps the previous stats */
+	uint64_t g2 = put_data(&e, st, 15);
+	struct buf bad = { g2, 15, false };
+	send_chain(&e, 2, &bad, 1);
+	CHECK_EQ(info(&e).stats_updates, 1);
+	CHECK_EQ(info(&e).stats.val[VIRTIO_BALLOON_S_MEMFREE], 100u << 20);
+	env_destroy(&e);
+}
+
+static void test_reporting(void)
+{
+	struct env e;
+	if (!env_create(&e, 2u << 20, 1, true))
+		return;
+	/* without STATS_VQ the reporting queue is queue 2 (dense numbering) */
+	driver_init(&e, 1u << VIRTIO_BALLOON_F_PAGE_REPORTING, 3);
+	struct buf r[] = {
+		{ 4u << 20, 2u << 20, true },          /* one whole hugepage */
+		{ (6u << 20) + 4096, 1u << 20, true }, /* no whole hugepage inside */
+	};
+	send_chain(&e, 2, r, 2);
+	CHECK_EQ(used_idx(&e, 2), 1);
+	CHECK_EQ(e.nr_discards, 1);
+	CHECK_EQ(e.discards[0].gpa, 4u << 20);
+	CHECK_EQ(e.discards[0].len, 2u << 20);
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.reported, 2u << 20);
+	CHECK_EQ(i.reports, 2);
+	CHECK_EQ(i.inflated, 0); /* reported pages stay the guest's */
+	env_destroy(&e);
+}
+
+static void test_malformed_chain(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	driver_init(&e, 0, 2);
+	struct buf out = { RAM_SIZE - 4, 8, false }; /* runs past the end of RAM */
+	send_chain(&e, 0, &out, 1);
+	CHECK(e.d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+	CHECK_EQ(e.nr_discards, 0);
+	CHECK(e.config_signals >= 1);
+	env_destroy(&e);
+}
+
+static void test_stats_parse(void)
+{
+	uint8_t raw[20];
+	put_stat(raw, VIRTIO_BALLOON_S_CACHES, 9);
+	put_stat(raw + 10, VIRTIO_BALLOON_S_CACHES, 11); /* last one wins */
+	struct vq_seg seg = { .host = raw, .len = 20 };
+	struct vq_chain c = { .segs = &seg, .cap = 1, .nr_segs = 1, .nr_readable = 1,
+			      .readable_len = 20 };
+	struct balloon_stats st;
+	CHECK_EQ(balloon_stats_parse(&c, &st), 2);
+	CHECK_EQ(st.val[VIRTIO_BALLOON_S_CACHES], 11);
+	c.readable_len = seg.len = 19;
+	CHECK_EQ(balloon_stats_parse(&c, &st), -EINVAL);
+	c.readable_len = seg.len = 0;
+	CHECK_EQ(balloon_stats_parse(&c, &st), 0);
+	CHECK_EQ(st.valid, 0);
+	CHECK(balloon_stat_is_bytes(VIRTIO_BALLOON_S_MEMFREE));
+	CHECK(!balloon_stat_is_bytes(VIRTIO_BALLOON_S_MAJFLT));
+}
+
+static void test_create_errors(void)
+{
+	struct env e;
+	memset(&e, 0, sizeof(e));
+	struct virtio_balloon *b = NULL;
+	struct virtio_platform plat = { .mem = &e.mem };
+	struct virtio_balloon_params p = { .plat = &plat, .page_size = 4096,
+					   .discard = record_discard };
+	CHECK_EQ(virtio_balloon_create(&p, &b), -EINVAL); /* no loop */
+	CHECK(b == NULL);
+	p.page_size = 3000;
+	CHECK_EQ(virtio_balloon_create(&p, &b), -EINVAL);
+}
+
+int main(void)
+{
+	RUN(test_config_and_features);
+	RUN(test_inflate_deflate_4k);
+	RUN(test_hugepages);
+	RUN(test_stats);
+	RUN(test_reporting);
+	RUN(test_malformed_chain);
+	RUN(test_stats_parse);
+	RUN(test_create_errors);
+	return unit_done();
+}
