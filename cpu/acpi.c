@@ -9,6 +9,7 @@
 
 #include "cpu/layout.h"
 #include "devices/acpi_pm.h"
+#include "devices/pci_host.h"
 
 #define OEM_ID       "KVMRUN"
 #define OEM_TABLE_ID "KVMRUNVM"
@@ -391,6 +392,31 @@ static void gas_io(struct abuf *a, uint16_t port, uint8_t bits, uint8_t access)
 	ab_u64(a, port);
 }
 
+/* Name(_PRT, Package(){ Package(){0xNNNNFFFF, pin, source, index}, ... })
+ * (ACPI 6.5, 6.2.13): INTA# (pin 0) of every slot 1..31 wired straight to
+ * GSI pci_host_slot_gsi(slot) (source 0: the index is a GSI), the line
+ * devices/pci_host.c puts in the interrupt line register and virtio-pci
+ * raises. Only INTA#: every function is single-function and uses pin A. */
+static void aml_name_prt(struct abuf *a)
+{
+	ab_u8(a, AML_NAME);
+	aml_namestring(a, "_PRT");
+	ab_u8(a, AML_PACKAGE);
+	size_t outer = aml_pkg_begin(a);
+	ab_u8(a, PCI_HOST_SLOTS - 1);
+	for (unsigned slot = 1; slot < PCI_HOST_SLOTS; slot++) {
+		ab_u8(a, AML_PACKAGE);
+		size_t entry = aml_pkg_begin(a);
+		ab_u8(a, 4);
+		aml_integer(a, ((uint64_t)slot << 16) | 0xffff); /* device, any function */
+		aml_integer(a, 0);                               /* INTA# */
+		aml_integer(a, 0);                               /* no link device */
+		aml_integer(a, pci_host_slot_gsi(slot));         /* GSI */
+		aml_pkg_end(a, entry);
+	}
+	aml_pkg_end(a, outer);
+}
+
 static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 {
 	size_t start = a->len;
@@ -431,6 +457,7 @@ static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 		rt_io(&rt, PORT_PCI_CONFIG, 8);
 		rt_dword_memory(&rt, (uint32_t)LAYOUT_PCI_MMIO, (uint32_t)LAYOUT_PCI_MMIO_SIZE);
 		aml_name_crs(a, &rt);
+		aml_name_prt(a);
 		aml_pkg_end(a, dev);
 	}
 
@@ -592,7 +619,7 @@ static void build_fadt(struct abuf *a, uint32_t facs, uint32_t dsdt)
 	ab_u8(a, ACPI_PM_RESET_VALUE);   /* 128 RESET_VALUE */
 	ab_u16(a, 0);                    /* 129 ARM_BOOT_ARCH */
 	ab_u8(a, 5);                     /* 131 FADT minor version */
-	ab_u64(a, facs);                 /* 132 X_FIRMWARE_CTRL */
+	ab_u64(a, 0);                    /* 132 X_FIRMWARE_CTRL: 0, FIRMWARE_CTRL is set (5.2.9) */
 	ab_u64(a, dsdt);                 /* 140 X_DSDT */
 	gas_io(a, PORT_ACPI_PM1A_EVT, 32, 2); /* 148 X_PM1a_EVT_BLK */
 	gas_io(a, 0, 0, 0);              /* 160 X_PM1b_EVT_BLK */

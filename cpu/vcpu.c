@@ -79,12 +79,12 @@ static void report_emulation_failure(struct vcpu *v)
 		rip = regs.rip;
 	struct kvm_run *r = v->run;
 	char bytes[64] = "";
-	if (r->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && r->internal.ndata >= 2) {
-		/* data[0] flags, data[1] instruction length, then the bytes */
-		unsigned n = (unsigned)(r->internal.data[1] & 0xff);
-		const uint8_t *insn = (const uint8_t *)&r->internal.data[2];
+	if (r->internal.suberror == KVM_INTERNAL_ERROR_EMULATION &&
+	    (r->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
+		unsigned n = r->emulation_failure.insn_size;
+		const uint8_t *insn = r->emulation_failure.insn_bytes;
 		size_t pos = 0;
-		for (unsigned i = 0; i < n && i < 15 && r->internal.ndata >= 4; i++)
+		for (unsigned i = 0; i < n && i < 15; i++)
 			pos += (size_t)snprintf(bytes + pos, sizeof(bytes) - pos, " %02x", insn[i]);
 	}
 	log_err(v->env->log, "vcpu", "vcpu %u: KVM internal error, suberror %u at rip 0x%llx%s%s",

@@ -7,7 +7,7 @@
 #   kvmrun.test=reboot     reboot -f              (ACPI reset register)
 #   kvmrun.test=panic      echo c > /proc/sysrq-trigger
 #
-# Usage: make-initramfs.sh OUTPUT.cpio.gz
+# Usage: [BUSYBOX=/path/to/static/busybox] make-initramfs.sh OUTPUT.cpio.gz
 # Needs: root (for the /dev nodes), Debian 12 with busybox-static and cpio
 #        (apt-get install busybox-static cpio).
 set -eu
@@ -26,11 +26,19 @@ if [ -r /etc/debian_version ]; then
 else
 	echo "make-initramfs.sh: warning: written for Debian 12; this is not Debian" >&2
 fi
-if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
-	die "busybox-static is not installed (apt-get install busybox-static)"
+# BUSYBOX=/path/to/busybox uses that static binary instead of the installed
+# package's (scripts/fetch-linux-kernel unpacks busybox-static without
+# installing it).
+if [ -n "${BUSYBOX:-}" ]; then
+	bb=$BUSYBOX
+	[ -x "$bb" ] || die "BUSYBOX=$bb is not an executable"
+else
+	if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "install ok installed"; then
+		die "busybox-static is not installed (apt-get install busybox-static)"
+	fi
+	bb=/bin/busybox
+	[ -x "$bb" ] || die "$bb missing although busybox-static is installed"
 fi
-bb=/bin/busybox
-[ -x "$bb" ] || die "$bb missing although busybox-static is installed"
 if ldd "$bb" >/dev/null 2>&1; then
 	die "$bb is dynamically linked; reinstall busybox-static"
 fi

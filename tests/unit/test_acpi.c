@@ -10,6 +10,7 @@
 #include "cpu/layout.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
+#include "devices/pci_host.h"
 #include "unit.h"
 
 #define RAM_SIZE (LAYOUT_ACPI + LAYOUT_ACPI_MAX)
@@ -63,6 +64,7 @@ struct aml_walk {
 	bool bad;
 	uint64_t s5_typ;
 	bool s5_seen;
+	const uint8_t *prt, *prt_end; /* Name(_PRT, ...): its data object */
 	char hids[512][9];
 	unsigned nr_hids;
 };
@@ -185,10 +187,15 @@ static bool term_list(struct aml_walk *w, const uint8_t *p, const uint8_t *end)
 				return false;
 			uint64_t v = 0;
 			char s[9] = "";
+			const uint8_t *obj = p;
 			p = data_object(w, p, end, &v, s);
 			if (!p)
 				return false;
 			w->names++;
+			if (strcmp(name, "_PRT") == 0) {
+				w->prt = obj;
+				w->prt_end = p;
+			}
 			if (strcmp(name, "\\_S5_") == 0) {
 				w->s5_seen = true;
 				w->s5_typ = v;
@@ -218,6 +225,45 @@ static bool term_list(struct aml_walk *w, const uint8_t *p, const uint8_t *end)
 		}
 	}
 	return p == end;
+}
+
+/* The PCI routing table (ACPI 6.2.13): one package per slot 1..31,
+ * {0xSSSSFFFF, pin 0 (INTA#), source 0 (GSI), pci_host_slot_gsi(slot)}. */
+static void check_prt(const struct aml_walk *w)
+{
+	const uint8_t *p = w->prt, *end = w->prt_end;
+	CHECK(p && *p == 0x12);
+	if (!p || *p != 0x12)
+		return;
+	size_t len, n = pkglen(p + 1, end, &len);
+	CHECK(n);
+	if (!n)
+		return;
+	p += 1 + n;
+	unsigned count = *p++;
+	CHECK_EQ(count, PCI_HOST_SLOTS - 1);
+	for (unsigned i = 0; i < count && p < end; i++) {
+		struct aml_walk scratch = {0};
+		uint64_t f[4] = {0};
+		CHECK_EQ(*p, 0x12);
+		size_t elen, en = pkglen(p + 1, end, &elen);
+		CHECK(en);
+		if (!en)
+			return;
+		const uint8_t *q = p + 1 + en, *eend = p + 1 + elen;
+		CHECK_EQ(*q, 4);
+		q++;
+		for (unsigned k = 0; k < 4 && q; k++)
+			q = data_object(&scratch, q, eend, &f[k], NULL);
+		CHECK(q == eend);
+		unsigned slot = i + 1;
+		CHECK_EQ(f[0], ((uint64_t)slot << 16) | 0xffff);
+		CHECK_EQ(f[1], 0);
+		CHECK_EQ(f[2], 0);
+		CHECK_EQ(f[3], pci_host_slot_gsi(slot));
+		p = eend;
+	}
+	CHECK(p == end);
 }
 
 static unsigned count_hid(const struct aml_walk *w, const char *hid)
@@ -300,7 +346,8 @@ static void check_tables(unsigned nr_cpus, bool pci, unsigned nr_virtio, bool sp
 	CHECK_EQ(le64(fadt + 176), PORT_ACPI_PM1A_CNT);
 	CHECK_EQ(fadt[173], 16);
 	CHECK_EQ(le64(fadt + 140), le32(fadt + 40));   /* X_DSDT == DSDT */
-	CHECK_EQ(le64(fadt + 132), le32(fadt + 36));   /* X_FIRMWARE_CTRL */
+	CHECK_EQ(le64(fadt + 132), 0);   /* X_FIRMWARE_CTRL: only one FACS pointer may be set */
+	CHECK(le32(fadt + 36) != 0);     /* FIRMWARE_CTRL */
 
 	const uint8_t *facs = gmem_ptr(&m, le32(fadt + 36), 64);
 	CHECK(facs && memcmp(facs, "FACS", 4) == 0 && le32(facs + 4) == 64);
@@ -319,6 +366,10 @@ static void check_tables(unsigned nr_cpus, bool pci, unsigned nr_virtio, bool sp
 		CHECK_EQ(count_hid(&w, "0303d041"), 1);            /* PNP0303 */
 		CHECK_EQ(count_hid(&w, "LNRO0005"), nr_virtio);
 		CHECK_EQ(count_hid(&w, "ACPI0007"), nr_cpus);
+		if (pci)
+			check_prt(&w);
+		else
+			CHECK(w.prt == NULL);
 	}
 
 	/* MADT */
