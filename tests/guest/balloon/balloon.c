@@ -13,6 +13,8 @@
  *   balloon.seconds=S        host-driven mode: power off after S seconds
  *                            (default 600)
  *   balloon.reserve=P        pages never given to the balloon (default 1024)
+ *   balloon.touch=1          write to every page the balloon gives back, as a
+ *                            guest that uses its memory again would
  *
  * Host-driven mode (the default): num_pages in the config is polled every
  * 10 ms; a change prints `balloon: target=N pages`, the balloon inflates
@@ -68,6 +70,7 @@ static bool have_stats, have_report;
 static uint32_t *pfns;
 static struct bal_stat *stats;
 static uint32_t actual, reserve;
+static bool touch; /* balloon.touch: use deflated pages again */
 static unsigned stats_answered;
 static bool irq_reported;
 
@@ -162,6 +165,9 @@ static bool balloon_to(uint32_t target)
 			break;
 		if (!post_pfns(&deflate_vq, n))
 			return false;
+		/* 5.5.6.1: a deflated page may be used once the device has it */
+		for (unsigned i = 0; touch && i < n; i++)
+			*(volatile uint8_t *)(uintptr_t)((uint64_t)pfns[i] * PAGE_SIZE) = 1;
 		set_actual(actual - n);
 		stats_poll();
 	}
@@ -271,6 +277,7 @@ int guest_main(void)
 	}
 	poweroff_prepare(); /* the ACPI tables may be in RAM the balloon takes */
 	reserve = (uint32_t)cmdline_get_u64("balloon.reserve", 1024);
+	touch = cmdline_get_u64("balloon.touch", 0) != 0;
 	if (!virtio_find(VIRTIO_ID_BALLOON, 0, &dev)) {
 		printf("balloon: FAIL no virtio-balloon device\n");
 		return EXIT_FAIL;
