@@ -46,6 +46,7 @@
 #define PORT_I8042_CMD       0x64
 #define PORT_RTC             0x70
 #define PORT_DEBUG_EXIT      0x501
+#define PORT_PVPANIC         0x505   /* QEMU0001 in the DSDT */
 #define PORT_ACPI_PM1A_EVT   0x600   /* 4 bytes: status, enable */
 #define PORT_ACPI_PM1A_CNT   0x604   /* 2 bytes */
 #define PORT_ACPI_RESET      0xcf9

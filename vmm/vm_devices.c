@@ -15,6 +15,7 @@
 #include "devices/i8042.h"
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
+#include "devices/pvpanic.h"
 #include "vmm/exitcode.h"
 #include "vmm/vm_priv.h"
 
@@ -33,6 +34,13 @@ static void on_poweroff(void *cookie)
 static void on_debug_exit(void *cookie, int code)
 {
 	vm_request_exit(cookie, code, "guest wrote to the debug-exit port");
+}
+
+/* A crash-kernel-loaded event is only information; a panic ends the VM. */
+static void on_pvpanic(void *cookie, uint8_t events)
+{
+	if (events & PVPANIC_PANICKED)
+		vm_request_exit(cookie, EXIT_GUEST_CRASH, "guest kernel panic (pvpanic)");
 }
 
 static int open_serial_out(struct vm *vm)
@@ -99,6 +107,18 @@ static int create_debug_exit(struct vm *vm)
 	return debug_exit_create(&vm->pio, PORT_DEBUG_EXIT, &p, &vm->debug_exit);
 }
 
+static int create_pvpanic(struct vm *vm)
+{
+	struct pvpanic_params p = { .event = on_pvpanic, .cookie = vm, .log = &vm->log };
+	return pvpanic_create(&vm->pio, PORT_PVPANIC, &p, &vm->pvpanic);
+}
+
+static void destroy_pvpanic(struct vm *vm)
+{
+	pvpanic_destroy(vm->pvpanic);
+	vm->pvpanic = NULL;
+}
+
 static void destroy_uart(struct vm *vm) { ns16550_destroy(vm->uart); vm->uart = NULL; }
 static void destroy_i8042(struct vm *vm) { i8042_destroy(vm->i8042); vm->i8042 = NULL; }
 static void destroy_rtc(struct vm *vm) { mc146818_destroy(vm->rtc); vm->rtc = NULL; }
@@ -121,6 +141,7 @@ static const struct {
 	{ "rtc (mc146818)", create_rtc, destroy_rtc },
 	{ "acpi-pm", create_acpi_pm, destroy_acpi_pm },
 	{ "debug-exit", create_debug_exit, destroy_debug_exit },
+	{ "pvpanic", create_pvpanic, destroy_pvpanic },
 	{ "pci host bridge", vm_pci_create, vm_pci_destroy },
 };
 #define NR_PLATFORM_DEVICES (sizeof(platform_devices) / sizeof(platform_devices[0]))

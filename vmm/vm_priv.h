@@ -29,6 +29,7 @@ struct i8042;
 struct debug_exit;
 struct mc146818;
 struct acpi_pm;
+struct pvpanic;
 struct pci_host;
 struct virtio_pci;
 struct virtio_mmio;
@@ -75,6 +76,7 @@ struct vm {
 	struct debug_exit *debug_exit;
 	struct mc146818 *rtc;
 	struct acpi_pm *acpi_pm;
+	struct pvpanic *pvpanic;
 	struct pci_host *pci;
 
 	/* virtio devices and their transports (vm_virtio.c) */

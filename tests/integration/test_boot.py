@@ -64,6 +64,18 @@ def test_debug_exit(c: Checker) -> None:
         os.unlink(path)
 
 
+def test_pvpanic(c: Checker) -> None:
+    # mov dx, 0x505; in al, dx; mov bl, al; mov al, 1; out dx, al; hlt
+    code = b'\x66\xba\x05\x05\xec\x88\xc3\xb0\x01\xee\xf4'
+    path = write_temp(elf_with_code(code), '.elf')
+    try:
+        r = run_kvmrun([f'kernel={path}', 'timeout=30'])
+        c.check('pvpanic', r.rc == 3 and 'panic' in r.err,
+                f'a guest kernel reporting a panic through pvpanic gives 3 (got {r.rc})', r)
+    finally:
+        os.unlink(path)
+
+
 def test_crash(c: Checker) -> None:
     path = write_temp(elf_with_code(b'\x0f\x0b'), '.elf')  # ud2 with no IDT
     try:
@@ -173,7 +185,7 @@ def test_terminal_restored(c: Checker) -> None:
 def main() -> int:
     kvmtest.require_kvm()
     c = Checker()
-    for t in (test_hello, test_debug_exit, test_crash, test_bad_kernels, test_reboot, test_timeout,
+    for t in (test_hello, test_debug_exit, test_crash, test_pvpanic, test_bad_kernels, test_reboot, test_timeout,
               test_signals, test_serial_backends, test_terminal_restored):
         t(c)
     return c.done()

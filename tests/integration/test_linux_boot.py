@@ -525,9 +525,10 @@ def test_full_boots(c: Checker, kernel: str, initrd: str) -> None:
 
     r = full_boot(kernel, initrd, 'panic', ['on_reboot=exit'], timeout=60)
     lines = kernel_lines(r.out)
-    c.check('panic', any(l.startswith('Kernel panic - not syncing') for l in lines) and r.rc == 0,
-            'a kernel panic with panic=-1 reboots at once, which on_reboot=exit turns into '
-            f'exit 0 (got {r.rc} after {r.wall:.0f}s)', r)
+    c.check('panic', any(l.startswith('Kernel panic - not syncing') for l in lines) and r.rc == 3
+            and 'kvmrun-init: loaded pvpanic' in r.out,
+            'a kernel panic reaches kvmrun through the pvpanic port (the initramfs loads '
+            f'pvpanic) and ends it with the crash exit code 3 (got {r.rc} after {r.wall:.0f}s)', r)
 
 
 def main() -> int:

@@ -7,7 +7,11 @@
 #   kvmrun.test=reboot     reboot -f              (ACPI reset register)
 #   kvmrun.test=panic      echo c > /proc/sysrq-trigger
 #
-# Usage: [BUSYBOX=/path/to/static/busybox] make-initramfs.sh OUTPUT.cpio.gz
+# With MODULES=/lib/modules/VERSION (the kernel's module tree), the pvpanic
+# modules are included and loaded first, so a panic reaches kvmrun through
+# its pvpanic port and ends the VM with the crash exit code (3).
+#
+# Usage: [BUSYBOX=/path/to/static/busybox] [MODULES=DIR] make-initramfs.sh OUTPUT.cpio.gz
 # Needs: root (for the /dev nodes), Debian 12 with busybox-static and cpio
 #        (apt-get install busybox-static cpio).
 set -eu
@@ -54,6 +58,17 @@ for applet in $("$bb" --list); do
 	[ "$applet" = busybox ] && continue
 	ln -s busybox "$root/bin/$applet"
 done
+if [ -n "${MODULES:-}" ]; then
+	mkdir -p "$root/lib/modules"
+	for m in pvpanic pvpanic-mmio; do
+		ko=$MODULES/kernel/drivers/misc/pvpanic/$m.ko
+		if [ -f "$ko" ]; then
+			cp "$ko" "$root/lib/modules/"
+		else
+			echo "make-initramfs.sh: warning: $ko missing; panics will look like reboots" >&2
+		fi
+	done
+fi
 mknod -m 600 "$root/dev/console" c 5 1
 mknod -m 666 "$root/dev/null" c 1 3
 
@@ -64,6 +79,10 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "kvmrun-init: start"
+# pvpanic first (pvpanic-mmio needs pvpanic): a panic then reaches the VMM
+for m in pvpanic pvpanic-mmio; do
+	[ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko && echo "kvmrun-init: loaded $m"
+done
 echo "kvmrun-init: kernel $(uname -r)"
 echo "kvmrun-init: nproc $(nproc)"
 echo "kvmrun-init: $(grep MemTotal /proc/meminfo)"
