@@ -493,6 +493,16 @@ static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 		aml_name_crs(a, &rt);
 		aml_pkg_end(a, dev);
 	}
+	{
+		/* QEMU's pvpanic id, which Linux's pvpanic-mmio driver matches */
+		struct restemplate rt;
+		size_t dev = aml_device_begin(a, "PEVT");
+		aml_name_str(a, "_HID", "QEMU0001");
+		rt_init(&rt);
+		rt_io(&rt, PORT_PVPANIC, 1);
+		aml_name_crs(a, &rt);
+		aml_pkg_end(a, dev);
+	}
 
 	for (unsigned i = 0; i < p->nr_virtio_mmio; i++) {
 		static const char hex[] = "0123456789ABCDEF";

@@ -25,7 +25,7 @@ static void on_kick(void *cookie, uint32_t events)
 		return;
 	pthread_mutex_lock(&d->lock);
 	qs->kicks++;
-	if (virtio_dev_live(d) && qs->vq)
+	if (virtio_dev_live(d) && qs->vq && qs->enabled)
 		d->ops->notify(d, q);
 	pthread_mutex_unlock(&d->lock);
 }

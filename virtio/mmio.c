@@ -120,7 +120,10 @@ static void write_queue_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	if (!q)
 		return;
 	if (off == REG_QUEUE_READY) {
-		if (v && !q->enabled)
+		/* 3.1.1: queues are set up between FEATURES_OK and DRIVER_OK */
+		bool setup_phase = (m->d->status & VIRTIO_STATUS_FEATURES_OK) &&
+				   !(m->d->status & VIRTIO_STATUS_DRIVER_OK);
+		if (v && !q->enabled && setup_phase)
 			virtio_dev_queue_enable(m->d, m->queue_sel);
 		else if (!v)
 			q->enabled = false;

@@ -96,8 +96,22 @@ def check_config(tool, iasl, cfg):
                 ('EisaId ("PNP0A03")' in dsdt) != bool(pci) or \
                 'EisaId ("PNP0501")' not in dsdt or "Name (\\_S5" not in dsdt:
             fail(f"{cfg}: DSDT lacks expected devices:\n{dsdt}")
+        # the PCI interrupt routing: INTA# of slots 1..31 -> GSI 16 + slot % 8
+        if pci:
+            import re
+            prt = re.findall(r'Package \(0x04\)\s*\{\s*0x([0-9A-F]+),\s*(\w+),\s*(\w+),'
+                             r'\s*0x([0-9A-F]+)\s*\}', dsdt)
+            want_prt = [(f'{s:04X}FFFF', 'Zero', 'Zero', f'{16 + s % 8:08X}')
+                        for s in range(1, 32)]
+            got = [(a.upper().rjust(8, '0'), p, src, g.upper().rjust(8, '0'))
+                   for a, p, src, g in prt]
+            if "Name (_PRT, Package (0x1F)" not in dsdt or got != want_prt:
+                fail(f"{cfg}: _PRT wrong: {got[:3]}... ({len(got)} entries)")
+        elif "_PRT" in dsdt:
+            fail(f"{cfg}: _PRT without PCI")
     print(f"ok: cpus={cpus} pci={pci} virtio_mmio={nvirtio} "
-          f"stride={stride}: {len(want)} tables, iasl clean, DSDT round-trips")
+          f"stride={stride}: {len(want)} tables, iasl clean, DSDT round-trips"
+          + (", _PRT 31 slots" if pci else ""))
 
 
 def main():

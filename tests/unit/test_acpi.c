@@ -360,12 +360,13 @@ static void check_tables(unsigned nr_cpus, bool pci, unsigned nr_virtio, bool sp
 		CHECK(term_list(&w, dsdt + 36, dsdt + le32(dsdt + 4)));
 		CHECK(w.s5_seen);
 		CHECK_EQ(w.s5_typ, ACPI_PM_SLP_TYP_S5);
-		CHECK_EQ(w.devices, nr_cpus + 3 + (pci ? 1 : 0) + nr_virtio);
+		CHECK_EQ(w.devices, nr_cpus + 4 + (pci ? 1 : 0) + nr_virtio);
 		CHECK_EQ(count_hid(&w, "030ad041"), pci ? 1 : 0);  /* PNP0A03 */
 		CHECK_EQ(count_hid(&w, "0105d041"), 1);            /* PNP0501 */
 		CHECK_EQ(count_hid(&w, "0303d041"), 1);            /* PNP0303 */
 		CHECK_EQ(count_hid(&w, "LNRO0005"), nr_virtio);
 		CHECK_EQ(count_hid(&w, "ACPI0007"), nr_cpus);
+		CHECK_EQ(count_hid(&w, "QEMU0001"), 1);            /* pvpanic */
 		if (pci)
 			check_prt(&w);
 		else

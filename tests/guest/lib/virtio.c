@@ -708,6 +708,37 @@ int virtq_setup(struct virtio_dev *d, unsigned q, struct virtq *vq, unsigned siz
 	return 0;
 }
 
+int virtq_setup_raw(struct virtio_dev *d, unsigned q, uint32_t size, uint64_t desc,
+		    uint64_t driver, uint64_t device)
+{
+	if (d->transport == VIRTIO_PCI) {
+		uint64_t c = d->common;
+
+		mmio_write16(c + VC_Q_SELECT, (uint16_t)q);
+		mmio_write16(c + VC_Q_SIZE, (uint16_t)size);
+		mmio_write32(c + VC_Q_DESC, (uint32_t)desc);
+		mmio_write32(c + VC_Q_DESC + 4, (uint32_t)(desc >> 32));
+		mmio_write32(c + VC_Q_DRIVER, (uint32_t)driver);
+		mmio_write32(c + VC_Q_DRIVER + 4, (uint32_t)(driver >> 32));
+		mmio_write32(c + VC_Q_DEVICE, (uint32_t)device);
+		mmio_write32(c + VC_Q_DEVICE + 4, (uint32_t)(device >> 32));
+		mmio_write16(c + VC_Q_ENABLE, 1);
+		return mmio_read16(c + VC_Q_ENABLE) == 1 ? 0 : -3;
+	}
+	uint64_t b = d->base;
+
+	mmio_write32(b + VM_QUEUE_SEL, q);
+	mmio_write32(b + VM_QUEUE_NUM, size);
+	mmio_write32(b + VM_QUEUE_DESC, (uint32_t)desc);
+	mmio_write32(b + VM_QUEUE_DESC + 4, (uint32_t)(desc >> 32));
+	mmio_write32(b + VM_QUEUE_DRIVER, (uint32_t)driver);
+	mmio_write32(b + VM_QUEUE_DRIVER + 4, (uint32_t)(driver >> 32));
+	mmio_write32(b + VM_QUEUE_DEVICE, (uint32_t)device);
+	mmio_write32(b + VM_QUEUE_DEVICE + 4, (uint32_t)(device >> 32));
+	mmio_write32(b + VM_QUEUE_READY, 1);
+	return mmio_read32(b + VM_QUEUE_READY) == 1 ? 0 : -3;
+}
+
 int virtq_add(struct virtq *vq, const struct vq_buf *bufs, unsigned n, bool indirect)
 {
 	uint16_t head = vq->free_head;

@@ -160,6 +160,11 @@ static inline struct vq_buf vq_wr(void *p, uint32_t len)
  * zeroed pages from mem_alloc) and enables it. 0 on success, else a
  * negative reason (-1 absent, -2 already enabled, -3 setup refused). */
 int virtq_setup(struct virtio_dev *d, unsigned q, struct virtq *vq, unsigned size);
+/* For hostile tests: programs queue q with exactly this size and these ring
+ * addresses (no checks, no rounding, nothing allocated) and enables it.
+ * 0 if the device reports the queue enabled afterwards, else -3. */
+int virtq_setup_raw(struct virtio_dev *d, unsigned q, uint32_t size, uint64_t desc,
+		    uint64_t driver, uint64_t device);
 /* Adds a chain (all readable elements must come before the writable ones)
  * and publishes it in the avail ring; indirect=true puts it in an indirect
  * table (needs VIRTIO_F_INDIRECT_DESC). Returns the head id, or -1 if the
