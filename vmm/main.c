@@ -32,7 +32,7 @@ static const char usage_text[] =
 	"  --version       the version\n"
 	"\n"
 	"Exit codes: 0 guest powered off (or rebooted with on_reboot=exit),\n"
-	"1 VMM error, 2 usage, 3 guest crashed, 124 timeout expired,\n"
+	"1 VMM error, 2 usage, 3 guest crashed or panicked, 124 timeout expired,\n"
 	"128+N killed by signal N; with debug_exit=on, the guest's value*2+1.\n"
 	"Keys and examples: see README.md and configs/.\n";
 
