@@ -156,3 +156,26 @@ int cpuid_for_vcpu(const struct kvm_cpuid2 *base, const struct cpu_topology *t,
 	*out = c;
 	return 0;
 }
+
+void cpuid_set_tsc_khz(struct kvm_cpuid2 *c, uint32_t tsc_khz)
+{
+	struct kvm_cpuid_entry2 *leaf0 = find(c, 0, 0);
+	uint32_t max_basic = leaf0 ? leaf0->eax : 0;
+	if (tsc_khz == 0)
+		return;
+	if (max_basic >= 0x15) {
+		drop_leaf(c, 0x15);
+		add_entry(c, 0x15, 0, 1, 1, tsc_khz * 1000u, 0);
+		c->entries[c->nent - 1].flags = 0;
+	}
+	if (max_basic >= 0x16) {
+		struct kvm_cpuid_entry2 *e = find(c, 0x16, 0);
+		if (!e) {
+			add_entry(c, 0x16, 0, 0, 0, 0, 0);
+			e = &c->entries[c->nent - 1];
+			e->flags = 0;
+		}
+		e->eax = tsc_khz / 1000u;
+		e->ebx = tsc_khz / 1000u;
+	}
+}

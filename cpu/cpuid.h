@@ -31,4 +31,10 @@ __attribute__((warn_unused_result))
 int cpuid_for_vcpu(const struct kvm_cpuid2 *base, const struct cpu_topology *t,
 		   unsigned index, struct kvm_cpuid2 **out);
 
+/* States the TSC frequency in leaves 0x15 (crystal = TSC, ratio 1:1) and
+ * 0x16 (MHz) where the CPUID range has them: otherwise the guest sees the
+ * host CPU's nominal values, which need not be the rate KVM runs its TSC
+ * at, and a guest timing with rdtsc is off by that factor. */
+void cpuid_set_tsc_khz(struct kvm_cpuid2 *c, uint32_t tsc_khz);
+
 #endif

@@ -11,6 +11,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "cpu/cpuid.h"
 #include "cpu/regs.h"
 #include "vmm/exitcode.h"
 
@@ -25,7 +26,7 @@ static void kick_handler(int sig)
 }
 
 int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
-		unsigned index, uint32_t apic_id, const struct kvm_cpuid2 *cpuid,
+		unsigned index, uint32_t apic_id, struct kvm_cpuid2 *cpuid,
 		int host_cpu)
 {
 	memset(v, 0, sizeof(*v));
@@ -55,6 +56,9 @@ int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
 		rc = -errno;
 		goto fail;
 	}
+	int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+	if (khz > 0)
+		cpuid_set_tsc_khz(cpuid, (uint32_t)khz);
 	what = "KVM_SET_CPUID2";
 	if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0) {
 		rc = -errno;

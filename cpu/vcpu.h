@@ -46,10 +46,11 @@ struct vcpu {
 /* The signal used to kick vCPU threads out of KVM_RUN. */
 int vcpu_kick_signal(void);
 
-/* Creates vCPU @index on @vm_fd with @cpuid, its local APIC set up. */
+/* Creates vCPU @index on @vm_fd with @cpuid (completed here with the
+ * vCPU's TSC frequency), its local APIC set up. */
 __attribute__((warn_unused_result))
 int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
-		unsigned index, uint32_t apic_id, const struct kvm_cpuid2 *cpuid,
+		unsigned index, uint32_t apic_id, struct kvm_cpuid2 *cpuid,
 		int host_cpu);
 
 /* Starts the thread; pinning happens in the thread before the first run. */

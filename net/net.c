@@ -267,7 +267,7 @@ static int net_activate(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
 	n->active_pairs = 1; /* 5.1.6.5.5: one pair until VQ_PAIRS_SET */
-	if (!n->injected) {
+	if (!n->injected && !n->tap_gone) {
 		int rc = tap_set_offloads(n->tap.fds[0], guest_offloads(d->guest_features));
 		if (rc < 0) {
 			log_err(n->plat->log, n->short_name, "tap %s: TUNSETOFFLOAD: %s", n->tap.name,
@@ -448,8 +448,9 @@ static int choose_backend(struct net *n, const struct net_params *p)
 	}
 	if (p->cfg->vhost == TRISTATE_ON) {
 		log_err(lg, n->short_name, "net%u.vhost=on but vhost-net cannot be used: "
-			"/dev/vhost-net: %s%s", p->index, strerror(-rc),
-			rc == -ENOENT ? " (modprobe vhost_net, or net.vhost=auto|off)" : "");
+			"/dev/vhost-net: %s (%s, or net%u.vhost=auto|off)", p->index,
+			strerror(-rc), rc == -ENOENT ? "modprobe vhost_net" : "check its permissions",
+			p->index);
 		return rc;
 	}
 	log_info(lg, n->short_name, "vhost-net unavailable (/dev/vhost-net: %s)", strerror(-rc));

@@ -22,7 +22,9 @@
  *     than 64 KiB), a receive buffer too small for the frame or a frame the
  *     tap refuses: dropped, counted, never written past the buffer;
  *   - the tap going away (EBADFD, EPOLLERR/HUP): logged once, link down
- *     (a config-change interrupt), transmits dropped;
+ *     (a config-change interrupt), transmits dropped; the link stays down
+ *     until the VM is restarted (a tap made again is not re-attached);
+ *   - a tap that is down on the host side (EIO on write): dropped, counted;
  *   - set-up failures: -errno to vmm/.
  * A flood from the host while the guest posts no receive buffers makes
  * the event thread stop reading the tap (no busy loop) until the guest
@@ -106,7 +108,8 @@ struct net_params {
 	const char *vm_name;           /* for the default MAC; NULL: "kvmrun" */
 	const struct virtio_platform *plat; /* plat->loop is required */
 	/* Leave a tap kvmrun creates persistent (owned by the euid), so the
-	 * VM can re-attach it after a restart without CAP_NET_ADMIN. */
+	 * VM can re-attach it after a restart without CAP_NET_ADMIN (see
+	 * vmm/caps.h: it then outlives kvmrun). */
 	bool persist_tap;
 	/* Tests and benchmarks: use these descriptors (cfg->queues of them,
 	 * non-blocking, one frame with its 12-byte header per read/write: a

@@ -74,6 +74,13 @@ struct virtio_transport_ops {
 	void (*signal_config)(struct virtio_dev *d);
 	/* Attach/detach the queue's kick eventfd to its notify address. */
 	int (*kick_attach)(struct virtio_dev *d, unsigned q, int fd, bool assign);
+	/* Optional: the eventfd that raises queue @q's interrupt straight
+	 * through KVM (an irqfd: PCI with MSI-X enabled and a vector mapped),
+	 * for a backend that signals by itself (vhost's VHOST_SET_VRING_CALL);
+	 * -1 (or no op) when there is none (INTx, virtio-mmio): the caller then
+	 * relays through signal_queue. Valid until the vector changes, which
+	 * the transport reports through virtio_dev_ops.irq_changed. */
+	int (*queue_irqfd)(struct virtio_dev *d, unsigned q);
 };
 
 struct virtio_dev_ops {
@@ -94,6 +101,10 @@ struct virtio_dev_ops {
 	/* The driver reset the device: quiesce (finish or cancel in-flight
 	 * I/O so nothing writes guest memory afterwards) and forget state. */
 	void (*reset)(struct virtio_dev *d);
+	/* Optional: while DRIVER_OK, a queue's interrupt routing changed (its
+	 * MSI-X vector, the table entry or MSI-X enable): re-query
+	 * tops->queue_irqfd. dev->lock held, vCPU thread. */
+	void (*irq_changed)(struct virtio_dev *d);
 };
 
 struct virtio_queue {

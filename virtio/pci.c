@@ -242,10 +242,31 @@ static int tr_kick_attach(struct virtio_dev *d, unsigned q, int fd, bool assign)
 	return kick_set(vp, q, assign && vp->bar0_on);
 }
 
+/* The vector's irqfd, when it delivers straight to the guest: MSI-X on,
+ * the vector unmasked and routed. */
+static int tr_queue_irqfd(struct virtio_dev *d, unsigned q)
+{
+	struct virtio_pci *vp = d->transport;
+	unsigned v = q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR;
+	if (!msix_enabled(vp) || v >= vp->nr_vectors || vector_masked(vp, v) ||
+	    !vp->vec[v].irqfd_on)
+		return -1;
+	vector_route(vp, v);
+	return vp->vec[v].routed ? vp->vec[v].fd : -1;
+}
+
+/* Tells the device that queue interrupts moved (see queue_irqfd). */
+static void irq_changed(struct virtio_pci *vp)
+{
+	if (vp->d->ops->irq_changed && virtio_dev_live(vp->d))
+		vp->d->ops->irq_changed(vp->d);
+}
+
 static const struct virtio_transport_ops pci_tops = {
 	.signal_queue = tr_signal_queue,
 	.signal_config = tr_signal_config,
 	.kick_attach = tr_kick_attach,
+	.queue_irqfd = tr_queue_irqfd,
 };
 
 /* ---- common configuration (4.1.4.3) ---- */
@@ -380,7 +401,10 @@ static void common_set(struct virtio_pci *vp, unsigned field, unsigned shift, un
 	if (!q)
 		return; /* queue_select out of range: nothing to configure */
 	switch (field) {
-	case VIRTIO_PCI_COMMON_Q_MSIX: q->msix_vector = valid_vector(vp, v); return;
+	case VIRTIO_PCI_COMMON_Q_MSIX:
+		q->msix_vector = valid_vector(vp, v);
+		irq_changed(vp);
+		return;
 	case VIRTIO_PCI_COMMON_Q_ENABLE: queue_enable(vp, q, v); return;
 	}
 	if (q->enabled)
@@ -468,6 +492,7 @@ static void table_write(struct virtio_pci *vp, unsigned off, const void *data, u
 	}
 	for (unsigned e = off / MSIX_ENTRY_SIZE; e <= (off + len - 1) / MSIX_ENTRY_SIZE; e++)
 		vector_sync(vp, e);
+	irq_changed(vp);
 }
 
 static void bar0_write(struct virtio_pci *vp, uint64_t off, const void *data, unsigned len)
@@ -580,8 +605,10 @@ static void fn_cfg_write(void *cookie, unsigned off, const void *data, unsigned 
 	for (unsigned i = 0; i < len; i++)
 		vp->cfg[off + i] = (uint8_t)((vp->cfg[off + i] & ~vp->wmask[off + i]) |
 					     (v[i] & vp->wmask[off + i]));
-	if (vp->msix_cap && touches(off, len, vp->msix_cap + 2, 2) && msix_control(vp) != old_ctrl)
+	if (vp->msix_cap && touches(off, len, vp->msix_cap + 2, 2) && msix_control(vp) != old_ctrl) {
 		msix_sync_all(vp); /* enabled or unmasked: deliver what is pending */
+		irq_changed(vp);
+	}
 	unsigned data_at = vp->pcicfg_cap + VCAP_PCI_DATA;
 	uint64_t boff;
 	unsigned blen;

@@ -9,7 +9,24 @@
  * It clears the effective, permitted, inheritable and ambient sets, and
  * the bounding set when CAP_SETPCAP allows (libcap-ng), and logs at info
  * what was dropped. A process that holds nothing (an unprivileged user
- * with a pre-made tap and access to /dev/kvm) has nothing to drop. */
+ * with a pre-made tap and access to /dev/kvm) has nothing to drop.
+ *
+ * Running kvmrun as an unprivileged user U (tested by
+ * tests/integration/test_caps.py):
+ *   once, as root:  ip tuntap add dev tap0 mode tap user U
+ *                   (add multi_queue for net0.queues > 1; set the MTU and
+ *                   address here too: kvmrun cannot without CAP_NET_ADMIN)
+ *                   usermod -aG kvm U   (rw access to /dev/kvm)
+ *                   and, for vhost-net, rw access to /dev/vhost-net
+ *   then, as U:     kvmrun vm.conf net0.tap=tap0
+ * kvmrun attaches to a tap owned by U without any capability.
+ *
+ * With on_reboot=restart the VM is destroyed and created again after the
+ * drop, so a tap kvmrun created itself (CAP_NET_ADMIN) could not be made
+ * again: such a tap is then created persistent and owned by kvmrun's euid
+ * (net_params.persist_tap), the next VM attaches to it without privilege,
+ * and it stays after kvmrun exits (remove it with ip link del). Without
+ * on_reboot=restart a tap kvmrun created goes away with kvmrun. */
 #ifndef KVMRUN_CAPS_H
 #define KVMRUN_CAPS_H
 

@@ -1,0 +1,207 @@
+/* net/tap.c on real tap devices, in a network namespace of its own
+ * (unshare(CLONE_NEWNET): nothing is created on the host). Skips (77)
+ * when the namespace or /dev/net/tun is not available. Then the whole
+ * device over a real tap: frames written by the device come out of the
+ * tap, frames written into the tap reach the guest's buffers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include "net/net.h"
+#include "net/tap.h"
+#include "unit.h"
+#include "vmm/evloop.h"
+
+static struct logger lg;
+
+static void test_open_create(void)
+{
+	struct tap t;
+	struct tap_params p = { .name = "kvt0", .nr_queues = 2, .mtu = 9000 };
+	CHECK_EQ(if_nametoindex("kvt0"), 0);
+	CHECK_EQ(tap_open(&t, &p, &lg, "test"), 0);
+	CHECK(t.created);
+	CHECK(!t.persistent);
+	CHECK_EQ(t.nr_queues, 2);
+	CHECK(t.fds[0] >= 0 && t.fds[1] >= 0 && t.fds[2] == -1);
+	CHECK_EQ(t.mtu, 9000);
+	CHECK(t.offloads & TAP_OFF_CSUM);
+	CHECK(if_nametoindex("kvt0") != 0);
+	/* queues detach and attach again */
+	CHECK_EQ(tap_set_queue(t.fds[1], false), 0);
+	CHECK_EQ(tap_set_queue(t.fds[1], true), 0);
+	CHECK_EQ(tap_set_offloads(t.fds[0], TAP_OFF_CSUM | TAP_OFF_TSO4), 0);
+	/* a second, single-queue open of a multi-queue tap is refused */
+	struct tap t2;
+	struct tap_params p2 = { .name = "kvt0", .nr_queues = 1 };
+	CHECK(tap_open(&t2, &p2, &lg, "test") < 0);
+	tap_close(&t, true);
+	CHECK_EQ(if_nametoindex("kvt0"), 0); /* not persistent: gone with its fds */
+
+	/* persistent: stays for a later open, removed on request */
+	struct tap_params pp = { .name = "kvt1", .nr_queues = 1, .persist = true };
+	CHECK_EQ(tap_open(&t, &pp, &lg, "test"), 0);
+	CHECK(t.persistent);
+	tap_close(&t, false);
+	CHECK(if_nametoindex("kvt1") != 0);
+	CHECK_EQ(tap_open(&t, &pp, &lg, "test"), 0);
+	CHECK(!t.created);
+	CHECK_EQ(t.mtu, 1500);
+	tap_close(&t, true);
+	CHECK(if_nametoindex("kvt1") != 0); /* not ours this time: kept */
+	/* clean up with a created handle */
+	struct tap t3;
+	CHECK_EQ(tap_open(&t3, &(struct tap_params){ .name = "kvt1", .nr_queues = 1 }, &lg, "test"), 0);
+	int off = 0;
+	CHECK_EQ(ioctl(t3.fds[0], TUNSETPERSIST, off), 0);
+	tap_close(&t3, false);
+	CHECK_EQ(if_nametoindex("kvt1"), 0);
+
+	struct tap_params bad = { .name = "a-name-far-too-long", .nr_queues = 1 };
+	CHECK_EQ(tap_open(&t, &bad, &lg, "test"), -EINVAL);
+}
+
+static int set_up(const char *name)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags |= IFF_UP;
+	if (rc == 0)
+		rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+	close(s);
+	return rc;
+}
+
+#define RAM_SIZE (1u << 20)
+#define QB(q) (0x10000u + (q) * 0x4000u)
+
+static void put_desc(uint8_t *ram, unsigned q, uint16_t i, uint64_t a, uint32_t l, uint16_t f)
+{
+	uint8_t *p = ram + QB(q) + 16u * i;
+	uint16_t next = 0;
+	memcpy(p, &a, 8);
+	memcpy(p + 8, &l, 4);
+	memcpy(p + 12, &f, 2);
+	memcpy(p + 14, &next, 2);
+}
+
+static void put_avail(uint8_t *ram, unsigned q, uint16_t slot, uint16_t head)
+{
+	uint8_t *av = ram + QB(q) + 0x1000;
+	memcpy(av + 4 + 2 * slot, &head, 2);
+	uint16_t idx = (uint16_t)(slot + 1);
+	__atomic_store_n((uint16_t *)(av + 2), idx, __ATOMIC_RELEASE);
+}
+
+static void test_device_on_tap(void)
+{
+	uint8_t *ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct guest_mem mem = { 0 };
+	CHECK_EQ(gmem_add_region(&mem, 0, RAM_SIZE, ram, -1, 0), 0);
+	struct evloop *loop;
+	CHECK_EQ(evloop_create(&loop), 0);
+	struct virtio_platform plat = { .mem = &mem, .loop = loop, .log = &lg };
+	struct net_config nc = { .present = true, .tap = "kvt2", .vhost = TRISTATE_OFF,
+				 .queues = 1, .mtu = 1500 };
+	struct net_params p = { .cfg = &nc, .vm_name = "unit", .plat = &plat };
+	struct net *n;
+	CHECK_EQ(net_create(&p, &n), 0);
+	CHECK_EQ(set_up("kvt2"), 0);
+	struct virtio_dev *d = net_dev(n);
+	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
+		     (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM);
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
+	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
+	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+			      VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < 3; q++) {
+		d->queues[q].size = 16;
+		d->queues[q].desc = QB(q);
+		d->queues[q].driver = QB(q) + 0x1000;
+		d->queues[q].device = QB(q) + 0x2000;
+		CHECK(virtio_dev_queue_enable(d, q));
+	}
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK); /* TUNSETOFFLOAD */
+	CHECK(virtio_dev_live(d));
+	pthread_mutex_unlock(&d->lock);
+	for (uint16_t i = 0; i < 16; i++) {
+		put_desc(ram, 0, i, 0x80000 + i * 0x1000u, 2048, 2 /* WRITE */);
+		put_avail(ram, 0, i, i);
+	}
+	uint64_t one = 1;
+	CHECK_EQ(write(d->queues[0].kick_fd, &one, 8), 8);
+	/* the guest sends a broadcast frame: a packet socket on the tap sees it */
+	int ps = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(0x88b5));
+	CHECK(ps >= 0);
+	uint8_t *tx = ram + 0x70000;
+	memset(tx, 0, 12 + 60);
+	memset(tx + 12, 0xff, 6);                    /* dst: broadcast */
+	memcpy(tx + 18, "\x52\x54\x00\x00\x00\x01", 6);
+	tx[24] = 0x88;                               /* local experimental ethertype */
+	tx[25] = 0xb5;
+	memcpy(tx + 26, "kvmrun", 6);
+	put_desc(ram, 1, 0, 0x70000, 72, 0);
+	put_avail(ram, 1, 0, 0);
+	CHECK_EQ(write(d->queues[1].kick_fd, &one, 8), 8);
+	for (int i = 0; i < 20; i++)
+		evloop_run_once(loop, 10);
+	uint8_t got[256];
+	ssize_t r = recv(ps, got, sizeof(got), 0);
+	CHECK(r >= 60);
+	CHECK(r >= 20 && memcmp(got + 14, "kvmrun", 6) == 0);
+	/* and the other way: a frame sent on the tap lands in a receive buffer */
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_ifindex = (int)if_nametoindex("kvt2"),
+				   .sll_halen = 6 };
+	memset(sll.sll_addr, 0xff, 6);
+	CHECK_EQ(sendto(ps, tx + 12, 60, 0, (struct sockaddr *)&sll, sizeof(sll)), 60);
+	for (int i = 0; i < 20; i++)
+		evloop_run_once(loop, 10);
+	struct net_stats st;
+	net_get_stats(n, &st);
+	CHECK(st.rx_frames >= 1);
+	CHECK_EQ(st.tx_frames, 1);
+	uint16_t used = __atomic_load_n((uint16_t *)(ram + QB(0) + 0x2000 + 2), __ATOMIC_ACQUIRE);
+	CHECK(used >= 1);
+	bool found = false;
+	for (uint16_t i = 0; i < used; i++)
+		if (memcmp(ram + 0x80000 + i * 0x1000u + 12 + 14, "kvmrun", 6) == 0)
+			found = true;
+	CHECK(found);
+	close(ps);
+	net_destroy(n, false);
+	evloop_destroy(loop);
+	munmap(ram, RAM_SIZE);
+	CHECK_EQ(if_nametoindex("kvt2"), 0);
+}
+
+int main(void)
+{
+	if (unshare(CLONE_NEWNET) < 0) {
+		printf("SKIP: cannot create a network namespace: %s\n", strerror(errno));
+		return 77;
+	}
+	if (access("/dev/net/tun", R_OK | W_OK) < 0) {
+		printf("SKIP: /dev/net/tun: %s\n", strerror(errno));
+		return 77;
+	}
+	log_init(&lg, LOG_ERROR, "test");
+	RUN(test_open_create);
+	RUN(test_device_on_tap);
+	return unit_done();
+}
