@@ -1,3 +1,4 @@
+#include "devices/le.h"
 #include "devices/pci_host.h"
 
 #include <errno.h>
@@ -54,40 +55,22 @@ struct pci_host {
 	struct pci_fn fn[PCI_HOST_SLOTS];
 };
 
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* Recomputes which BARs of @f decode where and tells the function about
  * changes. Called with cfg_lock held; takes map_lock for writing. */
 static void fn_update_decode(struct pci_host *h, struct pci_fn *f)
 {
-	uint16_t cmd = get16(&f->hdr[PCI_CFG_COMMAND]);
+	uint16_t cmd = le16_get(&f->hdr[PCI_CFG_COMMAND]);
 	atomic_store(&f->command, cmd);
 	pthread_rwlock_wrlock(&h->map_lock);
 	for (unsigned b = 0; b < PCI_HOST_BARS; b++) {
 		uint64_t size = f->bar_size[b];
 		if (!size)
 			continue;
-		uint64_t addr = get32(&f->hdr[PCI_CFG_BAR0 + 4 * b]) & BAR_ADDR_MASK;
+		uint64_t addr = le32_get(&f->hdr[PCI_CFG_BAR0 + 4 * b]) & BAR_ADDR_MASK;
 		bool dec = (cmd & PCI_COMMAND_MEMORY) && addr >= LAYOUT_PCI_MMIO &&
 			   addr + size <= LAYOUT_PCI_MMIO + LAYOUT_PCI_MMIO_SIZE;
 		if (dec == f->decoded[b] && (!dec || addr == f->bar_addr[b]))
@@ -163,7 +146,7 @@ static void cfg_data_write(struct pci_host *h, unsigned o, const void *data, uns
 		if (!f->bar_size[b])
 			continue;
 		uint8_t *p = &f->hdr[PCI_CFG_BAR0 + 4 * b];
-		put32(p, get32(p) & ~(f->bar_size[b] - 1) & BAR_ADDR_MASK);
+		le32_put(p, le32_get(p) & ~(f->bar_size[b] - 1) & BAR_ADDR_MASK);
 	}
 	fn_update_decode(h, f);
 }
@@ -261,23 +244,23 @@ static void fn_init_header(struct pci_fn *f, const struct pci_function_params *p
 	uint8_t *c = f->hdr, *w = f->wmask;
 	memset(c, 0, PCI_CFG_HEADER_END);
 	memset(w, 0, PCI_CFG_HEADER_END);
-	put16(&c[PCI_CFG_VENDOR_ID], p->vendor_id);
-	put16(&c[PCI_CFG_DEVICE_ID], p->device_id);
-	put16(&w[PCI_CFG_COMMAND], COMMAND_WMASK);
-	put16(&c[PCI_CFG_STATUS], p->cap_ptr ? PCI_STATUS_CAP_LIST : 0);
+	le16_put(&c[PCI_CFG_VENDOR_ID], p->vendor_id);
+	le16_put(&c[PCI_CFG_DEVICE_ID], p->device_id);
+	le16_put(&w[PCI_CFG_COMMAND], COMMAND_WMASK);
+	le16_put(&c[PCI_CFG_STATUS], p->cap_ptr ? PCI_STATUS_CAP_LIST : 0);
 	c[PCI_CFG_REVISION] = p->revision;
 	c[PCI_CFG_CLASS_PROG] = (uint8_t)p->class_code;
 	c[PCI_CFG_CLASS_PROG + 1] = (uint8_t)(p->class_code >> 8);
 	c[PCI_CFG_CLASS_PROG + 2] = (uint8_t)(p->class_code >> 16);
 	w[0x0c] = w[0x0d] = 0xff; /* cache line size, latency timer */
 	c[PCI_CFG_HEADER_TYPE] = 0x00; /* type 0, single function */
-	put16(&c[PCI_CFG_SUBSYS_VENDOR], p->subsys_vendor_id);
-	put16(&c[PCI_CFG_SUBSYS_ID], p->subsys_id);
+	le16_put(&c[PCI_CFG_SUBSYS_VENDOR], p->subsys_vendor_id);
+	le16_put(&c[PCI_CFG_SUBSYS_ID], p->subsys_id);
 	c[PCI_CFG_CAP_PTR] = p->cap_ptr;
 	w[PCI_CFG_INT_LINE] = 0xff;
 	for (unsigned b = 0; b < PCI_HOST_BARS; b++)
 		if (p->bar_size[b])
-			put32(&w[PCI_CFG_BAR0 + 4 * b], 0xffffffffu);
+			le32_put(&w[PCI_CFG_BAR0 + 4 * b], 0xffffffffu);
 }
 
 static bool params_valid(const struct pci_function_params *p, const struct pci_function_ops *ops)
@@ -328,7 +311,7 @@ int pci_host_add_function(struct pci_host *h, const struct pci_function_ops *ops
 			return -ENOSPC;
 		}
 		f->bar_size[b] = (uint32_t)size;
-		put32(&f->hdr[PCI_CFG_BAR0 + 4 * b], (uint32_t)base);
+		le32_put(&f->hdr[PCI_CFG_BAR0 + 4 * b], (uint32_t)base);
 		next = base + (size < BAR_MIN_ALIGN ? BAR_MIN_ALIGN : size);
 	}
 	h->next_bar = next;
@@ -336,7 +319,7 @@ int pci_host_add_function(struct pci_host *h, const struct pci_function_ops *ops
 		f->hdr[PCI_CFG_INT_LINE] = (uint8_t)pci_host_slot_gsi(s);
 	f->hdr[PCI_CFG_INT_PIN] = ops ? 1 : 0; /* INTA# */
 	/* as firmware leaves a device it assigned: memory decoding on */
-	put16(&f->hdr[PCI_CFG_COMMAND], p->bar_size[0] || p->bar_size[1] || p->bar_size[2] ||
+	le16_put(&f->hdr[PCI_CFG_COMMAND], p->bar_size[0] || p->bar_size[1] || p->bar_size[2] ||
 		      p->bar_size[3] || p->bar_size[4] || p->bar_size[5] ? PCI_COMMAND_MEMORY : 0);
 	memcpy(f->power_on, f->hdr, sizeof(f->hdr));
 	f->name = p->name;

@@ -7,6 +7,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "devices/le.h"
+
 #define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
 #define MSIX_ENTRY_SIZE 16
 #define MSIX_CTRL_ENABLE 0x8000u   /* Message Control: MSI-X Enable */
@@ -69,27 +71,9 @@ struct virtio_pci {
 	uint64_t kick_addr[VIRTIO_MAX_QUEUES];
 };
 
-static uint16_t rd16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
 
-static uint32_t rd32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
 
-static void wr16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
 
-static void wr32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
 
 static void signal_fd(struct virtio_pci *vp, int fd, const char *what)
 {
@@ -103,7 +87,7 @@ static void signal_fd(struct virtio_pci *vp, int fd, const char *what)
 
 static uint16_t msix_control(const struct virtio_pci *vp)
 {
-	return vp->msix_cap ? rd16(&vp->cfg[vp->msix_cap + 2]) : 0;
+	return vp->msix_cap ? le16_get(&vp->cfg[vp->msix_cap + 2]) : 0;
 }
 
 static bool msix_enabled(const struct virtio_pci *vp)
@@ -123,8 +107,8 @@ static void vector_route(struct virtio_pci *vp, unsigned v)
 	const struct virtio_platform *p = vp->d->plat;
 	struct msix_vec *mv = &vp->vec[v];
 	const uint8_t *e = &vp->table[v * MSIX_ENTRY_SIZE];
-	uint64_t addr = rd32(e) | (uint64_t)rd32(e + 4) << 32;
-	uint32_t data = rd32(e + 8);
+	uint64_t addr = le32_get(e) | (uint64_t)le32_get(e + 4) << 32;
+	uint32_t data = le32_get(e + 8);
 	if (!mv->gsi_ok || !p->msi_route || (mv->routed && mv->addr == addr && mv->data == data))
 		return;
 	int rc = p->msi_route(p->cookie, mv->gsi, addr, data);
@@ -562,7 +546,7 @@ static void fn_bar_remap(void *cookie, unsigned bar, uint64_t addr, bool decoded
 static bool pcicfg_target(const struct virtio_pci *vp, uint64_t *off, unsigned *len)
 {
 	const uint8_t *c = &vp->cfg[vp->pcicfg_cap];
-	uint32_t o = rd32(c + VCAP_OFFSET), l = rd32(c + VCAP_LENGTH);
+	uint32_t o = le32_get(c + VCAP_OFFSET), l = le32_get(c + VCAP_LENGTH);
 	if (c[VCAP_BAR] != 0 || (l != 1 && l != 2 && l != 4) || o % l ||
 	    (uint64_t)o + l > VIRTIO_PCI_BAR0_SIZE)
 		return false;
@@ -651,8 +635,8 @@ static unsigned vcap_add(struct virtio_pci *vp, unsigned *at, unsigned *prev_nex
 	vp->cfg[c + VCAP_CFG_TYPE] = type;
 	vp->cfg[c + VCAP_BAR] = 0;
 	vp->cfg[c + VCAP_ID] = 0;
-	wr32(&vp->cfg[c + VCAP_OFFSET], offset);
-	wr32(&vp->cfg[c + VCAP_LENGTH], length);
+	le32_put(&vp->cfg[c + VCAP_OFFSET], offset);
+	le32_put(&vp->cfg[c + VCAP_LENGTH], length);
 	return c;
 }
 
@@ -664,7 +648,7 @@ static void build_caps(struct virtio_pci *vp)
 		 VIRTIO_PCI_COMMON_LEN, VCAP_SIZE);
 	unsigned n = vcap_add(vp, &at, &prev, VIRTIO_PCI_CAP_NOTIFY_CFG, VIRTIO_PCI_NOTIFY_OFF,
 			      d->nr_queues * VIRTIO_PCI_NOTIFY_MULT, VCAP_SIZE + 4);
-	wr32(&vp->cfg[n + VCAP_NOTIFY_MULT], VIRTIO_PCI_NOTIFY_MULT);
+	le32_put(&vp->cfg[n + VCAP_NOTIFY_MULT], VIRTIO_PCI_NOTIFY_MULT);
 	vcap_add(vp, &at, &prev, VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_ISR_OFF, 1, VCAP_SIZE);
 	if (d->ops->config_size)
 		vcap_add(vp, &at, &prev, VIRTIO_PCI_CAP_DEVICE_CFG, VIRTIO_PCI_DEVICE_OFF,
@@ -675,9 +659,9 @@ static void build_caps(struct virtio_pci *vp)
 	memset(&vp->wmask[vp->pcicfg_cap + VCAP_OFFSET], 0xff, 12);
 
 	vp->msix_cap = cap_add(vp, &at, &prev, PCI_CAP_ID_MSIX, MSIX_CAP_SIZE);
-	wr16(&vp->cfg[vp->msix_cap + 2], (uint16_t)(vp->nr_vectors - 1));
-	wr32(&vp->cfg[vp->msix_cap + 4], VIRTIO_PCI_MSIX_TABLE); /* BIR 0 */
-	wr32(&vp->cfg[vp->msix_cap + 8], VIRTIO_PCI_MSIX_PBA);   /* BIR 0 */
+	le16_put(&vp->cfg[vp->msix_cap + 2], (uint16_t)(vp->nr_vectors - 1));
+	le32_put(&vp->cfg[vp->msix_cap + 4], VIRTIO_PCI_MSIX_TABLE); /* BIR 0 */
+	le32_put(&vp->cfg[vp->msix_cap + 8], VIRTIO_PCI_MSIX_PBA);   /* BIR 0 */
 	vp->wmask[vp->msix_cap + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL) >> 8;
 }
 
