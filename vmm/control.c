@@ -1,12 +1,12 @@
 /* The control socket server (see control.h): a listening Unix socket and
- * its connections on the VM's event loop, the request parser and command
- * table, and the VM side of the hooks (memory visibility from /proc). */
+ * its connections on the VM's event loop, split into request lines for
+ * control_cmds.c, and the VM side of the hooks (guest RAM facts from
+ * mem/ram_stats.c). */
 #include "vmm/control.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -16,11 +16,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mem/ram_stats.h"
 #include "vmm/config.h"
+#include "vmm/control_priv.h"
 #include "vmm/exitcode.h"
 #include "vmm/vm_priv.h"
 
-#define CONTROL_MAX_ARGS 8
+_Static_assert(CONTROL_MAX_NODES == RAM_STATS_MAX_NODES, "control_mem holds ram_stats' nodes");
 
 struct control_client {
 	struct control *c;
@@ -34,410 +36,9 @@ struct control_client {
 	char out[CONTROL_OUT_MAX];
 };
 
-struct control {
-	struct evloop *loop;
-	const struct logger *log;
-	const struct control_ops *ops;
-	void *cookie;
-	int listen_fd;
-	char *path;                      /* NULL when not listening */
-	dev_t sock_dev;                  /* identity of the socket file we made */
-	ino_t sock_ino;
-	uint64_t created_ns;
-	struct control_client *clients[CONTROL_MAX_CLIENTS];
-};
-
-/* ------------------------------------------------------------ responses */
-
-struct resp {
-	char *buf;
-	size_t len, used;
-	bool error;
-};
-
-__attribute__((format(printf, 2, 3)))
-static void resp_add(struct resp *r, const char *fmt, ...)
-{
-	if (r->used >= r->len)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(r->buf + r->used, r->len - r->used, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		r->used += (size_t)n < r->len - r->used ? (size_t)n : r->len - r->used - 1;
-}
-
-__attribute__((format(printf, 2, 3)))
-static void resp_error(struct resp *r, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = snprintf(r->buf, r->len, "error ");
-	vsnprintf(r->buf + n, r->len - (size_t)n, fmt, ap);
-	va_end(ap);
-	r->used = strlen(r->buf);
-	r->error = true;
-}
-
-const char *control_format_size(uint64_t v, char *buf, size_t len)
-{
-	static const char suffix[] = "KMGT";
-	int shift = 0;
-	for (int i = 4; i >= 1; i--) {
-		if (v && v % (1ull << (10 * i)) == 0) {
-			shift = i;
-			break;
-		}
-	}
-	if (shift)
-		snprintf(buf, len, "%" PRIu64 "%c", v >> (10 * shift), suffix[shift - 1]);
-	else
-		snprintf(buf, len, "%" PRIu64, v);
-	return buf;
-}
-
-static void resp_size(struct resp *r, const char *key, uint64_t v)
-{
-	char s[32];
-	resp_add(r, " %s=%s", key, control_format_size(v, s, sizeof(s)));
-}
-
-/* A string value made safe for the line format: blanks, '=' and
- * non-printable bytes become '_'. */
-static void resp_str(struct resp *r, const char *key, const char *v)
-{
-	char s[128];
-	size_t i = 0;
-	for (; v && v[i] && i < sizeof(s) - 1; i++) {
-		unsigned char ch = (unsigned char)v[i];
-		s[i] = (ch <= ' ' || ch >= 0x7f || ch == '=') ? '_' : (char)ch;
-	}
-	s[i] = 0;
-	resp_add(r, " %s=%s", key, i ? s : "-");
-}
-
-/* An argument echoed in an error message: printable and short. */
-static const char *safe_arg(const char *a, char *buf, size_t len)
-{
-	size_t i = 0, max = len - 4;
-	for (; a[i] && i < max; i++)
-		buf[i] = (a[i] > ' ' && a[i] < 0x7f) ? a[i] : '?';
-	if (a[i]) {
-		memcpy(buf + i, "...", 3);
-		i += 3;
-	}
-	buf[i] = 0;
-	return buf;
-}
-
-/* ------------------------------------------------------------- commands */
-
-struct request {
-	const char *cmd;
-	unsigned nr_args;
-	char *key[CONTROL_MAX_ARGS];
-	char *val[CONTROL_MAX_ARGS];
-};
-
-/* Returns the value of argument @key, or NULL. */
-static const char *req_arg(const struct request *q, const char *key)
-{
-	for (unsigned i = 0; i < q->nr_args; i++)
-		if (strcmp(q->key[i], key) == 0)
-			return q->val[i];
-	return NULL;
-}
-
-/* Every argument must be one of @allowed (NULL-terminated). */
-static bool req_check_args(const struct request *q, const char *const *allowed, struct resp *r)
-{
-	char b[64];
-	for (unsigned i = 0; i < q->nr_args; i++) {
-		bool ok = false;
-		for (const char *const *a = allowed; *a; a++)
-			ok = ok || strcmp(*a, q->key[i]) == 0;
-		if (!ok) {
-			if (!allowed[0])
-				resp_error(r, "%s takes no arguments", q->cmd);
-			else
-				resp_error(r, "%s: unknown argument '%s'", q->cmd,
-					   safe_arg(q->key[i], b, sizeof(b)));
-			return false;
-		}
-	}
-	return true;
-}
-
-static const char *const no_args[] = { NULL };
-
-static void add_memory(struct control *c, struct resp *r)
-{
-	struct control_mem m;
-	memset(&m, 0, sizeof(m));
-	m.ksm_merging_pages = -1;
-	if (!c->ops->memory || c->ops->memory(c->cookie, &m) < 0) {
-		resp_add(r, " ram_rss=unknown");
-		return;
-	}
-	resp_size(r, "ram", m.ram);
-	resp_size(r, "page_size", m.page_size);
-	resp_size(r, "ram_rss", m.rss);
-	resp_size(r, "hugetlb", m.hugetlb);
-	resp_size(r, "thp", m.thp);
-	resp_size(r, "swap", m.swap);
-	resp_str(r, "numa_policy", m.numa_policy[0] ? m.numa_policy : "default");
-	char nodes[256] = "", pages[512] = "";
-	size_t nl = 0, pl = 0;
-	for (unsigned n = 0; n < CONTROL_MAX_NODES; n++) {
-		if (!m.node_pages[n])
-			continue;
-		nl += (size_t)snprintf(nodes + nl, sizeof(nodes) - nl, "%s%u", nl ? "," : "", n);
-		pl += (size_t)snprintf(pages + pl, sizeof(pages) - pl, "%sN%u:%" PRIu64,
-				       pl ? "," : "", n, m.node_pages[n]);
-		if (nl >= sizeof(nodes) - 8 || pl >= sizeof(pages) - 32)
-			break;
-	}
-	resp_add(r, " numa_nodes=%s numa_pages=%s", nl ? nodes : "none", pl ? pages : "none");
-	resp_add(r, " merge=%s", m.merge ? "on" : "off");
-	if (m.ksm_merging_pages >= 0)
-		resp_add(r, " ksm_merged_pages=%" PRId64, m.ksm_merging_pages);
-	else
-		resp_add(r, " ksm_merged_pages=unknown");
-}
-
-static bool get_balloon(struct control *c, struct virtio_balloon_info *bi)
-{
-	return c->ops->balloon_get && c->ops->balloon_get(c->cookie, bi);
-}
-
-static void cmd_status(struct control *c, const struct request *q, struct resp *r)
-{
-	if (!req_check_args(q, no_args, r))
-		return;
-	struct control_vm v = { .state = "running" };
-	if (c->ops->vm)
-		c->ops->vm(c->cookie, &v);
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	resp_add(r, "ok");
-	resp_str(r, "state", v.state);
-	resp_str(r, "name", v.name);
-	resp_add(r, " cpus=%u", v.cpus);
-	resp_size(r, "mem", v.mem);
-	resp_add(r, " uptime_ms=%" PRIu64, (now - c->created_ns) / 1000000);
-	resp_str(r, "transport", v.transport);
-	struct virtio_balloon_info bi;
-	if (get_balloon(c, &bi)) {
-		resp_add(r, " balloon=on");
-		resp_size(r, "balloon_target", bi.target);
-		resp_size(r, "balloon_actual", bi.actual);
-	} else {
-		resp_add(r, " balloon=off");
-	}
-	add_memory(c, r);
-}
-
-static void cmd_memory(struct control *c, const struct request *q, struct resp *r)
-{
-	if (!req_check_args(q, no_args, r))
-		return;
-	resp_add(r, "ok");
-	add_memory(c, r);
-	struct virtio_balloon_info bi;
-	if (get_balloon(c, &bi)) {
-		resp_size(r, "balloon_actual", bi.actual);
-		resp_size(r, "balloon_host_freed", bi.discarded);
-	}
-}
-
-static void cmd_balloon(struct control *c, const struct request *q, struct resp *r)
-{
-	static const char *const allowed[] = { "target", NULL };
-	if (!req_check_args(q, allowed, r))
-		return;
-	struct virtio_balloon_info bi;
-	if (!get_balloon(c, &bi)) {
-		resp_error(r, "no balloon device (start the VM with balloon=on)");
-		return;
-	}
-	const char *t = req_arg(q, "target");
-	if (t) {
-		uint64_t bytes;
-		char b[64], s[32];
-		if (config_parse_size(t, &bytes) < 0) {
-			resp_error(r, "balloon: target=%s is not a size (e.g. 256M)",
-				   safe_arg(t, b, sizeof(b)));
-			return;
-		}
-		int rc = c->ops->balloon_set(c->cookie, bytes);
-		if (rc == -ERANGE) {
-			struct control_vm v = { 0 };
-			if (c->ops->vm)
-				c->ops->vm(c->cookie, &v);
-			resp_error(r, "balloon: target=%s is more than guest RAM (mem=%s)",
-				   safe_arg(t, b, sizeof(b)), control_format_size(v.mem, s, sizeof(s)));
-			return;
-		}
-		if (rc < 0) {
-			resp_error(r, "balloon: %s", strerror(-rc));
-			return;
-		}
-		(void)get_balloon(c, &bi);
-	}
-	resp_add(r, "ok");
-	resp_size(r, "target", bi.target);
-	resp_size(r, "actual", bi.actual);
-}
-
-static void cmd_balloon_stats(struct control *c, const struct request *q, struct resp *r)
-{
-	if (!req_check_args(q, no_args, r))
-		return;
-	struct virtio_balloon_info bi;
-	if (!get_balloon(c, &bi)) {
-		resp_error(r, "no balloon device (start the VM with balloon=on)");
-		return;
-	}
-	resp_add(r, "ok");
-	resp_size(r, "target", bi.target);
-	resp_size(r, "actual", bi.actual);
-	resp_size(r, "inflated", bi.inflated);
-	resp_size(r, "host_freed", bi.discarded);
-	resp_size(r, "reported", bi.reported);
-	resp_add(r, " bad_pfns=%" PRIu64 " duplicate_pfns=%" PRIu64 " live=%s", bi.bad_pfns,
-		 bi.duplicate_pfns, bi.live ? "yes" : "no");
-	if (!bi.stats_valid) {
-		resp_add(r, " stats=none");
-		return;
-	}
-	resp_add(r, " stats_age_ms=%" PRIu64, bi.stats_age_ms);
-	for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++) {
-		if (!(bi.stats.valid & (1u << t)))
-			continue;
-		if (balloon_stat_is_bytes(t))
-			resp_size(r, balloon_stat_name(t), bi.stats.val[t]);
-		else
-			resp_add(r, " %s=%" PRIu64, balloon_stat_name(t), bi.stats.val[t]);
-	}
-}
-
-static void cmd_stop(struct control *c, const struct request *q, struct resp *r)
-{
-	if (req_check_args(q, no_args, r))
-		resp_add(r, "ok stopping");
-}
-
-static void cmd_help(struct control *c, const struct request *q, struct resp *r);
-
-static const struct control_command {
-	const char *name;
-	void (*handler)(struct control *c, const struct request *q, struct resp *r);
-} commands[] = {
-	{ "status", cmd_status },
-	{ "memory", cmd_memory },
-	{ "balloon", cmd_balloon },
-	{ "balloon-stats", cmd_balloon_stats },
-	{ "stop", cmd_stop },
-	{ "help", cmd_help },
-};
-
-#define NR_COMMANDS (sizeof(commands) / sizeof(commands[0]))
-
-static void cmd_help(struct control *c, const struct request *q, struct resp *r)
-{
-	if (!req_check_args(q, no_args, r))
-		return;
-	resp_add(r, "ok commands=");
-	for (size_t i = 0; i < NR_COMMANDS; i++)
-		resp_add(r, "%s%s", i ? "," : "", commands[i].name);
-}
-
-static const struct control_command *find_command(const char *name)
-{
-	for (size_t i = 0; i < NR_COMMANDS; i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return &commands[i];
-	return NULL;
-}
-
-/* Splits @line (modified) into a request for a known command; NULL with
- * @r set on error. */
-static const struct control_command *parse_request(char *line, struct request *q,
-						   struct resp *r)
-{
-	char b[64];
-	const struct control_command *cmd = NULL;
-	memset(q, 0, sizeof(*q));
-	char *save = NULL;
-	for (char *tok = strtok_r(line, " \t", &save); tok; tok = strtok_r(NULL, " \t", &save)) {
-		if (!q->cmd) {
-			q->cmd = tok;
-			cmd = find_command(tok);
-			if (!cmd) {
-				resp_error(r, "unknown command '%s' (try help)",
-					   safe_arg(tok, b, sizeof(b)));
-				return NULL;
-			}
-			continue;
-		}
-		char *eq = strchr(tok, '=');
-		if (!eq || eq == tok) {
-			resp_error(r, "%s: argument '%s' is not KEY=VALUE", q->cmd,
-				   safe_arg(tok, b, sizeof(b)));
-			return NULL;
-		}
-		*eq = 0;
-		if (req_arg(q, tok)) {
-			resp_error(r, "%s: %s given twice", q->cmd, safe_arg(tok, b, sizeof(b)));
-			return NULL;
-		}
-		if (q->nr_args == CONTROL_MAX_ARGS) {
-			resp_error(r, "%s: too many arguments", q->cmd);
-			return NULL;
-		}
-		q->key[q->nr_args] = tok;
-		q->val[q->nr_args++] = eq + 1;
-	}
-	if (!cmd)
-		resp_error(r, "empty request (try help)");
-	return cmd;
-}
-
-/* Runs @line; returns the command's handler, for the caller's after-send
- * actions (stop), or NULL when the request failed. */
-static const struct control_command *execute(struct control *c, const char *line,
-					     char *out, size_t out_len)
-{
-	struct resp r = { .buf = out, .len = out_len };
-	out[0] = 0;
-	size_t n = strnlen(line, CONTROL_MAX_LINE + 1);
-	if (n > CONTROL_MAX_LINE) {
-		resp_error(&r, "line too long (at most %d bytes)", CONTROL_MAX_LINE);
-		return NULL;
-	}
-	char copy[CONTROL_MAX_LINE + 1];
-	memcpy(copy, line, n + 1);
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)copy[i];
-		if (ch < ' ' && ch != '\t') {
-			resp_error(&r, "control character 0x%02x in the request", ch);
-			return NULL;
-		}
-	}
-	struct request q;
-	const struct control_command *cmd = parse_request(copy, &q, &r);
-	if (!cmd)
-		return NULL;
-	cmd->handler(c, &q, &r);
-	return r.error ? NULL : cmd;
-}
-
 void control_execute(struct control *c, const char *line, char *resp, size_t resp_len)
 {
-	const struct control_command *cmd = execute(c, line, resp, resp_len);
-	if (cmd && cmd->handler == cmd_stop && c->ops->stop)
+	if (control_cmds_run(c, line, resp, resp_len) && c->ops->stop)
 		c->ops->stop(c->cookie);
 }
 
@@ -517,18 +118,16 @@ static bool client_lines(struct control_client *cl)
 		bool nul = memchr(cl->in + start, 0, len) != NULL;
 		if (len && cl->in[start + len - 1] == '\r')
 			cl->in[start + len - 1] = 0;
-		const struct control_command *cmd;
-		if (nul) {
+		bool stop = false;
+		if (nul)
 			snprintf(resp, sizeof(resp), "error NUL byte in the request");
-			cmd = NULL;
-		} else {
-			cmd = execute(cl->c, cl->in + start, resp, sizeof(resp));
-		}
+		else
+			stop = control_cmds_run(cl->c, cl->in + start, resp, sizeof(resp));
 		start += len + 1;
 		struct control *c = cl->c;
 		if (!client_reply(cl, resp))
 			return false;
-		if (cmd && cmd->handler == cmd_stop && c->ops->stop)
+		if (stop && c->ops->stop)
 			c->ops->stop(c->cookie);
 	}
 	memmove(cl->in, cl->in + start, cl->in_len - start);
@@ -784,96 +383,44 @@ void control_destroy(struct control *c)
 	free(c);
 }
 
-/* ------------------------------------------------------------ /proc readers */
+/* ------------------------------------------------------------ guest RAM */
 
-static bool hex_range(const char *line, uint64_t *lo, uint64_t *hi)
+/* The smaps part of @s into @m. */
+static void mem_set_smaps(struct control_mem *m, const struct ram_stats *s)
 {
-	char *end;
-	*lo = strtoull(line, &end, 16);
-	if (*end != '-')
-		return false;
-	*hi = strtoull(end + 1, &end, 16);
-	return *end == ' ';
+	m->rss = s->rss;
+	m->hugetlb = s->hugetlb;
+	m->thp = s->thp;
+	m->swap = s->swap;
 }
 
+/* The numa_maps part of @s into @m. */
+static void mem_set_numa(struct control_mem *m, const struct ram_stats *s)
+{
+	memcpy(m->numa_policy, s->numa_policy, sizeof(m->numa_policy));
+	memcpy(m->node_pages, s->node_pages, sizeof(m->node_pages));
+}
+
+/* ram_stats_scan_smaps() into a control_mem. */
 int control_scan_smaps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out)
 {
-	char line[512];
-	bool in = false, found = false;
-	uint64_t rss = 0, hugetlb = 0, thp = 0, swap = 0;
-	while (fgets(line, sizeof(line), f)) {
-		uint64_t lo, hi;
-		if (line[0] != ' ' && hex_range(line, &lo, &hi)) {
-			in = lo >= start && hi <= end && lo < hi;
-			found = found || in;
-			continue;
-		}
-		if (!in)
-			continue;
-		unsigned long long kb;
-		if (sscanf(line, "Rss: %llu kB", &kb) == 1)
-			rss += kb << 10;
-		else if (sscanf(line, "Shared_Hugetlb: %llu kB", &kb) == 1 ||
-			 sscanf(line, "Private_Hugetlb: %llu kB", &kb) == 1)
-			hugetlb += kb << 10;
-		else if (sscanf(line, "AnonHugePages: %llu kB", &kb) == 1)
-			thp += kb << 10;
-		else if (sscanf(line, "Swap: %llu kB", &kb) == 1)
-			swap += kb << 10;
-	}
-	if (!found)
-		return -ENOENT;
-	/* smaps' Rss leaves hugetlb pages out; they are resident all the same */
-	out->rss = rss + hugetlb;
-	out->hugetlb = hugetlb;
-	out->thp = thp;
-	out->swap = swap;
-	return 0;
+	struct ram_stats s = { 0 };
+	int rc = ram_stats_scan_smaps(f, start, end, &s);
+	if (rc == 0)
+		mem_set_smaps(out, &s);
+	return rc;
 }
 
+/* ram_stats_scan_numa_maps() into a control_mem, adding to its counts. */
 int control_scan_numa_maps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out)
 {
-	char line[1024];
-	bool found = false;
-	while (fgets(line, sizeof(line), f)) {
-		char *p;
-		uint64_t addr = strtoull(line, &p, 16);
-		if (*p != ' ' || addr < start || addr >= end)
-			continue;
-		char *save = NULL;
-		char *tok = strtok_r(p, " \n", &save);
-		if (tok && !found)
-			snprintf(out->numa_policy, sizeof(out->numa_policy), "%s", tok);
-		found = true;
-		while ((tok = strtok_r(NULL, " \n", &save))) {
-			unsigned node;
-			unsigned long long pages;
-			if (sscanf(tok, "N%u=%llu", &node, &pages) == 2 && node < CONTROL_MAX_NODES)
-				out->node_pages[node] += pages;
-		}
-	}
-	return found ? 0 : -ENOENT;
-}
-
-static int64_t read_ksm_merging_pages(void)
-{
-	long long v = -1;
-	FILE *f = fopen("/proc/self/ksm_merging_pages", "re");
-	if (f) {
-		if (fscanf(f, "%lld", &v) != 1)
-			v = -1;
-		fclose(f);
-		return v;
-	}
-	f = fopen("/proc/self/ksm_stat", "re");
-	if (!f)
-		return -1;
-	char line[128];
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "ksm_merging_pages %lld", &v) == 1)
-			break;
-	fclose(f);
-	return v;
+	struct ram_stats s = { 0 };
+	memcpy(s.numa_policy, out->numa_policy, sizeof(s.numa_policy));
+	memcpy(s.node_pages, out->node_pages, sizeof(s.node_pages));
+	int rc = ram_stats_scan_numa_maps(f, start, end, &s);
+	if (rc == 0)
+		mem_set_numa(out, &s);
+	return rc;
 }
 
 /* ------------------------------------------------------------ the VM's hooks */
@@ -892,21 +439,14 @@ static void vm_hook_vm(void *cookie, struct control_vm *out)
 static int vm_hook_memory(void *cookie, struct control_mem *out)
 {
 	struct vm *vm = cookie;
-	uint64_t start = (uintptr_t)vm->ram.base, end = start + vm->ram.size;
+	struct ram_stats s;
 	out->ram = vm->ram.size;
 	out->page_size = vm->ram.page_size;
 	out->merge = vm->cfg->mem_merge;
-	out->ksm_merging_pages = read_ksm_merging_pages();
-	FILE *f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return -errno;
-	int rc = control_scan_smaps(f, start, end, out);
-	fclose(f);
-	f = fopen("/proc/self/numa_maps", "re");
-	if (f) {
-		(void)control_scan_numa_maps(f, start, end, out);
-		fclose(f);
-	}
+	int rc = ram_stats_read(vm->ram.base, vm->ram.size, &s);
+	out->ksm_merging_pages = s.ksm_merging_pages;
+	mem_set_smaps(out, &s);
+	mem_set_numa(out, &s);
 	return rc;
 }
 

@@ -66,7 +66,8 @@ struct control_vm {
 	const char *transport; /* "pci" or "mmio" */
 };
 
-/* Guest RAM as the host sees it (`memory`). */
+/* Guest RAM as the host sees it (`memory`): the VM's settings and the
+ * facts of mem/ram_stats.h (CONTROL_MAX_NODES == RAM_STATS_MAX_NODES). */
 struct control_mem {
 	uint64_t ram;          /* guest RAM bytes */
 	uint64_t page_size;    /* backing page size */
@@ -128,11 +129,12 @@ unsigned control_nr_clients(const struct control *c);
 /* Writes @v as a size string ("256M", "0", "4097"); returns @buf. */
 const char *control_format_size(uint64_t v, char *buf, size_t len);
 
-/* Adds up the smaps entries (Rss, hugetlb, AnonHugePages, Swap) of the
- * mappings lying within [@start, @end) into @out; -ENOENT if none. */
+/* The /proc parsers of mem/ram_stats.h, filling a control_mem: */
+/* ram_stats_scan_smaps(): sets rss, hugetlb, thp and swap from the smaps
+ * entries of the mappings lying within [@start, @end); -ENOENT if none. */
 int control_scan_smaps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out);
-/* Reads the policy and the per-node page counts (N<node>=<pages>) of the
- * numa_maps lines of mappings starting within [@start, @end). */
+/* ram_stats_scan_numa_maps(): sets numa_policy and adds to node_pages from
+ * the numa_maps lines of mappings starting within [@start, @end). */
 int control_scan_numa_maps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out);
 
 /* ---- the VM's control socket (vmm/vm.c) ---- */

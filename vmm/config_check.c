@@ -1,0 +1,274 @@
+/* Checks of a whole configuration: config_validate()'s cross-key checks,
+ * reported where the keys concerned were set, and config_suggest_key()'s
+ * "did you mean" over the key table. */
+#include "vmm/config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "vmm/config_priv.h"
+#include "vmm/cpulist.h"
+
+#define MIN_MEM (16ull << 20)
+#define SUN_PATH_MAX 107           /* sizeof(sockaddr_un.sun_path) - 1 */
+
+/* ---- "did you mean" -------------------------------------------------------- */
+
+/* Optimal string alignment distance (Levenshtein plus transpositions). */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned rows[3][CONFIG_MAX_SUGGEST_LEN + 1];
+	unsigned *prev2 = rows[0], *prev = rows[1], *cur = rows[2];
+
+	if (la > CONFIG_MAX_SUGGEST_LEN || lb > CONFIG_MAX_SUGGEST_LEN)
+		return UINT_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned cost = a[i - 1] != b[j - 1];
+			unsigned best = prev[j - 1] + cost;
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    prev2[j - 2] + 1 < best)
+				best = prev2[j - 2] + 1;
+			cur[j] = best;
+		}
+		unsigned *t = prev2;
+		prev2 = prev;
+		prev = cur;
+		cur = t;
+	}
+	return prev[lb];
+}
+
+/* The index the user wrote (first run of up to 3 digits), else "0". */
+static void user_index(const char *key, char idx[4])
+{
+	const char *p = key + strcspn(key, "0123456789");
+	size_t n = strspn(p, "0123456789");
+	if (n == 0 || n > 3)
+		p = "0", n = 1;
+	memcpy(idx, p, n);
+	idx[n] = '\0';
+}
+
+static bool prefix_close(const char *key, const char *cand)
+{
+	size_t lk = strlen(key), lc = strlen(cand);
+	size_t shorter = lk < lc ? lk : lc;
+	return shorter >= 3 && strncmp(key, cand, shorter) == 0;
+}
+
+const char *config_suggest_key(const char *key, char *buf, size_t buflen)
+{
+	size_t len = strlen(key);
+	unsigned limit = len / 3 > 2 ? (unsigned)(len / 3) : 2, best = UINT_MAX;
+	char idx[4], cand[CONFIG_MAX_SUGGEST_LEN + 16];
+
+	if (len > CONFIG_MAX_SUGGEST_LEN)
+		return NULL;
+	user_index(key, idx);
+	for (size_t i = 0; i < config_nr_keys; i++) {
+		const struct key_def *k = &config_keys[i];
+		if (k->group == G_VM)
+			snprintf(cand, sizeof(cand), "%s", k->name);
+		else
+			snprintf(cand, sizeof(cand), "%s%s.%s", config_groups[k->group].prefix, idx, k->name);
+		unsigned d = edit_distance(key, cand);
+		if (d > limit)
+			d = prefix_close(key, cand) ? limit + d : UINT_MAX; /* after close ones */
+		if (d < best && d > 0 && strlen(cand) < buflen) {
+			best = d;
+			memcpy(buf, cand, strlen(cand) + 1);
+		}
+	}
+	return best == UINT_MAX ? NULL : buf;
+}
+
+/* ---- validation ----------------------------------------------------------------- */
+
+/* Reports a cross-key error at the place @key was set ("(default)" if never). */
+__attribute__((format(printf, 4, 5)))
+static void vreport(struct vm_config *c, struct config_diag *d, const char *key,
+		    const char *fmt, ...)
+{
+	struct key_ref r;
+	const struct config_origin *o = NULL;
+	char msg[512];
+	va_list ap;
+
+	if (config_key_lookup(key, &r) == 0)
+		o = config_key_origin(c, &r);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	config_report(d, o ? o->file : NULL, o && o->file ? o->line : 0, key, "%s", msg);
+}
+
+/* "set at FILE:LINE" or "default", for naming the other key of a conflict. */
+static const char *where(struct vm_config *c, const char *key, char *buf, size_t len)
+{
+	struct key_ref r;
+	if (config_key_lookup(key, &r) == 0) {
+		const struct config_origin *o = config_key_origin(c, &r);
+		if (o->file) {
+			snprintf(buf, len, "set at %s:%u", o->file, o->line);
+			return buf;
+		}
+	}
+	return "default";
+}
+
+static void validate_cpus(struct vm_config *c, struct config_diag *d)
+{
+	char w[256];
+	if (c->cpus < 1 || c->cpus > CONFIG_MAX_CPUS)
+		vreport(c, d, "cpus", "%u is out of range 1..%d", c->cpus, CONFIG_MAX_CPUS);
+	if (!c->topology_set) {
+		c->sockets = c->threads = 1;
+		c->cores = c->cpus;
+	} else if ((uint64_t)c->sockets * c->cores * c->threads != c->cpus) {
+		vreport(c, d, "cpu_topology", "%u:%u:%u makes %" PRIu64 " CPUs but cpus=%u (%s)",
+			c->sockets, c->cores, c->threads,
+			(uint64_t)c->sockets * c->cores * c->threads, c->cpus,
+			where(c, "cpus", w, sizeof(w)));
+	}
+	if (c->nr_cpu_affinity == 0)
+		return;
+	if (c->nr_cpu_affinity < c->cpus)
+		vreport(c, d, "cpu_affinity", "lists %u host CPUs but cpus=%u (%s); give one per vCPU",
+			c->nr_cpu_affinity, c->cpus, where(c, "cpus", w, sizeof(w)));
+	for (unsigned i = 0; i < c->nr_cpu_affinity; i++) {
+		int r = cpulist_host_online(c->cpu_affinity[i]);
+		if (r < 0) {
+			vreport(c, d, "cpu_affinity", "cannot read /sys/devices/system/cpu/online: %s",
+				strerror(-r));
+			return;
+		}
+		if (r == 0)
+			vreport(c, d, "cpu_affinity", "host CPU %u is not online", c->cpu_affinity[i]);
+	}
+}
+
+static void validate_mem(struct vm_config *c, struct config_diag *d)
+{
+	static const uint64_t align[] = {
+		[HUGEPAGES_OFF] = 4096, [HUGEPAGES_2M] = 2ull << 20, [HUGEPAGES_1G] = 1ull << 30,
+	};
+	char a[32], b[32], w[256];
+
+	if (c->mem < MIN_MEM) {
+		vreport(c, d, "mem", "%s is less than the minimum 16M", config_fmt_size(c->mem, a, sizeof(a)));
+	} else if ((unsigned)c->mem_hugepages < 3 && c->mem % align[c->mem_hugepages]) {
+		vreport(c, d, "mem", "%s is not a multiple of %s (mem_hugepages, %s)",
+			config_fmt_size(c->mem, a, sizeof(a)), config_fmt_size(align[c->mem_hugepages], b, sizeof(b)),
+			where(c, "mem_hugepages", w, sizeof(w)));
+	}
+	if (c->mem_numa_node < -1)
+		vreport(c, d, "mem_numa_node", "%d is not a node number (>= 0) or none",
+			c->mem_numa_node);
+}
+
+static void validate_misc(struct vm_config *c, struct config_diag *d)
+{
+	const char *why;
+	char nb[80];
+
+	if (!c->kernel)
+		vreport(c, d, "kernel", "no kernel given; set kernel=PATH");
+	if (c->serial == SERIAL_FILE && (!c->serial_path || !*c->serial_path))
+		vreport(c, d, "serial", "file: needs a path");
+	if (c->control && strlen(c->control) > SUN_PATH_MAX)
+		vreport(c, d, "control", "path is %zu bytes; a socket path is at most %d",
+			strlen(c->control), SUN_PATH_MAX);
+	why = c->name ? config_check_name(c->name) : "must be set";
+	if (why)
+		vreport(c, d, "name", "'%s' %s", config_shown(c->name ? c->name : "", nb, sizeof(nb)), why);
+}
+
+/* The first key of device @index that was set, for naming it in messages. */
+static void first_set_key(struct vm_config *c, enum key_group g, unsigned index,
+			  char *buf, size_t len)
+{
+	const char *sub = g == G_DISK ? "path" : "tap";
+	for (size_t i = 0; i < config_nr_keys; i++) {
+		struct key_ref r = { &config_keys[i], index };
+		if (config_keys[i].group == g && config_key_origin(c, &r)->file) {
+			sub = config_keys[i].name;
+			break;
+		}
+	}
+	snprintf(buf, len, "%s%u.%s", config_groups[g].prefix, index, sub);
+}
+
+static void validate_disks(struct vm_config *c, struct config_diag *d)
+{
+	char key[32];
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
+		struct disk_config *dc = &c->disks[i];
+		if (!dc->present)
+			continue;
+		if (!dc->path) {
+			first_set_key(c, G_DISK, i, key, sizeof(key));
+			vreport(c, d, key, "disk%u has no disk%u.path", i, i);
+			continue;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			const struct disk_config *o = &c->disks[j];
+			if (!o->present || !o->path || strcmp(o->path, dc->path) || (o->readonly && dc->readonly))
+				continue;
+			snprintf(key, sizeof(key), "disk%u.path", i);
+			vreport(c, d, key, "same image as disk%u (and not both readonly)", j);
+		}
+		if (dc->queues > CONFIG_MAX_CPUS) {
+			snprintf(key, sizeof(key), "disk%u.queues", i);
+			vreport(c, d, key, "%u is out of range 0..%d", dc->queues, CONFIG_MAX_CPUS);
+		}
+	}
+}
+
+static void validate_nets(struct vm_config *c, struct config_diag *d)
+{
+	char key[32];
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
+		struct net_config *n = &c->nets[i];
+		if (!n->present)
+			continue;
+		if (!n->tap) {
+			first_set_key(c, G_NET, i, key, sizeof(key));
+			vreport(c, d, key, "net%u has no net%u.tap", i, i);
+		}
+		for (unsigned j = 0; n->tap && j < i; j++) {
+			if (c->nets[j].present && c->nets[j].tap && strcmp(c->nets[j].tap, n->tap) == 0) {
+				snprintf(key, sizeof(key), "net%u.tap", i);
+				vreport(c, d, key, "tap %s is already used by net%u", n->tap, j);
+			}
+		}
+		snprintf(key, sizeof(key), "net%u.queues", i);
+		if (n->queues < 1 || n->queues > 16)
+			vreport(c, d, key, "%u is out of range 1..16", n->queues);
+		snprintf(key, sizeof(key), "net%u.mtu", i);
+		if (n->mtu < 68 || n->mtu > 65535)
+			vreport(c, d, key, "%u is out of range 68..65535", n->mtu);
+	}
+}
+
+int config_validate(struct vm_config *c, struct config_diag *d)
+{
+	unsigned before = d->errors;
+	validate_misc(c, d);
+	validate_cpus(c, d);
+	validate_mem(c, d);
+	validate_disks(c, d);
+	validate_nets(c, d);
+	return d->errors > before ? -EINVAL : 0;
+}
