@@ -140,6 +140,11 @@ int engine_reap(struct engine *e, engine_done_fn *cb, void *cookie)
 	return e->ops->reap(e, cb, cookie);
 }
 
+bool engine_pending(const struct engine *e)
+{
+	return e->ops->pending && e->ops->pending(e);
+}
+
 int engine_event_fd(const struct engine *e)
 {
 	return e->event_fd;

@@ -141,6 +141,12 @@ int engine_submit(struct engine *e);
  * -errno. */
 int engine_reap(struct engine *e, engine_done_fn *cb, void *cookie);
 
+/* Whether engine_reap() has work right now (completions to deliver, or
+ * waiting requests that now fit), checked without a syscall: for a caller
+ * that busy-polls between event-loop waits. False is not final: the event
+ * fd still signals what comes later. */
+bool engine_pending(const struct engine *e);
+
 /* An eventfd (EFD_NONBLOCK) that becomes readable when completions are
  * pending. Owned by the engine. */
 int engine_event_fd(const struct engine *e);
@@ -162,6 +168,8 @@ struct engine_ops {
 	int (*submit)(struct engine *e);
 	/* Must call engine_complete() for each finished request. */
 	int (*reap)(struct engine *e, engine_done_fn *cb, void *cookie);
+	/* engine_pending(); NULL: always false (the event fd tells). */
+	bool (*pending)(const struct engine *e);
 	/* Frees the backend, the struct engine included. */
 	void (*destroy)(struct engine *e);
 };

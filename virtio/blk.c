@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 #include "block/engine.h"
 #include "block/image.h"
@@ -32,6 +33,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-
 #define BLK_CHAIN_CAP VQ_MAX_SEGS          /* segments vq_pop() may return */
 #define BLK_IOV_CAP (VIRTIO_BLK_SEG_MAX + 2) /* data iovecs per request */
 #define BLK_BOUNCE_MAX (256u * 1024)       /* bytes per bounced step */
+#define BLK_POLL_MAX_NS 200000u            /* longest busy-poll per event */
 
 struct blk_queue;
 
@@ -72,6 +74,7 @@ struct virtio_blk {
 	bool eng_watched;
 	bool need_submit;           /* engine_queue()d since the last submit */
 	bool quiescing;             /* reset: completions only free slots */
+	uint64_t poll_ns;           /* busy-poll budget after progress; 0: off */
 	struct virtio_dev_ops ops;  /* per device: the features depend on the image */
 	struct virtio_blk_config cfg;
 	uint64_t capacity;          /* sectors */
@@ -80,232 +83,6 @@ struct virtio_blk {
 	struct blk_queue *queues;
 	struct virtio_blk_stats stats;
 };
-
-/* ---------------------------------------------------------------- parser */
-
-/* Copies @len bytes at offset @off of the byte stream formed by @n
- * segments (the caller checked the stream is long enough). */
-static void stream_copy(const struct vq_seg *s, unsigned n, uint64_t off,
-			void *dst, size_t len)
-{
-	uint8_t *d = dst;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= s[i].len) {
-			off -= s[i].len;
-			continue;
-		}
-		size_t part = s[i].len - off;
-		if (part > len)
-			part = len;
-		memcpy(d, (const uint8_t *)s[i].host + off, part);
-		d += part;
-		len -= part;
-		off = 0;
-	}
-}
-
-/* Describes bytes [@off, @off+@len) of the stream as iovecs; false if
- * more than @cap entries would be needed. Empty pieces are skipped. */
-static bool stream_iov(const struct vq_seg *s, unsigned n, uint64_t off, uint64_t len,
-		       struct iovec *iov, unsigned cap, unsigned *cnt)
-{
-	unsigned k = 0;
-	for (unsigned i = 0; i < n && len; i++) {
-		if (off >= s[i].len) {
-			off -= s[i].len;
-			continue;
-		}
-		uint64_t part = s[i].len - off;
-		if (part > len)
-			part = len;
-		if (k == cap)
-			return false;
-		iov[k].iov_base = (uint8_t *)s[i].host + off;
-		iov[k].iov_len = (size_t)part;
-		k++;
-		len -= part;
-		off = 0;
-	}
-	*cnt = k;
-	return true;
-}
-
-static uint32_t get_le32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return v;
-}
-
-/* 5.2.6.1: [sector*512, +len) must lie within the capacity. */
-static bool sectors_ok(uint64_t sector, uint64_t nsectors, uint64_t capacity)
-{
-	return sector <= capacity && nsectors <= capacity - sector;
-}
-
-static enum blk_parse_error parse_data(const struct vq_seg *s, unsigned n, uint64_t off,
-				       uint64_t len, uint64_t capacity,
-				       struct blk_request *out)
-{
-	/* 5.2.6.1: IN/OUT data is a multiple of 512 bytes. */
-	if (len % VIRTIO_BLK_SECTOR_SIZE)
-		return BLK_ERR_LENGTH;
-	if (!sectors_ok(out->sector, len / VIRTIO_BLK_SECTOR_SIZE, capacity))
-		return BLK_ERR_RANGE;
-	if (!stream_iov(s, n, off, len, out->iov, out->iov_cap, &out->iovcnt))
-		return BLK_ERR_TOO_MANY_SEGS;
-	out->data_len = len;
-	return BLK_PARSE_OK;
-}
-
-static enum blk_parse_error parse_dwz(const struct vq_seg *s, unsigned n, uint64_t len,
-				      uint64_t capacity, const struct blk_limits *lim,
-				      struct blk_request *out)
-{
-	bool discard = out->type == VIRTIO_BLK_T_DISCARD;
-	/* 5.2.6.1: data is a non-empty array of 16-byte segments, at most
-	 * max_discard_seg / max_write_zeroes_seg of them. */
-	if (len == 0 || len % VIRTIO_BLK_DWZ_BYTES)
-		return BLK_ERR_DWZ_LENGTH;
-	uint64_t nr = len / VIRTIO_BLK_DWZ_BYTES;
-	uint32_t max_segs = lim->max_dwz_segs < VIRTIO_BLK_MAX_DWZ_SEGS
-				    ? lim->max_dwz_segs : VIRTIO_BLK_MAX_DWZ_SEGS;
-	if (nr > max_segs)
-		return BLK_ERR_DWZ_SEGS;
-	uint32_t max_sectors = discard ? lim->max_discard_sectors
-				       : lim->max_write_zeroes_sectors;
-	for (unsigned i = 0; i < nr; i++) {
-		uint8_t raw[VIRTIO_BLK_DWZ_BYTES];
-		stream_copy(s, n, VIRTIO_BLK_HDR_BYTES + (uint64_t)i * VIRTIO_BLK_DWZ_BYTES,
-			    raw, sizeof(raw));
-		struct blk_range *r = &out->ranges[i];
-		r->sector = get_le64(raw);
-		r->num_sectors = get_le32(raw + 8);
-		r->flags = get_le32(raw + 12);
-		out->nr_ranges = i + 1;
-		/* 5.2.6.2: UNSUPP for unknown flags, and for unmap on discard. */
-		if (r->flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP)
-			return BLK_ERR_DWZ_FLAGS;
-		if (discard && (r->flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))
-			return BLK_ERR_DWZ_FLAGS;
-		if (r->num_sectors == 0 || r->num_sectors > max_sectors ||
-		    !sectors_ok(r->sector, r->num_sectors, capacity))
-			return BLK_ERR_DWZ_RANGE;
-	}
-	return BLK_PARSE_OK;
-}
-
-enum blk_parse_error blk_parse(const struct vq_chain *c, uint64_t capacity_sectors,
-			       const struct blk_limits *lim, struct blk_request *out)
-{
-	const struct vq_seg *rd = c->segs, *wr = c->segs + c->nr_readable;
-	unsigned nrd = c->nr_readable, nwr = c->nr_segs - c->nr_readable;
-
-	out->type = 0;
-	out->sector = 0;
-	out->status = NULL;
-	out->iovcnt = 0;
-	out->data_len = 0;
-	out->nr_ranges = 0;
-
-	/* 5.2.6: the status byte is the last device-writable byte. 2.7.4: no
-	 * framing assumptions, so it may end a bigger segment, and empty
-	 * segments may follow it. */
-	if (c->writable_len == 0)
-		return BLK_ERR_NO_STATUS;
-	for (unsigned i = nwr; i-- > 0;) {
-		if (wr[i].len) {
-			out->status = (uint8_t *)wr[i].host + wr[i].len - 1;
-			break;
-		}
-	}
-	/* The header: the first 16 device-readable bytes. */
-	if (c->readable_len < VIRTIO_BLK_HDR_BYTES)
-		return BLK_ERR_HDR_SHORT;
-	uint8_t hdr[VIRTIO_BLK_HDR_BYTES];
-	stream_copy(rd, nrd, 0, hdr, sizeof(hdr));
-	out->type = get_le32(hdr);
-	uint64_t sector = get_le64(hdr + 8);
-	uint64_t rdata = c->readable_len - VIRTIO_BLK_HDR_BYTES; /* after the header */
-	uint64_t wdata = c->writable_len - 1;                     /* before the status */
-
-	switch (out->type) {
-	case VIRTIO_BLK_T_IN:
-		if (rdata)
-			return BLK_ERR_DIRECTION;
-		out->sector = sector;
-		return parse_data(wr, nwr, 0, wdata, capacity_sectors, out);
-	case VIRTIO_BLK_T_OUT:
-		if (wdata)
-			return BLK_ERR_DIRECTION;
-		out->sector = sector;
-		return parse_data(rd, nrd, VIRTIO_BLK_HDR_BYTES, rdata, capacity_sectors, out);
-	case VIRTIO_BLK_T_FLUSH:
-		/* 5.2.6.1: sector 0 and no data are the driver's SHOULDs;
-		 * neither changes what a flush does, so neither is checked. */
-		return BLK_PARSE_OK;
-	case VIRTIO_BLK_T_GET_ID:
-		if (rdata)
-			return BLK_ERR_DIRECTION;
-		/* 5.2.6.1: the data is 20 bytes; a longer buffer gets the 20. */
-		if (wdata < VIRTIO_BLK_ID_BYTES)
-			return BLK_ERR_GET_ID_SHORT;
-		if (!stream_iov(wr, nwr, 0, VIRTIO_BLK_ID_BYTES, out->iov, out->iov_cap,
-				&out->iovcnt))
-			return BLK_ERR_TOO_MANY_SEGS;
-		out->data_len = VIRTIO_BLK_ID_BYTES;
-		return BLK_PARSE_OK;
-	case VIRTIO_BLK_T_DISCARD:
-	case VIRTIO_BLK_T_WRITE_ZEROES:
-		if (out->type == VIRTIO_BLK_T_DISCARD ? !lim->discard : !lim->write_zeroes)
-			return BLK_ERR_UNSUPPORTED;
-		if (wdata)
-			return BLK_ERR_DIRECTION;
-		return parse_dwz(rd, nrd, rdata, capacity_sectors, lim, out);
-	default:
-		return BLK_ERR_UNSUPPORTED;
-	}
-}
-
-uint8_t blk_parse_status(enum blk_parse_error e)
-{
-	switch (e) {
-	case BLK_PARSE_OK:
-		return VIRTIO_BLK_S_OK;
-	case BLK_ERR_UNSUPPORTED:
-	case BLK_ERR_DWZ_FLAGS:
-		return VIRTIO_BLK_S_UNSUPP;
-	default:
-		return VIRTIO_BLK_S_IOERR;
-	}
-}
-
-const char *blk_parse_error_name(enum blk_parse_error e)
-{
-	switch (e) {
-	case BLK_PARSE_OK: return "ok";
-	case BLK_ERR_NO_STATUS: return "no writable status byte";
-	case BLK_ERR_HDR_SHORT: return "request header shorter than 16 readable bytes";
-	case BLK_ERR_UNSUPPORTED: return "unsupported request type";
-	case BLK_ERR_DIRECTION: return "data buffers in the wrong direction";
-	case BLK_ERR_LENGTH: return "data length not a multiple of 512";
-	case BLK_ERR_RANGE: return "sectors beyond the capacity";
-	case BLK_ERR_TOO_MANY_SEGS: return "more data segments than seg_max";
-	case BLK_ERR_GET_ID_SHORT: return "GET_ID buffer shorter than 20 bytes";
-	case BLK_ERR_DWZ_LENGTH: return "discard/write-zeroes data not a multiple of 16 bytes";
-	case BLK_ERR_DWZ_SEGS: return "too many discard/write-zeroes segments";
-	case BLK_ERR_DWZ_FLAGS: return "unknown or invalid discard/write-zeroes flags";
-	case BLK_ERR_DWZ_RANGE: return "discard/write-zeroes range empty, too long or beyond the capacity";
-	}
-	return "?";
-}
 
 /* ------------------------------------------------------------- execution */
 
@@ -589,13 +366,14 @@ static void blk_signal(struct virtio_blk *b, struct blk_queue *q)
  * (dev->lock held). Stops when the ring is empty (vq_pop() re-checks it
  * after publishing avail_event, so nothing that arrived meanwhile is
  * missed), when no slot is free (the next completion resumes), or when
- * the ring is malformed (NEEDS_RESET). */
-static void blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
+ * the ring is malformed (NEEDS_RESET). Returns the number popped. */
+static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 {
 	struct vq *vq = blk_vq(b, q);
+	unsigned popped = 0;
 	q->stalled = false;
 	if (!vq)
-		return;
+		return 0;
 	for (;;) {
 		if (!q->free) {
 			q->stalled = true;
@@ -615,6 +393,89 @@ static void blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 		struct blk_slot *s = q->free;
 		q->free = s->next_free;
 		slot_start(b, q, s, &c);
+		popped++;
+	}
+	return popped;
+}
+
+static void blk_done(void *cookie, struct engine_req *er);
+
+static void blk_signal_all(struct virtio_blk *b)
+{
+	for (unsigned i = 0; i < b->nr_queues; i++)
+		blk_signal(b, &b->queues[i]);
+}
+
+/* Delivers the engine's completions (the guest is signalled before more
+ * I/O is submitted), then resumes queues that were short of slots.
+ * Returns the number of completions. */
+static int blk_reap(struct virtio_blk *b)
+{
+	b->stats.reaps++;
+	int n = engine_reap(b->eng, blk_done, b);
+	if (n < 0)
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name, "reaping I/O: %s",
+				strerror(-n));
+	blk_signal_all(b);
+	bool live = virtio_dev_live(&b->dev);
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		if (q->stalled && live)
+			blk_queue_run(b, q);
+	}
+	blk_submit(b);
+	blk_signal_all(b);
+	return n;
+}
+
+static uint64_t blk_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Adaptive busy-polling (event thread, dev->lock held; it is dropped
+ * between rounds so vCPUs are not held up). After a notify or a reap that
+ * did work, the guest's next request and the next completion usually
+ * follow within microseconds: checking the avail rings and the engine
+ * (no syscalls) for a while before going back to epoll saves the thread
+ * a sleep and a wakeup, and the kick or completion eventfd round trip.
+ * Polling stops b->poll_ns after the last progress, and after
+ * BLK_POLL_MAX_NS in all so the event loop's other fds are served. */
+static void blk_poll(struct virtio_blk *b)
+{
+	if (!b->poll_ns)
+		return;
+	uint64_t start = blk_now_ns(), last = start;
+	for (;;) {
+		pthread_mutex_unlock(&b->dev.lock);
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+		pthread_mutex_lock(&b->dev.lock);
+		if (!virtio_dev_live(&b->dev))
+			break;
+		bool progress = false;
+		if (engine_pending(b->eng))
+			progress |= blk_reap(b) > 0;
+		unsigned popped = 0;
+		for (unsigned i = 0; i < b->nr_queues; i++)
+			if (b->queues[i].free) /* a stalled queue resumes on a reap */
+				popped += blk_queue_run(b, &b->queues[i]);
+		if (popped) {
+			b->stats.polled += popped;
+			blk_submit(b);
+			blk_signal_all(b);
+			progress = true;
+		}
+		uint64_t t = blk_now_ns();
+		if (progress)
+			last = t;
+		else if (t - last >= b->poll_ns)
+			break;
+		if (t - start >= BLK_POLL_MAX_NS)
+			break;
 	}
 }
 
@@ -625,9 +486,11 @@ static void blk_notify(struct virtio_dev *d, unsigned qi)
 		return;
 	struct blk_queue *q = &b->queues[qi];
 	b->stats.notifies++;
-	blk_queue_run(b, q);
+	unsigned popped = blk_queue_run(b, q);
 	blk_submit(b);
 	blk_signal(b, q);
+	if (popped)
+		blk_poll(b);
 }
 
 /* Engine completion (event thread, dev->lock held). */
@@ -674,20 +537,8 @@ static void blk_on_engine(void *cookie, uint32_t events)
 {
 	struct virtio_blk *b = cookie;
 	pthread_mutex_lock(&b->dev.lock);
-	b->stats.reaps++;
-	int n = engine_reap(b->eng, blk_done, b);
-	if (n < 0)
-		log_ratelimited(b->plat->log, &b->dev.rl, b->name, "reaping I/O: %s",
-				strerror(-n));
-	bool live = virtio_dev_live(&b->dev);
-	for (unsigned i = 0; i < b->nr_queues; i++) {
-		struct blk_queue *q = &b->queues[i];
-		if (q->stalled && live)
-			blk_queue_run(b, q);
-	}
-	blk_submit(b);
-	for (unsigned i = 0; i < b->nr_queues; i++)
-		blk_signal(b, &b->queues[i]);
+	if (blk_reap(b) > 0 && virtio_dev_live(&b->dev))
+		blk_poll(b);
 	pthread_mutex_unlock(&b->dev.lock);
 }
 
@@ -850,6 +701,8 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		return -ENOMEM;
 	b->plat = p->plat;
 	b->nr_queues = p->nr_queues;
+	b->poll_ns = (uint64_t)(p->poll_us < BLK_POLL_MAX_NS / 1000 ? p->poll_us
+								      : BLK_POLL_MAX_NS / 1000) * 1000;
 	b->img.fd = -1;
 	snprintf(b->name, sizeof(b->name), "virtio-blk%u", p->index);
 	snprintf(b->disk_name, sizeof(b->disk_name), "disk%u", p->index);

@@ -179,6 +179,9 @@ struct virtio_blk_params {
 	unsigned nr_queues;            /* resolved by the caller, 1..VIRTIO_MAX_QUEUES */
 	const struct virtio_platform *plat; /* plat->loop is required */
 	const char *serial;            /* GET_ID string, <= 20 bytes; NULL: "diskN" */
+	unsigned poll_us;              /* busy-poll budget of the event thread, in
+					* microseconds (see virtio/blk.c blk_poll());
+					* 0: no polling, the default */
 };
 
 struct virtio_blk_stats {
@@ -192,7 +195,8 @@ struct virtio_blk_stats {
 	uint64_t bounced;          /* requests copied through a bounce buffer */
 	uint64_t slot_stalls;      /* pops deferred: every request slot busy */
 	uint64_t needs_reset;      /* malformed chains */
-	uint64_t notifies, reaps;  /* event-thread wakeups */
+	uint64_t notifies, reaps;  /* kick notifications, engine reaps */
+	uint64_t polled;           /* requests found by busy-polling, not a kick */
 	const char *engine;        /* "io_uring" or "sync" */
 };
 
