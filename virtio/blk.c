@@ -167,8 +167,10 @@ static void slot_queue(struct virtio_blk *b, struct blk_slot *s)
 	b->need_submit = true;
 }
 
-static void iov_to_buf(const struct iovec *iov, unsigned cnt, uint64_t off, uint8_t *dst,
-		       size_t len)
+/* Copies @len bytes between a flat buffer and the iovec's bytes from @off:
+ * into the iovec when @to_iov, out of it otherwise. */
+static void iov_copy(const struct iovec *iov, unsigned cnt, uint64_t off, uint8_t *buf,
+		     size_t len, bool to_iov)
 {
 	for (unsigned i = 0; i < cnt && len; i++) {
 		if (off >= iov[i].iov_len) {
@@ -178,26 +180,12 @@ static void iov_to_buf(const struct iovec *iov, unsigned cnt, uint64_t off, uint
 		size_t part = iov[i].iov_len - off;
 		if (part > len)
 			part = len;
-		memcpy(dst, (uint8_t *)iov[i].iov_base + off, part);
-		dst += part;
-		len -= part;
-		off = 0;
-	}
-}
-
-static void buf_to_iov(const struct iovec *iov, unsigned cnt, uint64_t off, const uint8_t *src,
-		       size_t len)
-{
-	for (unsigned i = 0; i < cnt && len; i++) {
-		if (off >= iov[i].iov_len) {
-			off -= iov[i].iov_len;
-			continue;
-		}
-		size_t part = iov[i].iov_len - off;
-		if (part > len)
-			part = len;
-		memcpy((uint8_t *)iov[i].iov_base + off, src, part);
-		src += part;
+		uint8_t *v = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(v, buf, part);
+		else
+			memcpy(buf, v, part);
+		buf += part;
 		len -= part;
 		off = 0;
 	}
@@ -210,7 +198,7 @@ static void bounce_step(struct virtio_blk *b, struct blk_slot *s)
 	size_t chunk = left < s->bounce_len ? (size_t)left : s->bounce_len;
 	bool in = s->req.type == VIRTIO_BLK_T_IN;
 	if (!in)
-		iov_to_buf(s->req.iov, s->req.iovcnt, s->done, s->bounce, chunk);
+		iov_copy(s->req.iov, s->req.iovcnt, s->done, s->bounce, chunk, false);
 	s->bounce_iov = (struct iovec){ .iov_base = s->bounce, .iov_len = chunk };
 	s->er = (struct engine_req){
 		.op = in ? ENGINE_OP_READ : ENGINE_OP_WRITE,
@@ -297,8 +285,7 @@ static void dwz_step(struct virtio_blk *b, struct blk_slot *s)
 /* GET_ID (5.2.6): the NUL-padded serial, no terminator at 20 bytes. */
 static void slot_get_id(struct virtio_blk *b, struct blk_slot *s)
 {
-	buf_to_iov(s->req.iov, s->req.iovcnt, 0, (const uint8_t *)b->serial,
-		   VIRTIO_BLK_ID_BYTES);
+	iov_copy(s->req.iov, s->req.iovcnt, 0, (uint8_t *)b->serial, VIRTIO_BLK_ID_BYTES, true);
 	slot_finish(b, s, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
 }
 
@@ -513,8 +500,8 @@ static void blk_done(void *cookie, struct engine_req *er)
 	case VIRTIO_BLK_T_OUT:
 		if (s->bounce) {
 			if (s->req.type == VIRTIO_BLK_T_IN)
-				buf_to_iov(s->req.iov, s->req.iovcnt, s->done, s->bounce,
-					   (size_t)er->len);
+				iov_copy(s->req.iov, s->req.iovcnt, s->done, s->bounce,
+					 (size_t)er->len, true);
 			s->done += er->len;
 			if (s->done < s->req.data_len) {
 				bounce_step(b, s);
