@@ -25,34 +25,9 @@ import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
-MiB = 1 << 20
-
-
-def size(v: str) -> int:
-    m = re.fullmatch(r'(\d+)([KMGT]?)', v.upper())
-    if not m:
-        raise argparse.ArgumentTypeError(f'not a size: {v}')
-    return int(m.group(1)) << (10 * ' KMGT'.index(m.group(2) or ' '))
-
-
-def ram_rss(pid: int, mem: int) -> int:
-    """Resident bytes of the guest RAM mapping of @pid: Rss plus hugetlb
-    pages (which smaps counts apart) of the mapping(s) @mem to @mem + 8 MiB
-    long (not larger ones: sanitizer shadow maps are terabytes)."""
-    with open(f'/proc/{pid}/smaps') as f:
-        text = f.read()
-    total = 0
-    for m in re.finditer(r'^([0-9a-f]+)-([0-9a-f]+) .*\n((?:(?![0-9a-f]+-[0-9a-f]+ ).*\n)*)',
-                         text, re.M):
-        if not mem <= int(m.group(2), 16) - int(m.group(1), 16) <= mem + 8 * MiB:
-            continue
-        for key in ('Rss', 'Shared_Hugetlb', 'Private_Hugetlb'):
-            k = re.search(rf'^{key}:\s+(\d+) kB', m.group(3), re.M)
-            if k:
-                total += int(k.group(1)) << 10
-    return total
+import benchlib
+from benchlib import build_path
+from kvmtest import MiB, ctl, ram_rss, size
 
 
 class Proc:
@@ -131,21 +106,15 @@ def run_kvmrun(args, mem: int, target: int) -> dict | None:
                  'balloon=on', f'control={sock}', 'serial=stdio', 'timeout=900'], 'kvmrun')
 
     def request() -> None:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(sock)
-            s.sendall(f'balloon target={target >> 20}M\n'.encode())
-            r = s.makefile().readline().strip()
-            if not r.startswith('ok'):
-                raise RuntimeError(f'kvmrun: {r}')
+        r = ctl(sock, f'balloon target={target >> 20}M')
+        if not r.startswith('ok'):
+            raise RuntimeError(f'kvmrun: {r}')
 
     try:
         return measure('kvmrun', proc, mem, target, request)
     finally:
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-                s.connect(sock)
-                s.sendall(b'stop\n')
-                s.recv(100)
+            ctl(sock, 'stop')
         except OSError:
             pass
         proc.close()
@@ -225,14 +194,12 @@ def fmt(v: float | None, unit: str = 's') -> str:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--size', type=size, default=size('1G'), help='balloon size (default 1G)')
-    ap.add_argument('--kvmrun', default=os.path.join(ROOT, 'build', 'kvmrun'))
-    ap.add_argument('--guest', default=os.path.join(ROOT, 'build', 'tests', 'guest', 'balloon.elf'))
+    ap.add_argument('--kvmrun', default=build_path('kvmrun'))
+    ap.add_argument('--guest', default=build_path('tests', 'guest', 'balloon.elf'))
     ap.add_argument('--no-qemu', action='store_true')
     args = ap.parse_args()
-    for path in (args.kvmrun, args.guest):
-        if not os.path.exists(path):
-            print(f'balloon: {path} is missing; build first (meson setup build && ninja -C build)')
-            return 1
+    if not benchlib.require_built('balloon', (args.kvmrun, args.guest)):
+        return 1
     target = args.size
     mem = target + 256 * MiB  # room for the guest and its reserve
     print(f'balloon benchmark: {target >> 20} MiB into the balloon of a {mem >> 20} MiB guest '

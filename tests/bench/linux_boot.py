@@ -26,8 +26,9 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+import benchlib
+from benchlib import ROOT, build_path
+
 NATIVE_MIPS = 200
 MARK = b'kvmrun-init: start'
 DEFAULT_CMDLINE = 'console=ttyS0 quiet panic=-1 kvmrun.test=poweroff'
@@ -83,13 +84,9 @@ def series(name: str, cmd: list[str], runs: int, timeout: float) -> dict:
         'init': statistics.median(marks) * 1000 if marks else None,
         'init_min': min(marks) * 1000 if marks else None,
         'exit': statistics.median(exits) * 1000 if exits else None,
-        'missed': runs - len(marks),
+        'note': f'  ({runs - len(marks)} runs never reached init)' if len(marks) < runs else '',
         'codes': sorted({s[2] for s in samples}, key=lambda c: (c is None, c)),
     }
-
-
-def fmt(v: float | None) -> str:
-    return f'{v:.1f}' if v is not None else '-'
 
 
 def main() -> int:
@@ -99,16 +96,13 @@ def main() -> int:
     ap.add_argument('--mem', default='512M')
     ap.add_argument('--cmdline', default=DEFAULT_CMDLINE)
     ap.add_argument('--timeout', type=float, default=120, help='seconds per boot')
-    ap.add_argument('--kvmrun', default=os.path.join(ROOT, 'build', 'kvmrun'))
-    ap.add_argument('--calibrate-guest',
-                    default=os.path.join(ROOT, 'build', 'tests', 'guest', 'calibrate.elf'))
+    ap.add_argument('--kvmrun', default=build_path('kvmrun'))
+    ap.add_argument('--calibrate-guest', default=build_path('tests', 'guest', 'calibrate.elf'))
     ap.add_argument('--kernel', help='default: from scripts/fetch-linux-kernel')
     ap.add_argument('--initrd', help='default: from scripts/fetch-linux-kernel')
     args = ap.parse_args()
-    for path in (args.kvmrun, args.calibrate_guest):
-        if not os.path.exists(path):
-            print(f'linux_boot: {path} is missing; build first (meson setup build && ninja -C build)')
-            return 1
+    if not benchlib.require_built('linux_boot', (args.kvmrun, args.calibrate_guest)):
+        return 1
 
     mips = calibrate(args.kvmrun, args.calibrate_guest)
     if mips is None:
@@ -123,7 +117,7 @@ def main() -> int:
 
     kernel, initrd = args.kernel, args.initrd
     if not kernel or not initrd:
-        cache = os.path.join(ROOT, 'build', 'linux')
+        cache = build_path('linux')
         p = subprocess.run([os.path.join(ROOT, 'scripts', 'fetch-linux-kernel'), cache],
                            capture_output=True, text=True)
         if p.returncode != 0:
@@ -147,18 +141,8 @@ def main() -> int:
     print(f'Linux boot: {os.path.basename(kernel)} + {os.path.basename(initrd)}, '
           f'{args.cpus} CPUs, {args.mem}, cmdline "{args.cmdline}"')
     print(f'host: {mips:.0f} M guest instructions/s (calibration guest); median of {args.runs} runs')
-    print(f'{"VMM":<18}{"to init ms":>12}{"(min)":>10}{"to exit ms":>12}  exit codes')
-    for r in rows:
-        missed = f'  ({r["missed"]} runs never reached init)' if r['missed'] else ''
-        print(f'{r["name"]:<18}{fmt(r["init"]):>12}{fmt(r["init_min"]):>10}{fmt(r["exit"]):>12}'
-              f'  {r["codes"]}{missed}')
-    if len(rows) == 2:
-        k, q = rows
-        ratio = lambda a, b: f'{a / b:.2f}' if a and b else '-'  # noqa: E731
-        print(f'{"kvmrun/qemu":<18}{ratio(k["init"], q["init"]):>12}'
-              f'{ratio(k["init_min"], q["init_min"]):>10}{ratio(k["exit"], q["exit"]):>12}')
-    else:
-        print('baseline missing: qemu-system-x86_64 is not installed')
+    benchlib.print_table(rows, (('to init ms', 'init', 12), ('(min)', 'init_min', 10),
+                                ('to exit ms', 'exit', 12)))
     return 0
 
 

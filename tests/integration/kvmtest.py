@@ -8,13 +8,19 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+from typing import Iterator, NoReturn
 
 import guestrun
+
+MiB = 1 << 20
+NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
 
 
 def kvmrun_binary() -> str:
@@ -41,6 +47,122 @@ def require_kvm() -> None:
         sys.exit(guestrun.SKIP)
 
 
+def skip(why: str) -> NoReturn:
+    """Skips the whole test (exit 77) with one line saying why."""
+    print(f'SKIP: {why}')
+    sys.exit(guestrun.SKIP)
+
+
+def require_guest(name: str) -> str:
+    """The path of test guest @name; skips the whole test when it is not built."""
+    path = guestrun.guest(name)
+    if not os.path.exists(path):
+        skip(f'the {name} test guest is not built ({path})')
+    return path
+
+
+def require_qemu_guests(names: list[str] | tuple[str, ...]) -> None:
+    """For the tests that check the guests under QEMU: skips the whole test
+    without qemu-system-x86_64, fails it (exit 1) when a guest is not built."""
+    if not guestrun.qemu_binary():
+        skip('qemu-system-x86_64 not installed')
+    for g in names:
+        if not os.path.exists(guestrun.guest(g)):
+            print(f'FAIL {g}: {guestrun.guest(g)} was not built')
+            sys.exit(1)
+
+
+# ---- the control socket (control=PATH) ----
+
+def ctl(path: str, line: str, timeout: float = 10) -> str:
+    """One request on the control socket; returns the response line."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(line.encode() + b'\n')
+        buf = b''
+        while not buf.endswith(b'\n'):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    return buf.decode().rstrip('\n')
+
+
+def size(v: str) -> int:
+    """Bytes of a size as the control socket writes it: 64M, 4K, 0."""
+    m = re.fullmatch(r'(\d+)([KMGT]?)', v.upper())
+    if not m:
+        raise ValueError(v)
+    return int(m.group(1)) << (10 * ' KMGT'.index(m.group(2) or ' '))
+
+
+def fields(resp: str) -> dict[str, str]:
+    """The key=value tokens of a response line after its first word."""
+    return dict(t.split('=', 1) for t in resp.split()[1:] if '=' in t)
+
+
+# ---- guest RAM as the host sees it ----
+
+def smaps_mappings(pid: int) -> Iterator[tuple[int, int, str]]:
+    """(start, end, text) of each mapping in /proc/PID/smaps; text is the
+    header line and its fields."""
+    with open(f'/proc/{pid}/smaps') as f:
+        text = f.read()
+    for m in re.finditer(r'^([0-9a-f]+)-([0-9a-f]+) .*\n(?:(?![0-9a-f]+-[0-9a-f]+ ).*\n)*',
+                         text, re.M):
+        yield int(m.group(1), 16), int(m.group(2), 16), m.group(0)
+
+
+def ram_rss(pid: int, mem: int) -> int:
+    """Resident bytes of the guest RAM mapping of @pid: Rss plus hugetlb
+    pages (which smaps counts apart) of the mapping(s) @mem to @mem + 8 MiB
+    long (not larger ones: sanitizer shadow maps are terabytes)."""
+    total = 0
+    for start, end, text in smaps_mappings(pid):
+        if not mem <= end - start <= mem + 8 * MiB:
+            continue
+        for key in ('Rss', 'Shared_Hugetlb', 'Private_Hugetlb'):
+            k = re.search(rf'^{key}:\s+(\d+) kB', text, re.M)
+            if k:
+                total += int(k.group(1)) << 10
+    return total
+
+
+def set_hugepages(n: int) -> int | None:
+    """Sets vm.nr_hugepages; returns what the kernel granted, None if it refused."""
+    try:
+        with open(NR_HUGEPAGES, 'w') as f:
+            f.write(str(n))
+        with open(NR_HUGEPAGES) as f:
+            return int(f.read())
+    except OSError:
+        return None
+
+
+@contextlib.contextmanager
+def extra_hugepages(c: 'Checker', n: int, name: str = 'hugepages') -> Iterator[int | None]:
+    """Reserves @n more hugepages for the block and gives them back after.
+    Yields the count there was before, or None (with a skip line) when the
+    reservation is not possible here."""
+    try:
+        with open(NR_HUGEPAGES) as f:
+            old = int(f.read())
+    except OSError:
+        c.skip(name, f'{NR_HUGEPAGES} is not readable')
+        yield None
+        return
+    try:
+        got = set_hugepages(old + n)
+        if got is None or got < old + n:
+            c.skip(name, f'cannot reserve {n} hugepages (have {got}; not root?)')
+            yield None
+        else:
+            yield old
+    finally:
+        set_hugepages(old)
+
+
 class Checker:
     def __init__(self) -> None:
         self.failed = 0
@@ -56,6 +178,14 @@ class Checker:
                 print(r.describe(), flush=True)
         return ok
 
+    def line(self, name: str, r: guestrun.Result, text: str) -> bool:
+        return self.check(name, r.has_line(text), f'prints "{text}"', r)
+
+    def status(self, name: str, r: guestrun.Result, want: int | tuple[int, ...], what: str) -> bool:
+        want = want if isinstance(want, tuple) else (want,)
+        return self.check(name, r.rc in want,
+                          f'exit status {r.rc}, want {" or ".join(map(str, want))} ({what})', r)
+
     def skip(self, name: str, why: str) -> None:
         print(f'skip {name}: {why}', flush=True)
 
@@ -68,12 +198,14 @@ class Background:
     """kvmrun running in the background, for tests that look at /proc
     while the guest runs. Output goes to files so pipes never fill."""
 
-    def __init__(self, args: list[str], tag: str = 'bg') -> None:
+    def __init__(self, args: list[str], tag: str = 'bg', cmd: list[str] | None = None) -> None:
+        """Runs kvmrun with @args, or @cmd as it is when given."""
         self.out_path = f'/tmp/kvmrun-test-{os.getpid()}-{tag}.out'
         self.err_path = f'/tmp/kvmrun-test-{os.getpid()}-{tag}.err'
         self.out = open(self.out_path, 'wb')
         self.err = open(self.err_path, 'wb')
-        self.proc = subprocess.Popen([kvmrun_binary()] + list(args), stdin=subprocess.DEVNULL,
+        self.cmd = list(cmd) if cmd is not None else [kvmrun_binary()] + list(args)
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL,
                                      stdout=self.out, stderr=self.err, start_new_session=True)
         self.pid = self.proc.pid
 
@@ -85,6 +217,11 @@ class Background:
     def errors(self) -> str:
         with open(self.err_path, 'rb') as f:
             return f.read().decode('utf-8', 'replace')
+
+    def describe(self) -> str:
+        """Everything needed to debug a failed check."""
+        return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n'
+                f'--- stdout ---\n{self.output()}\n--- stderr ---\n{self.errors()}')
 
     def wait_for_line(self, pattern: str, timeout: float) -> re.Match | None:
         rx = re.compile(pattern)

@@ -6,65 +6,17 @@ share pages through KSM."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import socket
 import sys
 import tempfile
 import time
 
 import guestrun
 import kvmtest
-from kvmtest import Checker
+from kvmtest import MiB, Checker, ctl, fields, ram_rss, size
 
 BALLOON = guestrun.guest('balloon')
-NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
 KSM = '/sys/kernel/mm/ksm'
-MiB = 1 << 20
-
-
-def ctl(path: str, line: str, timeout: float = 10) -> str:
-    """One request on the control socket; returns the response line."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(line.encode() + b'\n')
-        buf = b''
-        while not buf.endswith(b'\n'):
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            buf += chunk
-    return buf.decode().rstrip('\n')
-
-
-def size(v: str) -> int:
-    m = re.fullmatch(r'(\d+)([KMGT]?)', v)
-    if not m:
-        raise ValueError(v)
-    return int(m.group(1)) << (10 * ' KMGT'.index(m.group(2) or ' '))
-
-
-def fields(resp: str) -> dict[str, str]:
-    return dict(t.split('=', 1) for t in resp.split()[1:] if '=' in t)
-
-
-def ram_rss(pid: int, mem: int) -> int:
-    """Resident bytes of the guest RAM mapping of @pid: Rss plus hugetlb
-    pages (which smaps counts apart) of the mapping(s) @mem to @mem + 8 MiB
-    long (not larger ones: sanitizer shadow maps are terabytes)."""
-    with open(f'/proc/{pid}/smaps') as f:
-        text = f.read()
-    total = 0
-    for m in re.finditer(r'^([0-9a-f]+)-([0-9a-f]+) .*\n((?:(?![0-9a-f]+-[0-9a-f]+ ).*\n)*)',
-                         text, re.M):
-        if not mem <= int(m.group(2), 16) - int(m.group(1), 16) <= mem + 8 * MiB:
-            continue
-        for key in ('Rss', 'Shared_Hugetlb', 'Private_Hugetlb'):
-            k = re.search(rf'^{key}:\s+(\d+) kB', m.group(3), re.M)
-            if k:
-                total += int(k.group(1)) << 10
-    return total
 
 
 class VM:
@@ -188,26 +140,9 @@ def meminfo(key: str) -> int:
     return -1
 
 
-def set_hugepages(n: int) -> int | None:
-    try:
-        with open(NR_HUGEPAGES, 'w') as f:
-            f.write(str(n))
-        with open(NR_HUGEPAGES) as f:
-            return int(f.read())
-    except OSError:
-        return None
-
-
 def test_hugepages(c: Checker) -> None:
-    try:
-        old = int(open(NR_HUGEPAGES).read())
-    except OSError:
-        c.skip('hugepages', f'{NR_HUGEPAGES} is not readable')
-        return
-    try:
-        got = set_hugepages(old + 64)
-        if got is None or got < old + 64:
-            c.skip('hugepages', f'cannot reserve 64 hugepages (have {got}; not root?)')
+    with kvmtest.extra_hugepages(c, 64) as old:
+        if old is None:
             return
         vm = VM('huge', '128M', ['mem_hugepages=on', 'mem_prefault=on'])
         try:
@@ -240,8 +175,6 @@ def test_hugepages(c: Checker) -> None:
             c.check('hugepages stop', rc == 0, f'rc {rc}')
         finally:
             vm.stop()
-    finally:
-        set_hugepages(old)
 
 
 def ksm_read(name: str) -> str:
@@ -298,9 +231,7 @@ def test_ksm(c: Checker) -> None:
 
 def main() -> int:
     kvmtest.require_kvm()
-    if not os.path.exists(BALLOON):
-        print(f'SKIP: the balloon test guest is not built ({BALLOON})')
-        return guestrun.SKIP
+    kvmtest.require_guest('balloon')
     c = Checker()
     test_rss_4k(c)
     test_hugepages(c)

@@ -107,14 +107,7 @@ def test_unprivileged(c: kvmtest.Checker) -> None:
 
 
 def main() -> int:
-    kvmtest.require_kvm()
-    why = tn.usable()
-    if why:
-        print(f'SKIP: {why}')
-        return guestrun.SKIP
-    if not os.path.exists(guestrun.guest('net')):
-        print(f"SKIP: the test guest {guestrun.guest('net')} is not built")
-        return guestrun.SKIP
+    tn.require_usable()
     c = kvmtest.Checker()
     test_dropped(c)
     test_kept(c)

@@ -14,7 +14,8 @@ import guestrun
 import kvmtest
 from kvmtest import Checker, run_kvmrun
 
-from test_balloon import BALLOON, VM, ctl, fields, size
+from kvmtest import ctl, fields, size
+from test_balloon import BALLOON, VM
 
 
 def kvmrun_ctl(args: list[str]) -> guestrun.Result:
@@ -186,9 +187,7 @@ def test_socket_paths(c: Checker) -> None:
 
 def main() -> int:
     kvmtest.require_kvm()
-    if not os.path.exists(BALLOON):
-        print(f'SKIP: the balloon test guest is not built ({BALLOON})')
-        return guestrun.SKIP
+    kvmtest.require_guest('balloon')
     c = Checker()
     test_client_errors(c)
     test_running_vm(c)

@@ -12,7 +12,6 @@ import kvmtest
 from kvmtest import Checker, run_kvmrun
 
 MEMTEST = guestrun.guest('memtest')
-NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages'
 
 
 def test_sizes(c: Checker) -> None:
@@ -35,13 +34,8 @@ def test_sizes(c: Checker) -> None:
 def numa_maps_nodes(pid: int, size: int) -> dict[str, str]:
     """The policy and node counts of the mapping of guest RAM (the one
     mapping of about @size bytes)."""
-    with open(f'/proc/{pid}/smaps') as f:
-        text = f.read()
-    ranges = []
-    for m in re.finditer(r'^([0-9a-f]+)-([0-9a-f]+) .*\n(?:(?![0-9a-f]+-).*\n)*', text, re.M):
-        start, end = int(m.group(1), 16), int(m.group(2), 16)
-        if end - start == size:  # exactly: sanitizer shadow maps are bigger
-            ranges.append((start, m.group(0)))
+    ranges = [(start, text) for start, end, text in kvmtest.smaps_mappings(pid)
+              if end - start == size]  # exactly: sanitizer shadow maps are bigger
     with open(f'/proc/{pid}/numa_maps') as f:
         for line in f:
             addr = int(line.split()[0], 16)
@@ -74,26 +68,9 @@ def test_numa(c: Checker) -> None:
         c.skip('numa second node', 'this host has one NUMA node')
 
 
-def set_hugepages(n: int) -> int | None:
-    try:
-        with open(NR_HUGEPAGES, 'w') as f:
-            f.write(str(n))
-        with open(NR_HUGEPAGES) as f:
-            return int(f.read())
-    except OSError:
-        return None
-
-
 def test_hugepages(c: Checker) -> None:
-    try:
-        old = int(open(NR_HUGEPAGES).read())
-    except OSError:
-        c.skip('hugepages', f'{NR_HUGEPAGES} is not readable')
-        return
-    try:
-        got = set_hugepages(old + 64)
-        if got is None or got < old + 64:
-            c.skip('hugepages', f'cannot reserve 64 hugepages (have {got}; not root?)')
+    with kvmtest.extra_hugepages(c, 64) as old:
+        if old is None:
             return
         bg = kvmtest.Background([f'kernel={MEMTEST}', 'mem=128M', 'mem_hugepages=on',
                                  'timeout=120'], tag='huge')
@@ -111,12 +88,10 @@ def test_hugepages(c: Checker) -> None:
                     f'memtest passes on hugepage RAM (rc {rc})')
         finally:
             bg.stop()
-        set_hugepages(old)
+        kvmtest.set_hugepages(old)
         r = run_kvmrun([f'kernel={MEMTEST}', 'mem=1G', 'mem_hugepages=on'])
         c.check('hugepages shortage', r.rc == 1 and 'nr_hugepages' in r.err,
                 'too few hugepages is an error naming /proc/sys/vm/nr_hugepages', r)
-    finally:
-        set_hugepages(old)
 
 
 def main() -> int:

@@ -45,30 +45,26 @@ def usable() -> str | None:
     return None
 
 
+def require_usable() -> None:
+    """Skips the whole test where KVM, network namespaces with taps or the
+    net test guest are missing."""
+    kvmtest.require_kvm()
+    why = usable()
+    if why:
+        kvmtest.skip(why)
+    kvmtest.require_guest('net')
+
+
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), capture_output=True, text=True, check=check)
 
 
-class Vm:
+class Vm(kvmtest.Background):
     """kvmrun running in the background inside the namespace; output in files."""
 
     def __init__(self, cmd: list[str], tag: str) -> None:
-        self.out_path = f'/tmp/kvmrun-net-{os.getpid()}-{tag}.out'
-        self.err_path = f'/tmp/kvmrun-net-{os.getpid()}-{tag}.err'
-        self.out = open(self.out_path, 'wb')
-        self.err = open(self.err_path, 'wb')
-        self.cmd = cmd
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.out,
-                                     stderr=self.err, start_new_session=True)
-        self.pid = self.proc.pid  # ip netns exec execs kvmrun: the same pid
-
-    def output(self) -> str:
-        with open(self.out_path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace').replace('\r', '')
-
-    def errors(self) -> str:
-        with open(self.err_path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace')
+        super().__init__([], tag=f'net-{tag}', cmd=cmd)
+        # ip netns exec execs kvmrun: self.pid is kvmrun's
 
     def wait_for(self, pattern: str, timeout: float, stderr: bool = False) -> re.Match | None:
         rx = re.compile(pattern)
@@ -83,12 +79,6 @@ class Vm:
             time.sleep(0.05)
         return None
 
-    def wait(self, timeout: float) -> int | None:
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
     def stop(self) -> int | None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -98,19 +88,9 @@ class Vm:
             rc = self.wait(5)
         return rc
 
-    def describe(self) -> str:
-        return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n'
-                f'--- stdout ---\n{self.output()}\n--- stderr ---\n{self.errors()}')
-
     def close(self) -> None:
         self.stop()
-        for f in (self.out, self.err):
-            f.close()
-        for p in (self.out_path, self.err_path):
-            try:
-                os.unlink(p)
-            except OSError:
-                pass
+        super().close()
 
 
 class Namespace:
@@ -335,14 +315,7 @@ def test_vhost(c: kvmtest.Checker) -> None:
 
 
 def main() -> int:
-    kvmtest.require_kvm()
-    why = usable()
-    if why:
-        print(f'SKIP: {why}')
-        return guestrun.SKIP
-    if not os.path.exists(guestrun.guest('net')):
-        print(f"SKIP: the test guest {guestrun.guest('net')} is not built")
-        return guestrun.SKIP
+    require_usable()
     c = kvmtest.Checker()
     test_userspace(c)
     test_multiqueue_mtu(c)

@@ -3,26 +3,15 @@ print and how they exit. This validates the guests themselves, so that a
 kvmrun test failing on the same guest points at kvmrun."""
 from __future__ import annotations
 
-import os
 import sys
 
 import guestrun
+import kvmtest
 
 TIMEOUT = 120
 
 
-class Checker:
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str, r: guestrun.Result | None = None) -> bool:
-        print(f'{"ok  " if ok else "FAIL"} {name}: {detail}')
-        if not ok:
-            self.failed += 1
-            if r is not None:
-                print(r.describe())
-        return ok
-
+class Checker(kvmtest.Checker):
     def boot(self, name: str, guest: str, extra: list[str], append: str | None = None,
              machine: str = 'pc') -> guestrun.Result:
         r = guestrun.run_qemu(guestrun.guest(guest), extra, append, TIMEOUT, machine)
@@ -30,22 +19,9 @@ class Checker:
                    f'booted with -accel {r.accel}, finished in {r.wall:.1f}s', r)
         return r
 
-    def status(self, name: str, r: guestrun.Result, want: int, what: str) -> None:
-        self.check(name, r.rc == want, f'exit status {r.rc}, want {want} ({what})', r)
-
-    def line(self, name: str, r: guestrun.Result, text: str) -> None:
-        self.check(name, r.has_line(text), f'prints "{text}"', r)
-
 
 def main() -> int:
-    if not guestrun.qemu_binary():
-        print('SKIP: qemu-system-x86_64 not installed')
-        return guestrun.SKIP
-    for g in ('hello', 'smp', 'memtest'):
-        if not os.path.exists(guestrun.guest(g)):
-            print(f'FAIL {g}: {guestrun.guest(g)} was not built')
-            return 1
-
+    kvmtest.require_qemu_guests(('hello', 'smp', 'memtest'))
     c = Checker()
 
     # hello: greeting, the command line handed over by PVH, ACPI poweroff.
@@ -88,8 +64,7 @@ def main() -> int:
     c.check('memtest', not r.find(r'memtest: FAIL.*'), 'no FAIL line', r)
     c.status('memtest', r, guestrun.STATUS_POWEROFF, 'ACPI S5 poweroff')
 
-    print(f'{c.failed} check(s) failed' if c.failed else 'all checks passed')
-    return 1 if c.failed else 0
+    return c.done()
 
 
 if __name__ == '__main__':

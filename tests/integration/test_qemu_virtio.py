@@ -29,28 +29,11 @@ import tempfile
 import time
 
 import guestrun
+import kvmtest
+from kvmtest import Checker
 
 TIMEOUT = 120
 CRASH_MAGIC = 0x48534152434d564b  # "KVMCRASH"
-
-
-class Checker:
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def check(self, name: str, ok: bool, detail: str, r: guestrun.Result | None = None) -> bool:
-        print(f'{"ok  " if ok else "FAIL"} {name}: {detail}')
-        if not ok:
-            self.failed += 1
-            if r is not None:
-                print(r.describe())
-        return ok
-
-    def line(self, name: str, r: guestrun.Result, text: str) -> bool:
-        return self.check(name, r.has_line(text), f'prints "{text}"', r)
-
-    def status(self, name: str, r: guestrun.Result, want: tuple[int, ...], what: str) -> None:
-        self.check(name, r.rc in want, f'exit status {r.rc}, want {" or ".join(map(str, want))} ({what})', r)
 
 
 def make_image(path: str, mib: int) -> None:
@@ -332,20 +315,13 @@ def test_net(c: Checker) -> None:
 
 
 def main() -> int:
-    if not guestrun.qemu_binary():
-        print('SKIP: qemu-system-x86_64 not installed')
-        return guestrun.SKIP
-    for g in ('blk', 'balloon', 'net'):
-        if not os.path.exists(guestrun.guest(g)):
-            print(f'FAIL {g}: {guestrun.guest(g)} was not built')
-            return 1
+    kvmtest.require_qemu_guests(('blk', 'balloon', 'net'))
     c = Checker()
     with tempfile.TemporaryDirectory(prefix='kvmrun-virtio-', dir='/var/tmp') as tmp:
         test_blk(c, tmp)
     test_balloon(c)
     test_net(c)
-    print(f'{c.failed} check(s) failed' if c.failed else 'all checks passed')
-    return 1 if c.failed else 0
+    return c.done()
 
 
 if __name__ == '__main__':

@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
+#include "fake_platform.h"
 #include "unit.h"
 #include "virtio/balloon.h"
 #include "vmm/evloop.h"
@@ -17,8 +17,8 @@
 #define QSIZE 16u
 #define RING_BASE(q) (0x4000u * (q))
 #define DATA_GPA 0x20000u
-#define F_NEXT 1u
-#define F_WRITE 2u
+#define F_NEXT FAKE_VRING_F_NEXT
+#define F_WRITE FAKE_VRING_F_WRITE
 #define MAX_DISCARDS 64
 
 struct discard_rec {
@@ -26,34 +26,14 @@ struct discard_rec {
 };
 
 struct env {
-	uint8_t *ram;
-	struct guest_mem mem;
-	struct evloop *loop;
-	struct logger lg;
-	struct virtio_platform plat;
+	struct fake_vplat v; /* RAM, loop, logger, platform, interrupt counts */
 	struct virtio_balloon *b;
 	struct virtio_dev *d;
-	unsigned queue_signals, config_signals;
 	struct discard_rec discards[MAX_DISCARDS];
 	unsigned nr_discards;
 	int discard_rc;
 	uint16_t avail_idx[4], next_desc[4];
 	uint64_t data_next;
-};
-
-static void on_signal_queue(struct virtio_dev *d, unsigned q)
-{
-	((struct env *)d->transport)->queue_signals++;
-}
-
-static void on_signal_config(struct virtio_dev *d)
-{
-	((struct env *)d->transport)->config_signals++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.signal_queue = on_signal_queue,
-	.signal_config = on_signal_config,
 };
 
 static int record_discard(void *cookie, uint64_t gpa, uint64_t len)
@@ -67,16 +47,10 @@ static int record_discard(void *cookie, uint64_t gpa, uint64_t len)
 static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period, bool report)
 {
 	memset(e, 0, sizeof(*e));
-	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (e->ram == MAP_FAILED)
-		exit(1);
-	CHECK_EQ(gmem_add_region(&e->mem, 0, RAM_SIZE, e->ram, -1, 0), 0);
-	e->mem.page_size = page_size;
-	CHECK_EQ(evloop_create(&e->loop), 0);
-	log_init(&e->lg, LOG_ERROR, "test");
-	e->plat = (struct virtio_platform){ .mem = &e->mem, .loop = e->loop, .log = &e->lg };
+	fake_vplat_init(&e->v, RAM_SIZE, false);
+	e->v.mem.page_size = page_size;
 	struct virtio_balloon_params p = {
-		.plat = &e->plat, .page_size = page_size, .discard = record_discard,
+		.plat = &e->v.plat, .page_size = page_size, .discard = record_discard,
 		.discard_cookie = e, .stats_period = stats_period, .deflate_on_oom = true,
 		.free_page_reporting = report,
 	};
@@ -85,8 +59,7 @@ static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period,
 	if (r)
 		return false;
 	e->d = virtio_balloon_dev(e->b);
-	e->d->tops = &fake_tops;
-	e->d->transport = e;
+	fake_vplat_attach(&e->v, e->d);
 	e->data_next = DATA_GPA;
 	return true;
 }
@@ -94,8 +67,7 @@ static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period,
 static void env_destroy(struct env *e)
 {
 	virtio_balloon_destroy(e->b);
-	evloop_destroy(e->loop);
-	munmap(e->ram, RAM_SIZE);
+	fake_vplat_fini(&e->v);
 }
 
 /* The driver's initialisation (3.1.1) with @features (low word), enabling
@@ -104,19 +76,11 @@ static void driver_init(struct env *e, uint32_t features, unsigned nr_queues)
 {
 	struct virtio_dev *d = e->d;
 	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_dev_set_driver_features(d, 0, features & virtio_dev_features_word(d, 0));
-	virtio_dev_set_driver_features(d, 1, virtio_dev_features_word(d, 1));
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-				 VIRTIO_STATUS_FEATURES_OK);
-	CHECK(d->status & VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned q = 0; q < nr_queues; q++) {
-		d->queues[q].size = QSIZE;
-		d->queues[q].desc = RING_BASE(q);
-		d->queues[q].driver = RING_BASE(q) + 0x1000;
-		d->queues[q].device = RING_BASE(q) + 0x2000;
-		CHECK(virtio_dev_queue_enable(d, q));
-	}
+	uint64_t f = (uint64_t)virtio_dev_features_word(d, 1) << 32 |
+		     (features & virtio_dev_features_word(d, 0));
+	CHECK(fake_driver_features(d, f) & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < nr_queues; q++)
+		CHECK(fake_driver_queue(d, q, QSIZE, RING_BASE(q)));
 	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 				 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	CHECK(virtio_dev_live(d));
@@ -133,7 +97,7 @@ struct buf {
 static uint64_t put_data(struct env *e, const void *data, uint32_t len)
 {
 	uint64_t gpa = e->data_next;
-	memcpy(e->ram + gpa, data, len);
+	memcpy(e->v.ram + gpa, data, len);
 	e->data_next += (len + 15u) & ~15u;
 	return gpa;
 }
@@ -144,24 +108,19 @@ static void send_chain(struct env *e, unsigned q, const struct buf *bufs, unsign
 	uint16_t head = e->next_desc[q];
 	for (unsigned i = 0; i < n; i++) {
 		uint16_t idx = (uint16_t)((head + i) % QSIZE);
-		uint8_t *p = e->ram + RING_BASE(q) + 16u * idx;
 		uint16_t flags = (uint16_t)((bufs[i].writable ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0));
-		uint16_t next = (uint16_t)((idx + 1) % QSIZE);
-		memcpy(p, &bufs[i].gpa, 8);
-		memcpy(p + 8, &bufs[i].len, 4);
-		memcpy(p + 12, &flags, 2);
-		memcpy(p + 14, &next, 2);
+		fake_vring_desc(e->v.ram, RING_BASE(q), idx, bufs[i].gpa, bufs[i].len, flags,
+				(uint16_t)((idx + 1) % QSIZE));
 	}
 	e->next_desc[q] = (uint16_t)((head + n) % QSIZE);
-	uint8_t *avail = e->ram + RING_BASE(q) + 0x1000;
+	uint8_t *avail = e->v.ram + RING_BASE(q) + 0x1000;
 	uint16_t slot = e->avail_idx[q] % QSIZE;
 	memcpy(avail + 4 + 2u * slot, &head, 2);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 	e->avail_idx[q]++;
 	memcpy(avail + 2, &e->avail_idx[q], 2);
-	uint64_t one = 1;
-	CHECK_EQ(write(e->d->queues[q].kick_fd, &one, 8), 8);
-	CHECK(evloop_run_once(e->loop, 100) >= 1);
+	fake_vplat_kick(e->d, q);
+	CHECK(evloop_run_once(e->v.loop, 100) >= 1);
 }
 
 static void send_pfns(struct env *e, unsigned q, const uint32_t *pfns, unsigned n)
@@ -173,7 +132,7 @@ static void send_pfns(struct env *e, unsigned q, const uint32_t *pfns, unsigned 
 static uint16_t used_idx(struct env *e, unsigned q)
 {
 	uint16_t v;
-	memcpy(&v, e->ram + RING_BASE(q) + 0x2000 + 2, 2);
+	memcpy(&v, e->v.ram + RING_BASE(q) + 0x2000 + 2, 2);
 	return v;
 }
 
@@ -205,7 +164,7 @@ static void test_config_and_features(void)
 
 	/* a target before the driver is up: no interrupt, but config shows it */
 	CHECK_EQ(virtio_balloon_set_target(e.b, 2u << 20), 0);
-	CHECK_EQ(e.config_signals, 0);
+	CHECK_EQ(e.v.config_signals, 0);
 	uint32_t v = 0;
 	virtio_dev_config_read(d, 0, &v, 4);
 	CHECK_EQ(v, 512);
@@ -214,9 +173,9 @@ static void test_config_and_features(void)
 
 	driver_init(&e, ALL_FEATURES, 4);
 	CHECK_EQ(virtio_balloon_set_target(e.b, 4u << 20), 0);
-	CHECK_EQ(e.config_signals, 1);
+	CHECK_EQ(e.v.config_signals, 1);
 	CHECK_EQ(virtio_balloon_set_target(e.b, 4u << 20), 0); /* unchanged: no signal */
-	CHECK_EQ(e.config_signals, 1);
+	CHECK_EQ(e.v.config_signals, 1);
 	virtio_dev_config_read(d, 0, &v, 4);
 	CHECK_EQ(v, 1024);
 	/* the driver writes actual; num_pages is read-only to it */
@@ -244,7 +203,7 @@ static void test_inflate_deflate_4k(void)
 	uint32_t in[] = { 0x200, 0x201, 0x202, 0x300 };
 	send_pfns(&e, 0, in, 4);
 	CHECK_EQ(used_idx(&e, 0), 1);
-	CHECK(e.queue_signals >= 1);
+	CHECK(e.v.queue_signals >= 1);
 	CHECK_EQ(e.nr_discards, 2); /* consecutive PFNs merged */
 	CHECK_EQ(e.discards[0].gpa, 0x200000);
 	CHECK_EQ(e.discards[0].len, 0x3000);
@@ -387,11 +346,11 @@ static void test_stats(void)
 	CHECK(balloon_stat_name(10) == NULL);
 	/* the device holds the buffer until the period ends */
 	CHECK_EQ(used_idx(&e, 2), 0);
-	unsigned before = e.queue_signals;
+	unsigned before = e.v.queue_signals;
 	for (int k = 0; k < 30 && used_idx(&e, 2) == 0; k++)
-		evloop_run_once(e.loop, 100);
+		evloop_run_once(e.v.loop, 100);
 	CHECK_EQ(used_idx(&e, 2), 1);
-	CHECK(e.queue_signals > before);
+	CHECK(e.v.queue_signals > before);
 	/* the driver re-posts; a malformed one keeps the previous stats */
 	uint64_t g2 = put_data(&e, st, 15);
 	struct buf bad = { g2, 15, false };
@@ -434,7 +393,7 @@ static void test_malformed_chain(void)
 	send_chain(&e, 0, &out, 1);
 	CHECK(e.d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	CHECK_EQ(e.nr_discards, 0);
-	CHECK(e.config_signals >= 1);
+	CHECK(e.v.config_signals >= 1);
 	env_destroy(&e);
 }
 
@@ -463,7 +422,7 @@ static void test_create_errors(void)
 	struct env e;
 	memset(&e, 0, sizeof(e));
 	struct virtio_balloon *b = NULL;
-	struct virtio_platform plat = { .mem = &e.mem };
+	struct virtio_platform plat = { .mem = &e.v.mem };
 	struct virtio_balloon_params p = { .plat = &plat, .page_size = 4096,
 					   .discard = record_discard };
 	CHECK_EQ(virtio_balloon_create(&p, &b), -EINVAL); /* no loop */

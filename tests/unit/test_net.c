@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "net/net.h"
 #include "net/net_priv.h"
 #include "net/vhost.h"
+#include "fake_platform.h"
 #include "unit.h"
 #include "vmm/evloop.h"
 
@@ -24,55 +24,29 @@
 #define QSIZE 16u
 #define QBASE(q) (0x10000u + (q) * 0x4000u) /* desc; avail +0x1000; used +0x2000 */
 #define BUF_GPA 0x80000u
-#define F_NEXT 1u
-#define F_WRITE 2u
+#define F_NEXT FAKE_VRING_F_NEXT
+#define F_WRITE FAKE_VRING_F_WRITE
 #define BIT(f) (1ull << (f))
 
 struct env {
-	uint8_t *ram;
-	struct guest_mem mem;
-	struct evloop *loop;
-	struct logger lg;
-	struct virtio_platform plat;
+	struct fake_vplat v; /* RAM, loop, logger, platform, interrupt counts */
 	struct net_config nc;
 	int sv[NET_MAX_PAIRS][2];      /* [0] device side, [1] test side */
 	struct net *n;
 	struct virtio_dev *d;
-	unsigned queue_signals, config_signals;
 	uint16_t avail_idx[8];
 	uint16_t next_desc[8];
 };
 
-static void on_signal_queue(struct virtio_dev *d, unsigned q)
-{
-	((struct env *)d->transport)->queue_signals++;
-}
-
-static void on_signal_config(struct virtio_dev *d)
-{
-	((struct env *)d->transport)->config_signals++;
-}
-
-static const struct virtio_transport_ops fake_tops = {
-	.signal_queue = on_signal_queue,
-	.signal_config = on_signal_config,
-};
-
 static uint8_t *gpa(struct env *e, uint64_t a)
 {
-	return e->ram + a;
+	return fake_gpa(&e->v, a);
 }
 
 static bool env_create(struct env *e, unsigned pairs)
 {
 	memset(e, 0, sizeof(*e));
-	e->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(e->ram != MAP_FAILED);
-	CHECK_EQ(gmem_add_region(&e->mem, 0, RAM_SIZE, e->ram, -1, 0), 0);
-	CHECK_EQ(evloop_create(&e->loop), 0);
-	log_init(&e->lg, LOG_ERROR, "test");
-	e->lg.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	e->plat = (struct virtio_platform){ .mem = &e->mem, .loop = e->loop, .log = &e->lg };
+	fake_vplat_init(&e->v, RAM_SIZE, true);
 	e->nc = (struct net_config){ .present = true, .tap = "fake0", .vhost = TRISTATE_OFF,
 				     .queues = pairs, .mtu = 1500 };
 	int fds[NET_MAX_PAIRS];
@@ -81,31 +55,27 @@ static bool env_create(struct env *e, unsigned pairs)
 				    e->sv[i]), 0);
 		fds[i] = e->sv[i][0];
 	}
-	struct net_params p = { .cfg = &e->nc, .index = 0, .vm_name = "unit", .plat = &e->plat,
+	struct net_params p = { .cfg = &e->nc, .index = 0, .vm_name = "unit", .plat = &e->v.plat,
 				.fds = fds };
 	int rc = net_create(&p, &e->n);
 	CHECK_EQ(rc, 0);
 	if (rc < 0)
 		return false;
 	e->d = net_dev(e->n);
-	e->d->tops = &fake_tops;
-	e->d->transport = e;
+	fake_vplat_attach(&e->v, e->d);
 	return true;
 }
 
 static void env_destroy(struct env *e)
 {
-	e->d->tops = NULL;
-	e->d->transport = NULL;
+	fake_vplat_detach(e->d);
 	net_destroy(e->n, false);
 	for (unsigned i = 0; i < e->nc.queues; i++) {
 		close(e->sv[i][0]);
 		if (e->sv[i][1] >= 0)
 			close(e->sv[i][1]);
 	}
-	evloop_destroy(e->loop);
-	close(e->lg.fd);
-	munmap(e->ram, RAM_SIZE);
+	fake_vplat_fini(&e->v);
 }
 
 /* The driver side of 3.1.1, with @features. Returns the status read back. */
@@ -113,20 +83,10 @@ static uint8_t driver_init(struct env *e, uint64_t features, unsigned nr_queues)
 {
 	struct virtio_dev *d = e->d;
 	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)features);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(features >> 32));
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			      VIRTIO_STATUS_FEATURES_OK);
-	uint8_t st = d->status;
+	uint8_t st = fake_driver_features(d, features);
 	if (st & VIRTIO_STATUS_FEATURES_OK) {
-		for (unsigned q = 0; q < nr_queues; q++) {
-			d->queues[q].size = QSIZE;
-			d->queues[q].desc = QBASE(q);
-			d->queues[q].driver = QBASE(q) + 0x1000;
-			d->queues[q].device = QBASE(q) + 0x2000;
-			CHECK(virtio_dev_queue_enable(d, q));
-		}
+		for (unsigned q = 0; q < nr_queues; q++)
+			CHECK(fake_driver_queue(d, q, QSIZE, QBASE(q)));
 		virtio_dev_set_status(d, st | VIRTIO_STATUS_DRIVER_OK);
 		st = d->status;
 	}
@@ -139,11 +99,7 @@ static uint8_t driver_init(struct env *e, uint64_t features, unsigned nr_queues)
 static void desc(struct env *e, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
 		 uint16_t flags, uint16_t next)
 {
-	uint8_t *p = gpa(e, QBASE(q) + 16u * i);
-	memcpy(p, &addr, 8);
-	memcpy(p + 8, &len, 4);
-	memcpy(p + 12, &flags, 2);
-	memcpy(p + 14, &next, 2);
+	fake_vring_desc(e->v.ram, QBASE(q), i, addr, len, flags, next);
 }
 
 /* Adds a chain of @n buffers {gpa, len, writable}; returns its head. */
@@ -186,8 +142,7 @@ static uint32_t used_id(struct env *e, unsigned q, uint16_t slot)
 
 static void kick(struct env *e, unsigned q)
 {
-	uint64_t one = 1;
-	CHECK_EQ(write(e->d->queues[q].kick_fd, &one, 8), 8);
+	fake_vplat_kick(e->d, q);
 }
 
 /* Runs the event loop until it is idle; returns the callbacks run. */
@@ -195,7 +150,7 @@ static unsigned pump(struct env *e)
 {
 	unsigned total = 0;
 	for (int i = 0; i < 100; i++) {
-		int r = evloop_run_once(e->loop, 0);
+		int r = evloop_run_once(e->v.loop, 0);
 		CHECK(r >= 0);
 		if (r <= 0)
 			break;
@@ -287,7 +242,7 @@ static void test_tx(void)
 	pump(&e);
 	CHECK_EQ(used_idx(&e, 1), 5);
 	CHECK_EQ(used_len(&e, 1, 0), 0);
-	CHECK(e.queue_signals >= 1);
+	CHECK(e.v.queue_signals >= 1);
 	uint8_t got[256];
 	for (int i = 0; i < 5; i++) {
 		ssize_t r = recv(e.sv[0][1], got, sizeof(got), MSG_DONTWAIT);
@@ -363,7 +318,7 @@ static void test_rx_mergeable(void)
 	memcpy(got + 1012, gpa(&e, BUF_GPA + 0x2000), 488);
 	CHECK(memcmp(want, got, 1500) == 0);
 	CHECK_EQ(stats(&e).rx_frames, 2);
-	CHECK(e.queue_signals >= 1);
+	CHECK(e.v.queue_signals >= 1);
 	env_destroy(&e);
 }
 
@@ -423,7 +378,7 @@ static void test_malformed(void)
 	kick(&e, 1);
 	pump(&e);
 	CHECK(e.d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-	CHECK(e.config_signals >= 1);
+	CHECK(e.v.config_signals >= 1);
 	CHECK_EQ(stats(&e).needs_reset, 1);
 	/* the driver resets and starts over; the device works again */
 	pthread_mutex_lock(&e.d->lock);
@@ -531,7 +486,7 @@ static void test_flood_no_buffers(void)
 	CHECK(stats(&e).tap_wakeups <= 2);
 	CHECK(stats(&e).rx_stalls >= 1);
 	/* nothing more fires while the guest posts nothing: no busy loop */
-	CHECK_EQ(evloop_run_once(e.loop, 50), 0);
+	CHECK_EQ(evloop_run_once(e.v.loop, 50), 0);
 	CHECK_EQ(used_idx(&e, 0), 0);
 	/* buffers arrive with a kick: frames flow again */
 	for (unsigned i = 0; i < 8; i++) {
@@ -556,13 +511,13 @@ static void test_tap_gone(void)
 	CHECK(driver_init(&e, BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_STATUS), 3) &
 	      VIRTIO_STATUS_DRIVER_OK);
 	pump(&e);
-	unsigned cfg_before = e.config_signals;
+	unsigned cfg_before = e.v.config_signals;
 	close(e.sv[0][1]);
 	e.sv[0][1] = -1;
 	pump(&e);
 	struct net_stats s = stats(&e);
 	CHECK(!s.link_up);
-	CHECK(e.config_signals > cfg_before);
+	CHECK(e.v.config_signals > cfg_before);
 	struct virtio_net_config cfg;
 	pthread_mutex_lock(&e.d->lock);
 	virtio_dev_config_read(e.d, 0, &cfg, sizeof(cfg));
@@ -577,7 +532,7 @@ static void test_tap_gone(void)
 	pump(&e);
 	CHECK_EQ(used_idx(&e, 1), 1);
 	CHECK(stats(&e).tx_dropped_link_down + stats(&e).tx_errors >= 1);
-	CHECK_EQ(evloop_run_once(e.loop, 20), 0); /* no spinning on the dead fd */
+	CHECK_EQ(evloop_run_once(e.v.loop, 20), 0); /* no spinning on the dead fd */
 	env_destroy(&e);
 }
 
@@ -623,18 +578,18 @@ static void test_vhost_pure(void)
 		CHECK_EQ(vhost_open(&v, &m), -ENOENT);
 		struct env e;
 		memset(&e, 0, sizeof(e));
-		CHECK_EQ(evloop_create(&e.loop), 0);
-		log_init(&e.lg, LOG_ERROR, "test");
-		e.lg.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-		e.plat = (struct virtio_platform){ .mem = &m, .loop = e.loop, .log = &e.lg };
+		CHECK_EQ(evloop_create(&e.v.loop), 0);
+		log_init(&e.v.lg, LOG_ERROR, "test");
+		e.v.lg.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		e.v.plat = (struct virtio_platform){ .mem = &m, .loop = e.v.loop, .log = &e.v.lg };
 		e.nc = (struct net_config){ .present = true, .tap = "kvt-none", .vhost = TRISTATE_ON,
 					    .queues = 1, .mtu = 1500 };
-		struct net_params p = { .cfg = &e.nc, .plat = &e.plat };
+		struct net_params p = { .cfg = &e.nc, .plat = &e.v.plat };
 		struct net *n = NULL;
 		CHECK_EQ(net_create(&p, &n), -ENOENT);
 		CHECK(n == NULL);
-		evloop_destroy(e.loop);
-		close(e.lg.fd);
+		evloop_destroy(e.v.loop);
+		close(e.v.lg.fd);
 	}
 }
 

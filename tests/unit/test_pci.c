@@ -12,6 +12,7 @@
 #include "devices/bus.h"
 #include "devices/pci_host.h"
 #include "mem/guest_mem.h"
+#include "fake_platform.h"
 #include "unit.h"
 #include "virtio/device.h"
 #include "virtio/pci.h"
@@ -221,9 +222,7 @@ static void rig_init(struct rig *r, struct evloop *loop, bool with_virtio)
 	log_init(&r->log, LOG_ERROR, "test");
 	bus_init(&r->pio, "pio");
 	bus_init(&r->mmio, "mmio");
-	r->ram = calloc(1, RAM_SIZE);
-	CHECK(r->ram != NULL);
-	CHECK_EQ(gmem_add_region(&r->mem, 0, RAM_SIZE, r->ram, -1, 0), 0);
+	r->ram = fake_ram_create(&r->mem, RAM_SIZE);
 	r->plat = (struct virtio_platform){
 		.mem = &r->mem, .loop = loop, .log = &r->log, .cookie = &r->fp,
 		.ioeventfd = fake_ioeventfd, .irqfd = fake_irqfd,
@@ -247,7 +246,7 @@ static void rig_fini(struct rig *r)
 		virtio_dev_uninit(&r->dev);
 	}
 	pci_host_destroy(r->host);
-	free(r->ram);
+	fake_ram_destroy(r->ram, RAM_SIZE);
 }
 
 static uint32_t conf1(unsigned bus, unsigned dev, unsigned reg)

@@ -20,6 +20,7 @@
 
 #include "net/net.h"
 #include "net/tap.h"
+#include "fake_platform.h"
 #include "unit.h"
 #include "vmm/evloop.h"
 
@@ -125,18 +126,9 @@ static void test_device_on_tap(void)
 	uint64_t f = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_MRG_RXBUF) |
 		     (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_CSUM);
 	pthread_mutex_lock(&d->lock);
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	virtio_dev_set_driver_features(d, 0, (uint32_t)f);
-	virtio_dev_set_driver_features(d, 1, (uint32_t)(f >> 32));
-	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-			      VIRTIO_STATUS_FEATURES_OK);
-	for (unsigned q = 0; q < 3; q++) {
-		d->queues[q].size = 16;
-		d->queues[q].desc = QB(q);
-		d->queues[q].driver = QB(q) + 0x1000;
-		d->queues[q].device = QB(q) + 0x2000;
-		CHECK(virtio_dev_queue_enable(d, q));
-	}
+	fake_driver_features(d, f);
+	for (unsigned q = 0; q < 3; q++)
+		CHECK(fake_driver_queue(d, q, 16, QB(q)));
 	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK); /* TUNSETOFFLOAD */
 	CHECK(virtio_dev_live(d));
 	pthread_mutex_unlock(&d->lock);
