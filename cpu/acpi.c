@@ -417,6 +417,44 @@ static void aml_name_prt(struct abuf *a)
 	aml_pkg_end(a, outer);
 }
 
+/* The ISA-style devices every VM has, described in the DSDT so that the
+ * guest's ACPI enumeration finds them (and binds drivers by _HID). */
+struct legacy_device {
+	const char *name;
+	const char *hid;       /* EISA id (PNPxxxx) or a plain string id */
+	bool eisa;
+	int uid;               /* -1: none */
+	struct { uint16_t base; uint8_t len; } io[2];
+	int irq;               /* -1: none */
+};
+
+static const struct legacy_device legacy_devices[] = {
+	{ "COM1", "PNP0501", true, 1, { { PORT_COM1, 8 } }, GSI_COM1 },
+	{ "PS2K", "PNP0303", true, -1, { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, 1 },
+	{ "RTC", "PNP0B00", true, -1, { { PORT_RTC, 2 } }, 8 },
+	/* QEMU's pvpanic id, which Linux's pvpanic-mmio driver matches */
+	{ "PEVT", "QEMU0001", false, -1, { { PORT_PVPANIC, 1 } }, -1 },
+};
+
+static void aml_legacy_device(struct abuf *a, const struct legacy_device *d)
+{
+	struct restemplate rt;
+	size_t dev = aml_device_begin(a, d->name);
+	if (d->eisa)
+		aml_name_eisa(a, "_HID", d->hid);
+	else
+		aml_name_str(a, "_HID", d->hid);
+	if (d->uid >= 0)
+		aml_name_int(a, "_UID", (uint64_t)d->uid);
+	rt_init(&rt);
+	for (size_t i = 0; i < 2 && d->io[i].len; i++)
+		rt_io(&rt, d->io[i].base, d->io[i].len);
+	if (d->irq >= 0)
+		rt_irq(&rt, (unsigned)d->irq);
+	aml_name_crs(a, &rt);
+	aml_pkg_end(a, dev);
+}
+
 static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 {
 	size_t start = a->len;
@@ -461,48 +499,8 @@ static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 		aml_pkg_end(a, dev);
 	}
 
-	{
-		struct restemplate rt;
-		size_t dev = aml_device_begin(a, "COM1");
-		aml_name_eisa(a, "_HID", "PNP0501");
-		aml_name_int(a, "_UID", 1);
-		rt_init(&rt);
-		rt_io(&rt, PORT_COM1, 8);
-		rt_irq(&rt, GSI_COM1);
-		aml_name_crs(a, &rt);
-		aml_pkg_end(a, dev);
-	}
-	{
-		struct restemplate rt;
-		size_t dev = aml_device_begin(a, "PS2K");
-		aml_name_eisa(a, "_HID", "PNP0303");
-		rt_init(&rt);
-		rt_io(&rt, PORT_I8042_DATA, 1);
-		rt_io(&rt, PORT_I8042_CMD, 1);
-		rt_irq(&rt, 1);
-		aml_name_crs(a, &rt);
-		aml_pkg_end(a, dev);
-	}
-	{
-		struct restemplate rt;
-		size_t dev = aml_device_begin(a, "RTC");
-		aml_name_eisa(a, "_HID", "PNP0B00");
-		rt_init(&rt);
-		rt_io(&rt, PORT_RTC, 2);
-		rt_irq(&rt, 8);
-		aml_name_crs(a, &rt);
-		aml_pkg_end(a, dev);
-	}
-	{
-		/* QEMU's pvpanic id, which Linux's pvpanic-mmio driver matches */
-		struct restemplate rt;
-		size_t dev = aml_device_begin(a, "PEVT");
-		aml_name_str(a, "_HID", "QEMU0001");
-		rt_init(&rt);
-		rt_io(&rt, PORT_PVPANIC, 1);
-		aml_name_crs(a, &rt);
-		aml_pkg_end(a, dev);
-	}
+	for (size_t i = 0; i < sizeof(legacy_devices) / sizeof(legacy_devices[0]); i++)
+		aml_legacy_device(a, &legacy_devices[i]);
 
 	for (unsigned i = 0; i < p->nr_virtio_mmio; i++) {
 		static const char hex[] = "0123456789ABCDEF";
