@@ -184,7 +184,12 @@ void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
 		dev_reset(d);
 		return;
 	}
+	/* 2.1.2: "The driver MUST NOT clear a device status bit": only a
+	 * reset (0) clears them. Were DRIVER_OK clearable, the reset after it
+	 * would skip ops->reset (in-flight I/O, vhost, reserved buffers) and
+	 * setting it again would run activate a second time. */
 	uint8_t added = status & ~d->status;
+	status |= d->status;
 	if ((added & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(d))
 		status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK; /* 3.1.1 step 6: driver re-reads */
 	if ((added & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_FEATURES_OK)) {

@@ -417,6 +417,29 @@ static void test_stats_parse(void)
 	CHECK(!balloon_stat_is_bytes(VIRTIO_BALLOON_S_MAJFLT));
 }
 
+/* 2.1.2: the driver cannot clear DRIVER_OK by writing a smaller status; if
+ * it could, the reset that follows would skip the device's reset callback
+ * (here: the balloon would keep the old driver's pages). */
+static void test_status_bits_sticky(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	driver_init(&e, 0, 2);
+	uint32_t in[] = { 0x200, 0x201 };
+	send_pfns(&e, 0, in, 2);
+	CHECK_EQ(info(&e).inflated, 2 * 4096);
+	pthread_mutex_lock(&e.d->lock);
+	uint8_t st = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK;
+	virtio_dev_set_status(e.d, st);
+	CHECK(e.d->status & VIRTIO_STATUS_DRIVER_OK);
+	virtio_dev_set_status(e.d, 0);
+	CHECK_EQ(e.d->status, 0);
+	pthread_mutex_unlock(&e.d->lock);
+	CHECK_EQ(info(&e).inflated, 0);
+	env_destroy(&e);
+}
+
 static void test_create_errors(void)
 {
 	struct env e;
@@ -440,6 +463,7 @@ int main(void)
 	RUN(test_reporting);
 	RUN(test_malformed_chain);
 	RUN(test_stats_parse);
+	RUN(test_status_bits_sticky);
 	RUN(test_create_errors);
 	return unit_done();
 }
