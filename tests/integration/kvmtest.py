@@ -209,10 +209,15 @@ class Background:
                                      stdout=self.out, stderr=self.err, start_new_session=True)
         self.pid = self.proc.pid
 
-    def output(self) -> str:
+    def output(self, complete: bool = False) -> str:
+        """The console so far. With @complete, only whole lines while the
+        VM runs: a line being written must not match a pattern half-way."""
         self.out.flush()
         with open(self.out_path, 'rb') as f:
-            return f.read().decode('utf-8', 'replace').replace('\r', '')
+            text = f.read().decode('utf-8', 'replace').replace('\r', '')
+        if complete and self.proc.poll() is None:
+            text = text[:text.rfind('\n') + 1]
+        return text
 
     def errors(self) -> str:
         with open(self.err_path, 'rb') as f:
@@ -227,7 +232,7 @@ class Background:
         rx = re.compile(pattern)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            for line in self.output().splitlines():
+            for line in self.output(complete=True).splitlines():
                 m = rx.search(line)
                 if m:
                     return m

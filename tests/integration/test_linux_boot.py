@@ -256,7 +256,7 @@ class Boot:
         self.err = ''
 
     def lines(self) -> list[str]:
-        return kernel_lines(self.out if self.rc is not None else self.bg.output())
+        return kernel_lines(self.out if self.rc is not None else self.bg.output(complete=True))
 
     def wait_for(self, pattern: str, deadline: float) -> float | None:
         """Seconds since start when a line matched, or None (deadline or exit)."""

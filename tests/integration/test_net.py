@@ -70,11 +70,11 @@ class Vm(kvmtest.Background):
         rx = re.compile(pattern)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            m = rx.search(self.errors() if stderr else self.output())
+            m = rx.search(self.errors() if stderr else self.output(complete=True))
             if m:
                 return m
             if self.proc.poll() is not None:
-                m = rx.search(self.errors() if stderr else self.output())
+                m = rx.search(self.errors() if stderr else self.output(complete=True))
                 return m
             time.sleep(0.05)
         return None
