@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fake_platform.h"
 #include "unit.h"
 #include "virtio/blk.h"
 #include "vmm/evloop.h"
@@ -138,11 +139,7 @@ static void driver_init(struct env *e)
 static void desc(struct env *e, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
 		 uint16_t next)
 {
-	uint8_t *p = gpa(e, DESC_GPA + 16u * i);
-	memcpy(p, &addr, 8);
-	memcpy(p + 8, &len, 4);
-	memcpy(p + 12, &flags, 2);
-	memcpy(p + 14, &next, 2);
+	fake_vring_desc(e->ram, DESC_GPA, i, addr, len, flags, next);
 }
 
 static void avail_add(struct env *e, uint16_t head)
