@@ -9,7 +9,7 @@
  *
  * Usage, all on the event thread that owns the engine and its image:
  *   for each request popped in one notification: engine_queue(e, req)
- *   engine_submit(e)                      -- one syscall for the whole batch
+ *   engine_submit(e)                      -- sends what is still staged
  *   ... epoll says engine_event_fd(e) is readable ...
  *   engine_reap(e, done_cb, cookie)       -- done_cb once per finished request
  *
@@ -96,6 +96,11 @@ struct engine_params {
 					 * many requests are in the kernel. */
 	unsigned max_workers_bounded;   /* io-wq workers for file I/O; 0 = 4 */
 	unsigned max_workers_unbounded; /* io-wq workers otherwise; 0 = 4 */
+	unsigned submit_batch;          /* io_uring: engine_queue() submits as
+					 * soon as this many requests are
+					 * staged, without waiting for
+					 * engine_submit(); 0 = 2 (see
+					 * block/uring.c for why). */
 };
 
 struct engine;
@@ -129,10 +134,11 @@ void engine_destroy(struct engine *e);
 __attribute__((warn_unused_result))
 int engine_queue(struct engine *e, struct engine_req *req);
 
-/* Submits everything staged since the last call, in one syscall for
- * io_uring when it fits in the ring. Returns 0, or -errno for a host
- * failure (staged requests then stay staged, and are retried on the next
- * submit or reap; the event fd is kicked so the retry happens). */
+/* Submits everything staged since the last call (io_uring: in groups of
+ * engine_params.submit_batch, engine_queue() having sent the full groups
+ * already). Returns 0, or -errno for a host failure (staged requests then
+ * stay staged, and are retried on the next submit or reap; the event fd
+ * is kicked so the retry happens). */
 int engine_submit(struct engine *e);
 
 /* Calls @cb(@cookie, req) for every request completed so far, and submits

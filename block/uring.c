@@ -13,6 +13,18 @@
  * -EAGAIN results and the write-zeroes fallback chain are continued by
  * re-preparing the same request at the front of that list.
  *
+ * Submitting in pairs: an io_uring_enter() with more than two reads or
+ * writes holds them in a block plug until the last is prepared, so the
+ * disk sees none of a 32-request batch until all 32 have been through the
+ * block layer. When the guest refills a whole queue at once (all earlier
+ * requests having completed together) that delay is added to every
+ * request. engine_queue() therefore submits each time submit_batch
+ * requests are staged, so the disk starts on the first ones while the
+ * rest are parsed. Measured on a virtio disk, 4 KiB random reads at QD32
+ * (liburing loop, interleaved runs): submitting in ones or twos gave
+ * 166-177k IOPS, in eights 150-163k, all 32 at once 141-143k; fio's
+ * default (one io_uring_enter per I/O) is in the first group.
+ *
  * Submit errors: -EINTR retries at once; -EAGAIN/-EBUSY (kernel short of
  * memory, CQ overflow backlog) leave the SQEs in the SQ ring and retry on the
  * next reap, which completions (or, with nothing in flight, a kick of our
@@ -30,6 +42,7 @@
 
 #define URING_DEFAULT_ENTRIES 256
 #define URING_DEFAULT_WORKERS 4
+#define URING_DEFAULT_SUBMIT_BATCH 2
 #define URING_MAX_RETRIES 16
 #define URING_FIXED_FD 0 /* index of the image in the registered files */
 
@@ -58,6 +71,7 @@ struct uring_engine {
 	bool ring_ready;
 	unsigned cq_limit;  /* most requests in the ring at once */
 	unsigned in_ring;   /* SQEs prepared and not yet reaped */
+	unsigned submit_batch; /* staged SQEs that trigger a submit */
 	struct engine_req *pend_head, *pend_tail;
 };
 
@@ -149,13 +163,19 @@ static void uring_flush_pending(struct uring_engine *u)
 	}
 }
 
+static int uring_submit(struct engine *e);
+
 static int uring_queue(struct engine *e, struct engine_req *req)
 {
 	struct uring_engine *u = uring_of(e);
 	if (u->pend_head || !uring_has_room(u) || !uring_prep(u, req)) {
 		e->stats.overflowed++;
 		uring_pend_tail(u, req);
+		return 0;
 	}
+	/* A failure leaves the SQEs staged and kicks the retry. */
+	if (io_uring_sq_ready(&u->ring) >= u->submit_batch)
+		(void)uring_submit(e);
 	return 0;
 }
 
@@ -355,6 +375,7 @@ int uring_create(struct image *img, const struct engine_params *p,
 	}
 	u->ring_ready = true;
 	u->cq_limit = params.cq_entries;
+	u->submit_batch = p->submit_batch ? p->submit_batch : URING_DEFAULT_SUBMIT_BATCH;
 
 	r = io_uring_register_files(&u->ring, &img->fd, 1);
 	if (r < 0) {
@@ -384,8 +405,9 @@ int uring_create(struct image *img, const struct engine_params *p,
 		*why = "io_uring_register_eventfd";
 		goto fail;
 	}
-	log_debug(img->lg, img->name, "io_uring: %u SQ, %u CQ entries, flags %#x, io-wq workers %u bounded, %u unbounded",
-		  params.sq_entries, params.cq_entries, params.flags, workers[0], workers[1]);
+	log_debug(img->lg, img->name, "io_uring: %u SQ, %u CQ entries, flags %#x, io-wq workers %u bounded, %u unbounded, submit batch %u",
+		  params.sq_entries, params.cq_entries, params.flags, workers[0], workers[1],
+		  u->submit_batch);
 	*out = &u->base;
 	return 0;
 

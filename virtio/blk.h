@@ -182,6 +182,7 @@ struct virtio_blk_params {
 	unsigned poll_us;              /* busy-poll budget of the event thread, in
 					* microseconds (see virtio/blk.c blk_poll());
 					* 0: no polling, the default */
+	unsigned submit_batch;         /* engine_params.submit_batch; 0: default */
 };
 
 struct virtio_blk_stats {
