@@ -717,7 +717,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		.max_write_zeroes_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
 	};
 
-	struct engine_params ep = { .io = p->cfg->io, .submit_batch = p->submit_batch };
+	struct engine_params ep = { .io = p->cfg->io, .submit_batch = p->cfg->submit_batch };
 	r = engine_create(&b->img, &ep, &b->eng);
 	if (r < 0)
 		goto fail;

@@ -174,7 +174,8 @@ const char *blk_parse_error_name(enum blk_parse_error e);
 struct virtio_blk;
 
 struct virtio_blk_params {
-	const struct disk_config *cfg; /* path, readonly, cache, io */
+	const struct disk_config *cfg; /* path, readonly, cache, io, submit_batch
+					* (0: the engine's default) */
 	unsigned index;                /* disk number: names "disk0", "virtio-blk0" */
 	unsigned nr_queues;            /* resolved by the caller, 1..VIRTIO_MAX_QUEUES */
 	const struct virtio_platform *plat; /* plat->loop is required */
@@ -182,7 +183,6 @@ struct virtio_blk_params {
 	unsigned poll_us;              /* busy-poll budget of the event thread, in
 					* microseconds (see virtio/blk.c blk_poll());
 					* 0: no polling, the default */
-	unsigned submit_batch;         /* engine_params.submit_batch; 0: default */
 };
 
 struct virtio_blk_stats {

@@ -115,6 +115,7 @@ const struct key_def config_keys[] = {
 	DISKK("cache", cache, T_ENUM, .names = cache_names),
 	DISKK("io", io, T_ENUM, .names = io_names),
 	DISKK("queues", queues, T_UINT, RANGE(0, CONFIG_MAX_CPUS)),
+	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, CONFIG_MAX_SUBMIT_BATCH)),
 	DISKK("serial", serial, T_STR, .check = config_check_disk_serial),
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
@@ -126,7 +127,7 @@ const struct key_def config_keys[] = {
 
 #define NR_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 const size_t config_nr_keys = NR_KEYS;
-#define NR_DISK_KEYS 6
+#define NR_DISK_KEYS 7
 #define NR_NET_KEYS 5
 _Static_assert(NR_KEYS - NR_DISK_KEYS - NR_NET_KEYS <= CONFIG_VM_KEYS, "grow CONFIG_VM_KEYS");
 _Static_assert(NR_DISK_KEYS <= CONFIG_DEV_KEYS && NR_NET_KEYS <= CONFIG_DEV_KEYS,
@@ -415,6 +416,7 @@ void config_init(struct vm_config *c)
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		c->disks[i].cache = DISK_CACHE_NONE;
 		c->disks[i].io = DISK_IO_URING;
+		c->disks[i].submit_batch = CONFIG_DEFAULT_SUBMIT_BATCH;
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
 		c->nets[i].vhost = TRISTATE_AUTO;

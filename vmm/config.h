@@ -41,6 +41,8 @@
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
 #define CONFIG_MAX_NETS 4
+#define CONFIG_MAX_SUBMIT_BATCH 256 /* diskN.submit_batch: the io_uring ring's size */
+#define CONFIG_DEFAULT_SUBMIT_BATCH 2 /* why two: block/uring.c */
 
 #define CONFIG_MAX_LINE (64 * 1024)        /* bytes in one line */
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024) /* bytes in one config file */
@@ -72,6 +74,7 @@ struct disk_config {
 	enum disk_cache cache; /* default none (O_DIRECT) */
 	enum disk_io io;       /* default io_uring */
 	unsigned queues;       /* 0 = one per vCPU */
+	unsigned submit_batch; /* requests per io_uring submit, 1..256; default 2 */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };

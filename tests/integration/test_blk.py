@@ -68,6 +68,15 @@ def test_serial_and_queues(c: Checker, d: str) -> None:
             'one queue per vCPU by default; queue 1 serves requests', r)
 
 
+def test_submit_batch(c: Checker, d: str) -> None:
+    for batch in ('1', '256'):
+        path = image(d)
+        r = boot([f'disk0.path={path}', f'disk0.submit_batch={batch}', 'log_level=debug'])
+        c.check(f'blk submit_batch={batch}', r.rc == 0 and r.has_line('blk: all ok')
+                and f'submit batch {batch}' in r.err,
+                'the engine takes diskN.submit_batch and the guest\'s I/O all passes', r)
+
+
 def test_lock(c: Checker, d: str) -> None:
     path = image(d)
     bg = kvmtest.Background([f'kernel={BLK}', f'disk0.path={path}', 'cmdline=blk.mode=crashtest',
@@ -108,6 +117,7 @@ def main() -> int:
         test_matrix(c, d)
         test_readonly(c, d)
         test_serial_and_queues(c, d)
+        test_submit_batch(c, d)
         test_lock(c, d)
         test_back_to_back(c, d)
     test_missing_image(c)

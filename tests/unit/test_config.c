@@ -203,7 +203,8 @@ static const struct { const char *key, *bad; } bad_values[] = {
 	{ "drop_caps", "x" }, { "name", "my vm" }, { "name", "" }, { "name", "a/b" },
 	{ "name", "01234567890123456789012345678901234567890123456789012345678901234" },
 	{ "disk0.readonly", "x" }, { "disk1.cache", "writethrough" }, { "disk2.io", "aio" },
-	{ "disk3.queues", "65" }, { "disk4.serial", "012345678901234567890" },
+	{ "disk3.queues", "65" }, { "disk3.submit_batch", "0" },
+	{ "disk3.submit_batch", "257" }, { "disk4.serial", "012345678901234567890" },
 	{ "net0.tap", "a-very-long-tap-name" }, { "net0.tap", "a/b" },
 	{ "net1.mac", "52:54:00:12:34" }, { "net1.mac", "01:00:5e:00:00:01" },
 	{ "net1.mac", "00:00:00:00:00:00" }, { "net2.vhost", "maybe" },
@@ -248,7 +249,7 @@ static void test_every_key(void)
 		"transport=mmio\ncontrol=/run/x.sock\ntimeout=30\non_reboot=restart\n"
 		"debug_exit=on\nlog_level=debug\ndrop_caps=off\nname=vm-1.a_b\n"
 		"disk7.path=/d\ndisk7.readonly=on\ndisk7.cache=writeback\ndisk7.io=sync\n"
-		"disk7.queues=2\ndisk7.serial=SER1\n"
+		"disk7.queues=2\ndisk7.serial=SER1\ndisk7.submit_batch=32\n"
 		"net3.tap=tap0\nnet3.mac=52:54:00:aa:bb:cc\nnet3.vhost=off\nnet3.queues=4\n"
 		"net3.mtu=9000\n";
 	struct vm_config c;
@@ -289,6 +290,8 @@ static void test_every_key(void)
 	CHECK_EQ(c.disks[7].cache, DISK_CACHE_WRITEBACK);
 	CHECK_EQ(c.disks[7].io, DISK_IO_SYNC);
 	CHECK_EQ(c.disks[7].queues, 2);
+	CHECK_EQ(c.disks[7].submit_batch, 32);
+	CHECK_EQ(c.disks[0].submit_batch, 2);
 	CHECK_STREQ(c.disks[7].serial, "SER1");
 	CHECK(c.nets[3].present && !c.nets[0].present);
 	CHECK_STREQ(c.nets[3].tap, "tap0");
