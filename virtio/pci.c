@@ -1,4 +1,4 @@
-#include "virtio/pci.h"
+#include "virtio/pci_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -9,12 +9,6 @@
 
 #include "devices/le.h"
 
-#define MSIX_MAX_VECTORS (VIRTIO_MAX_QUEUES + 1)
-#define MSIX_ENTRY_SIZE 16
-#define MSIX_CTRL_ENABLE 0x8000u   /* Message Control: MSI-X Enable */
-#define MSIX_CTRL_MASKALL 0x4000u  /* Message Control: Function Mask */
-#define MSIX_ENTRY_MASKED 1u       /* Vector Control: Mask Bit */
-
 /* 4.1.4 struct virtio_pci_cap field offsets */
 #define VCAP_CFG_TYPE 3
 #define VCAP_BAR      4
@@ -24,7 +18,6 @@
 #define VCAP_SIZE     16
 #define VCAP_NOTIFY_MULT 16 /* struct virtio_pci_notify_cap */
 #define VCAP_PCI_DATA 16    /* struct virtio_pci_cfg_cap */
-#define MSIX_CAP_SIZE 12
 
 /* 5 Device Types: the ones with a PCI class of their own (4.1.2.1 leaves
  * the class to the device; these match what drivers and tools expect). */
@@ -32,126 +25,12 @@
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_BALLOON 5
 
-struct msix_vec {
-	int fd;               /* irqfd of the vector's GSI */
-	unsigned gsi;
-	bool gsi_ok, irqfd_on;
-	bool routed;          /* the GSI points at (addr, data) below */
-	uint64_t addr;
-	uint32_t data;
-};
-
-struct virtio_pci {
-	struct virtio_dev *d;
-	struct pci_host *host;
-	unsigned slot;
-	bool added;
-
-	/* everything below is under d->lock */
-	uint8_t cfg[PCI_CFG_SIZE];    /* [0x40, 0x100): the capability list */
-	uint8_t wmask[PCI_CFG_SIZE];
-	unsigned msix_cap, pcicfg_cap;
-
-	bool bar0_on;                 /* BAR0 decodes at bar0 */
-	uint64_t bar0;
-
-	uint32_t dfselect, gfselect;
-	uint16_t queue_select;
-
-	unsigned nr_vectors;
-	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
-	uint64_t pba[(MSIX_MAX_VECTORS + 63) / 64];
-	struct msix_vec vec[MSIX_MAX_VECTORS];
-
-	unsigned intx_gsi;
-	int intx_fd, resample_fd;
-	bool intx_irqfd_on, resample_watched;
-
-	bool kick_on[VIRTIO_MAX_QUEUES];
-	uint64_t kick_addr[VIRTIO_MAX_QUEUES];
-};
-
-
-
-
-
-static void signal_fd(struct virtio_pci *vp, int fd, const char *what)
+void vpci_signal(struct virtio_pci *vp, int fd, const char *what)
 {
 	uint64_t one = 1;
 	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
 		log_ratelimited(vp->d->plat->log, &vp->d->rl, vp->d->name, "%s: %s", what,
 				strerror(errno));
-}
-
-/* ---- MSI-X (PCI Local Bus 3.0, 6.8.2; virtio 4.1.5.1.2) ---- */
-
-static uint16_t msix_control(const struct virtio_pci *vp)
-{
-	return vp->msix_cap ? le16_get(&vp->cfg[vp->msix_cap + 2]) : 0;
-}
-
-static bool msix_enabled(const struct virtio_pci *vp)
-{
-	return msix_control(vp) & MSIX_CTRL_ENABLE;
-}
-
-static bool vector_masked(const struct virtio_pci *vp, unsigned v)
-{
-	return (msix_control(vp) & MSIX_CTRL_MASKALL) ||
-	       (vp->table[v * MSIX_ENTRY_SIZE + 12] & MSIX_ENTRY_MASKED);
-}
-
-/* Points the vector's GSI at its table entry's message if that changed. */
-static void vector_route(struct virtio_pci *vp, unsigned v)
-{
-	const struct virtio_platform *p = vp->d->plat;
-	struct msix_vec *mv = &vp->vec[v];
-	const uint8_t *e = &vp->table[v * MSIX_ENTRY_SIZE];
-	uint64_t addr = le32_get(e) | (uint64_t)le32_get(e + 4) << 32;
-	uint32_t data = le32_get(e + 8);
-	if (!mv->gsi_ok || !p->msi_route || (mv->routed && mv->addr == addr && mv->data == data))
-		return;
-	int rc = p->msi_route(p->cookie, mv->gsi, addr, data);
-	if (rc < 0) {
-		log_ratelimited(p->log, &vp->d->rl, vp->d->name, "routing MSI-X vector %u: %s", v,
-				strerror(-rc));
-		mv->routed = false;
-		return;
-	}
-	mv->routed = true;
-	mv->addr = addr;
-	mv->data = data;
-}
-
-static void vector_fire(struct virtio_pci *vp, unsigned v)
-{
-	if (v >= vp->nr_vectors)
-		return; /* NO_VECTOR: 4.1.5.3/4.1.5.4 no notification */
-	if (vector_masked(vp, v)) {
-		vp->pba[v / 64] |= 1ull << (v % 64);
-		return;
-	}
-	vector_route(vp, v);
-	signal_fd(vp, vp->vec[v].fd, "raising an MSI-X interrupt");
-}
-
-/* After a table or control change: route unmasked vectors and deliver
- * what became pending while they were masked. */
-static void vector_sync(struct virtio_pci *vp, unsigned v)
-{
-	if (!msix_enabled(vp) || vector_masked(vp, v))
-		return;
-	vector_route(vp, v);
-	if (vp->pba[v / 64] & (1ull << (v % 64))) {
-		vp->pba[v / 64] &= ~(1ull << (v % 64));
-		signal_fd(vp, vp->vec[v].fd, "raising an MSI-X interrupt");
-	}
-}
-
-static void msix_sync_all(struct virtio_pci *vp)
-{
-	for (unsigned v = 0; v < vp->nr_vectors; v++)
-		vector_sync(vp, v);
 }
 
 /* ---- INTx ---- */
@@ -161,7 +40,7 @@ static void intx_raise(struct virtio_pci *vp)
 	pci_host_set_intx_status(vp->host, vp->slot, true);
 	if (pci_host_command(vp->host, vp->slot) & PCI_COMMAND_INTX_DISABLE)
 		return;
-	signal_fd(vp, vp->intx_fd, "raising INTx");
+	vpci_signal(vp, vp->intx_fd, "raising INTx");
 }
 
 /* Event thread: the guest EOI'd the level-triggered line and KVM lowered
@@ -185,7 +64,7 @@ static void tr_signal_queue(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_pci *vp = d->transport;
 	if (msix_enabled(vp))
-		vector_fire(vp, q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR);
+		msix_fire(vp, q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR);
 	else
 		intx_raise(vp);
 }
@@ -194,7 +73,7 @@ static void tr_signal_config(struct virtio_dev *d)
 {
 	struct virtio_pci *vp = d->transport;
 	if (msix_enabled(vp))
-		vector_fire(vp, d->config_msix_vector);
+		msix_fire(vp, d->config_msix_vector);
 	else
 		intx_raise(vp);
 }
@@ -232,11 +111,7 @@ static int tr_queue_irqfd(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_pci *vp = d->transport;
 	unsigned v = q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR;
-	if (!msix_enabled(vp) || v >= vp->nr_vectors || vector_masked(vp, v) ||
-	    !vp->vec[v].irqfd_on)
-		return -1;
-	vector_route(vp, v);
-	return vp->vec[v].routed ? vp->vec[v].fd : -1;
+	return msix_direct_fd(vp, v);
 }
 
 /* Tells the device that queue interrupts moved (see queue_irqfd). */
@@ -434,11 +309,6 @@ static bool inside(uint64_t off, unsigned len, uint64_t base, uint64_t size)
 	return off >= base && off - base + len <= size;
 }
 
-static unsigned pba_size(const struct virtio_pci *vp)
-{
-	return (vp->nr_vectors + 63) / 64 * 8;
-}
-
 static void bar0_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned len)
 {
 	struct virtio_dev *d = vp->d;
@@ -452,31 +322,10 @@ static void bar0_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned 
 		pci_host_set_intx_status(vp->host, vp->slot, false);
 	} else if (inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
 		virtio_dev_config_read(d, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFF), data, len);
-	} else if (inside(off, len, VIRTIO_PCI_MSIX_TABLE, vp->nr_vectors * MSIX_ENTRY_SIZE)) {
-		memcpy(data, &vp->table[off - VIRTIO_PCI_MSIX_TABLE], len);
-	} else if (inside(off, len, VIRTIO_PCI_MSIX_PBA, pba_size(vp))) {
-		memcpy(data, (const uint8_t *)vp->pba + (off - VIRTIO_PCI_MSIX_PBA), len);
+	} else {
+		(void)msix_bar_read(vp, off, data, len);
 	}
 	/* notify area and gaps read 0 */
-}
-
-static void table_write(struct virtio_pci *vp, unsigned off, const void *data, unsigned len)
-{
-	const uint8_t *v = data;
-	for (unsigned i = 0; i < len; i++) {
-		unsigned b = off + i, field = b % MSIX_ENTRY_SIZE;
-		uint8_t val = v[i];
-		if (field == 0)
-			val &= 0xfc; /* Message Address is dword aligned */
-		else if (field == 12)
-			val &= MSIX_ENTRY_MASKED;
-		else if (field > 12)
-			val = 0; /* Vector Control reserved bits */
-		vp->table[b] = val;
-	}
-	for (unsigned e = off / MSIX_ENTRY_SIZE; e <= (off + len - 1) / MSIX_ENTRY_SIZE; e++)
-		vector_sync(vp, e);
-	irq_changed(vp);
 }
 
 static void bar0_write(struct virtio_pci *vp, uint64_t off, const void *data, unsigned len)
@@ -491,9 +340,9 @@ static void bar0_write(struct virtio_pci *vp, uint64_t off, const void *data, un
 		/* 4.1.5.2: normally the ioeventfd catches this; one that got
 		 * here (another offset or width, no ioeventfd) kicks by hand. */
 		unsigned q = (unsigned)(off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;
-		signal_fd(vp, d->queues[q].kick_fd, "forwarding a kick");
-	} else if (inside(off, len, VIRTIO_PCI_MSIX_TABLE, vp->nr_vectors * MSIX_ENTRY_SIZE)) {
-		table_write(vp, (unsigned)(off - VIRTIO_PCI_MSIX_TABLE), data, len);
+		vpci_signal(vp, d->queues[q].kick_fd, "forwarding a kick");
+	} else if (msix_bar_write(vp, off, data, len)) {
+		irq_changed(vp);
 	}
 	/* ISR, PBA (read-only) and gaps: ignored */
 }
@@ -665,38 +514,6 @@ static void build_caps(struct virtio_pci *vp)
 	vp->wmask[vp->msix_cap + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL) >> 8;
 }
 
-static void msix_table_reset(struct virtio_pci *vp)
-{
-	memset(vp->table, 0, sizeof(vp->table));
-	for (unsigned v = 0; v < vp->nr_vectors; v++)
-		vp->table[v * MSIX_ENTRY_SIZE + 12] = MSIX_ENTRY_MASKED;
-	memset(vp->pba, 0, sizeof(vp->pba));
-	if (vp->msix_cap)
-		vp->cfg[vp->msix_cap + 3] = 0; /* disabled, function not masked */
-}
-
-static int wire_vectors(struct virtio_pci *vp)
-{
-	const struct virtio_platform *p = vp->d->plat;
-	for (unsigned v = 0; v < vp->nr_vectors; v++) {
-		struct msix_vec *mv = &vp->vec[v];
-		mv->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (mv->fd < 0)
-			return -errno;
-		if (!p->msi_alloc || !p->irqfd)
-			continue; /* no MSI routing: interrupts go nowhere */
-		int rc = p->msi_alloc(p->cookie, &mv->gsi);
-		if (rc < 0)
-			return rc;
-		mv->gsi_ok = true;
-		rc = p->irqfd(p->cookie, mv->fd, mv->gsi, -1, true);
-		if (rc < 0)
-			return rc;
-		mv->irqfd_on = true;
-	}
-	return 0;
-}
-
 static int wire_intx(struct virtio_pci *vp)
 {
 	const struct virtio_platform *p = vp->d->plat;
@@ -744,9 +561,9 @@ int virtio_pci_create(struct pci_host *h, struct virtio_dev *d, struct virtio_pc
 	for (unsigned v = 0; v < MSIX_MAX_VECTORS; v++)
 		vp->vec[v].fd = -1;
 	build_caps(vp);
-	msix_table_reset(vp);
+	msix_reset(vp);
 
-	int rc = wire_vectors(vp);
+	int rc = msix_wire(vp);
 	if (rc == 0) {
 		d->tops = &pci_tops;
 		d->transport = vp;
@@ -788,9 +605,7 @@ void virtio_pci_reset(struct virtio_pci *vp)
 	virtio_dev_set_status(d, 0);
 	vp->dfselect = vp->gfselect = 0;
 	vp->queue_select = 0;
-	msix_table_reset(vp);
-	for (unsigned v = 0; v < vp->nr_vectors; v++)
-		vp->vec[v].routed = false;
+	msix_reset(vp);
 	memset(&vp->cfg[vp->pcicfg_cap + VCAP_BAR], 0, 1);
 	memset(&vp->cfg[vp->pcicfg_cap + VCAP_OFFSET], 0, 12);
 	pci_host_set_intx_status(vp->host, vp->slot, false);
@@ -817,15 +632,7 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 		close(vp->intx_fd);
 	if (vp->resample_fd >= 0)
 		close(vp->resample_fd);
-	for (unsigned v = 0; v < vp->nr_vectors; v++) {
-		struct msix_vec *mv = &vp->vec[v];
-		if (mv->irqfd_on)
-			p->irqfd(p->cookie, mv->fd, mv->gsi, -1, false);
-		if (mv->gsi_ok && p->msi_free)
-			p->msi_free(p->cookie, mv->gsi);
-		if (mv->fd >= 0)
-			close(mv->fd);
-	}
+	msix_unwire(vp);
 	if (d->transport == vp) {
 		d->tops = NULL;
 		d->transport = NULL;

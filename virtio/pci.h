@@ -33,7 +33,11 @@
  *
  * Threads: BAR and config accesses on vCPU threads, the resample fd on the
  * event thread; all transport state is under d->lock (taken after the PCI
- * host's locks, see devices/pci_host.h). */
+ * host's locks, see devices/pci_host.h).
+ *
+ * Files: virtio/pci.c holds configuration space, BAR0 and INTx,
+ * virtio/pci_msix.c the MSI-X table and vectors; virtio/pci_priv.h is
+ * the state the two share. */
 #ifndef KVMRUN_VIRTIO_PCI_H
 #define KVMRUN_VIRTIO_PCI_H
 
