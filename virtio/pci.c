@@ -304,23 +304,18 @@ static void common_write(struct virtio_pci *vp, unsigned off, const void *data, 
 
 /* ---- BAR0 (d->lock held) ---- */
 
-static bool inside(uint64_t off, unsigned len, uint64_t base, uint64_t size)
-{
-	return off >= base && off - base + len <= size;
-}
-
 static void bar0_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned len)
 {
 	struct virtio_dev *d = vp->d;
 	memset(data, 0, len);
-	if (inside(off, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN)) {
+	if (vpci_inside(off, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN)) {
 		common_read(vp, (unsigned)(off - VIRTIO_PCI_COMMON_OFF), data, len);
 	} else if (off == VIRTIO_PCI_ISR_OFF) {
 		/* 4.1.4.5.1: reading ISR resets it to 0 (and so the INTx status) */
 		*(uint8_t *)data = d->isr;
 		d->isr = 0;
 		pci_host_set_intx_status(vp->host, vp->slot, false);
-	} else if (inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
+	} else if (vpci_inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
 		virtio_dev_config_read(d, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFF), data, len);
 	} else {
 		(void)msix_bar_read(vp, off, data, len);
@@ -331,12 +326,12 @@ static void bar0_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned 
 static void bar0_write(struct virtio_pci *vp, uint64_t off, const void *data, unsigned len)
 {
 	struct virtio_dev *d = vp->d;
-	if (inside(off, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN)) {
+	if (vpci_inside(off, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN)) {
 		common_write(vp, (unsigned)(off - VIRTIO_PCI_COMMON_OFF), data, len);
-	} else if (inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
+	} else if (vpci_inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
 		virtio_dev_config_write(d, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFF), data, len);
-	} else if (inside(off, len, VIRTIO_PCI_NOTIFY_OFF,
-			  (uint64_t)d->nr_queues * VIRTIO_PCI_NOTIFY_MULT)) {
+	} else if (vpci_inside(off, len, VIRTIO_PCI_NOTIFY_OFF,
+			       (uint64_t)d->nr_queues * VIRTIO_PCI_NOTIFY_MULT)) {
 		/* 4.1.5.2: normally the ioeventfd catches this; one that got
 		 * here (another offset or width, no ioeventfd) kicks by hand. */
 		unsigned q = (unsigned)(off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;

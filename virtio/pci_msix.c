@@ -1,9 +1,9 @@
 /* MSI-X of the virtio-pci transport (PCI Local Bus 3.0, 6.8.2; virtio
  * 4.1.5.1.2): one vector per queue plus one for configuration changes.
  * Each vector is an eventfd bound with plat->irqfd to a GSI of its own;
- * the GSI is routed to the table entry's message lazily, when the vector
- * is unmasked and fires, so a guest rewriting its table costs nothing
- * until it is used. The table and PBA live in BAR0 (virtio/pci.h). */
+ * the GSI is routed to the table entry's message when the vector is
+ * unmasked or fires, and only if the message changed since the last
+ * route. The table and PBA live in BAR0 (virtio/pci.h). */
 #include "virtio/pci_priv.h"
 
 #include <errno.h>
@@ -96,11 +96,6 @@ int msix_direct_fd(struct virtio_pci *vp, unsigned v)
 	return vp->vec[v].routed ? vp->vec[v].fd : -1;
 }
 
-static bool inside(uint64_t off, unsigned len, uint64_t base, uint64_t size)
-{
-	return off >= base && off - base + len <= size;
-}
-
 static unsigned table_size(const struct virtio_pci *vp)
 {
 	return vp->nr_vectors * MSIX_ENTRY_SIZE;
@@ -113,9 +108,9 @@ static unsigned pba_size(const struct virtio_pci *vp)
 
 bool msix_bar_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned len)
 {
-	if (inside(off, len, VIRTIO_PCI_MSIX_TABLE, table_size(vp)))
+	if (vpci_inside(off, len, VIRTIO_PCI_MSIX_TABLE, table_size(vp)))
 		memcpy(data, &vp->table[off - VIRTIO_PCI_MSIX_TABLE], len);
-	else if (inside(off, len, VIRTIO_PCI_MSIX_PBA, pba_size(vp)))
+	else if (vpci_inside(off, len, VIRTIO_PCI_MSIX_PBA, pba_size(vp)))
 		memcpy(data, (const uint8_t *)vp->pba + (off - VIRTIO_PCI_MSIX_PBA), len);
 	else
 		return false;
@@ -125,7 +120,7 @@ bool msix_bar_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned len
 /* The PBA is read-only: a write there is swallowed like one to a gap. */
 bool msix_bar_write(struct virtio_pci *vp, uint64_t off, const void *data, unsigned len)
 {
-	if (!inside(off, len, VIRTIO_PCI_MSIX_TABLE, table_size(vp)))
+	if (!vpci_inside(off, len, VIRTIO_PCI_MSIX_TABLE, table_size(vp)))
 		return false;
 	unsigned at = (unsigned)(off - VIRTIO_PCI_MSIX_TABLE);
 	const uint8_t *v = data;

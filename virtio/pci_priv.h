@@ -53,6 +53,12 @@ struct virtio_pci {
 	uint64_t kick_addr[VIRTIO_MAX_QUEUES];
 };
 
+/* [off, off + len) lies within the BAR0 region [base, base + size). */
+static inline bool vpci_inside(uint64_t off, unsigned len, uint64_t base, uint64_t size)
+{
+	return off >= base && off - base + len <= size;
+}
+
 /* Writes 1 to the eventfd @fd (none if negative); a failure is logged as
  * "@what: error". */
 void vpci_signal(struct virtio_pci *vp, int fd, const char *what);
