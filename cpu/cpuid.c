@@ -179,3 +179,10 @@ void cpuid_set_tsc_khz(struct kvm_cpuid2 *c, uint32_t tsc_khz)
 		e->ebx = tsc_khz / 1000u;
 	}
 }
+
+void cpuid_set_tsc_deadline(struct kvm_cpuid2 *c)
+{
+	struct kvm_cpuid_entry2 *e = find(c, 1, 0);
+	if (e)
+		e->ecx |= 1u << 24;
+}

@@ -36,5 +36,10 @@ int cpuid_for_vcpu(const struct kvm_cpuid2 *base, const struct cpu_topology *t,
  * host CPU's nominal values, which need not be the rate KVM runs its TSC
  * at, and a guest timing with rdtsc is off by that factor. */
 void cpuid_set_tsc_khz(struct kvm_cpuid2 *c, uint32_t tsc_khz);
+/* Sets the TSC-deadline timer bit (leaf 1 ECX bit 24). KVM emulates that
+ * timer mode but KVM_GET_SUPPORTED_CPUID does not report it: a VMM sets it
+ * when KVM_CAP_TSC_DEADLINE_TIMER is present. Without it Linux programs the
+ * LAPIC timer in one-shot mode, two register writes per timer event. */
+void cpuid_set_tsc_deadline(struct kvm_cpuid2 *c);
 
 #endif

@@ -19,12 +19,22 @@ void irq_routing_destroy(struct irq_routing *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
-/* Mirrors KVM's default table for the in-kernel irqchip: GSIs 0-15 reach
- * both the PIC and the IOAPIC, 16-23 the IOAPIC only. */
+/* The legacy pins as a PC wires them, and as the MADT tells the guest:
+ * ISA IRQ0 (the PIT, which KVM raises on GSI 0) reaches the IOAPIC on pin
+ * 2 (the MADT's interrupt source override), and nothing else uses pin 2, so
+ * an EOI on pin 2 maps back to GSI 0 alone. That reverse map matters: the
+ * in-kernel PIT re-injects its next tick only once the previous one is
+ * acknowledged through GSI 0's ack notifier. KVM's own default table
+ * routes GSI 0 to pin 0 and GSI 2 to pin 2, so a guest that follows the
+ * override gets no timer ticks at all once it switches to the IOAPIC.
+ * GSI 2 is the PIC cascade and is not routed. GSIs 1-15 reach both the
+ * PIC and the IOAPIC, 16-23 the IOAPIC only. */
 static unsigned fill_pins(struct kvm_irq_routing_entry *e)
 {
 	unsigned n = 0;
 	for (unsigned gsi = 0; gsi < IRQ_ROUTING_PINS; gsi++) {
+		if (gsi == 2)
+			continue;
 		if (gsi < 16) {
 			e[n++] = (struct kvm_irq_routing_entry){
 				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
@@ -35,7 +45,7 @@ static unsigned fill_pins(struct kvm_irq_routing_entry *e)
 		}
 		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi },
 		};
 	}
 	return n;
@@ -62,6 +72,14 @@ static int push_locked(struct irq_routing *r)
 	if (rc < 0)
 		log_err(r->log, "irq", "KVM_SET_GSI_ROUTING (%u routes): %s", n, strerror(-rc));
 	free(t);
+	return rc;
+}
+
+int irq_routing_start(struct irq_routing *r)
+{
+	pthread_mutex_lock(&r->lock);
+	int rc = push_locked(r);
+	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 

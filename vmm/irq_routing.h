@@ -26,6 +26,9 @@ struct irq_routing {
 
 void irq_routing_init(struct irq_routing *r, int vm_fd, const struct logger *log);
 void irq_routing_destroy(struct irq_routing *r);
+/* Sends the legacy pin routes; after KVM_CREATE_IRQCHIP, before any vCPU
+ * runs (KVM's default table misroutes the PIT: see irq_routing.c). */
+int irq_routing_start(struct irq_routing *r);
 /* A free GSI for an MSI route (not yet routed anywhere). */
 int irq_routing_alloc(struct irq_routing *r, unsigned *gsi);
 /* Points @gsi at MSI (@addr, @data) and pushes the table to KVM. */

@@ -114,6 +114,8 @@ static int kvm_create_platform(struct vm *vm)
 		rc = vm_ioctl(vm, KVM_SET_IDENTITY_MAP_ADDR, &idmap, "KVM_SET_IDENTITY_MAP_ADDR");
 	if (rc == 0)
 		rc = vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP");
+	if (rc == 0)
+		rc = irq_routing_start(&vm->routing);
 	struct kvm_pit_config pit = { .flags = 0 };
 	if (rc == 0)
 		rc = vm_ioctl(vm, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2");
@@ -153,6 +155,8 @@ static int vm_create_vcpus(struct vm *vm)
 		log_err(&vm->log, "kvm", "KVM_GET_SUPPORTED_CPUID: %s", strerror(-rc));
 		return rc;
 	}
+	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+		cpuid_set_tsc_deadline(base);
 	vm->vcpus = calloc(c->cpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus) {
 		free(base);
@@ -186,6 +190,11 @@ static void on_exit_fd(void *cookie, uint32_t events)
 static void on_timer(void *cookie, uint32_t events)
 {
 	struct vm *vm = cookie;
+	uint64_t expirations;
+	/* Read it, or the level-triggered loop reports it again before the
+	 * vCPUs have stopped (the warning used to be printed twice). */
+	if (read(vm->timer_fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
 	log_warn(&vm->log, "vm", "timeout=%u expired", vm->cfg->timeout);
 	vm_request_exit(vm, EXIT_TIMEOUT, "timeout");
 }
