@@ -116,7 +116,11 @@ static int kvm_create_platform(struct vm *vm)
 		rc = vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP");
 	if (rc == 0)
 		rc = irq_routing_start(&vm->routing);
-	struct kvm_pit_config pit = { .flags = 0 };
+	/* SPEAKER_DUMMY: KVM itself answers port 0x61 with PIT channel 2's
+	 * gate and output, which Linux (without kvm-clock) and the test
+	 * guests time the TSC against. Without it the port is unmapped and
+	 * reads all-ones, so every calibration ends at once. */
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
 	if (rc == 0)
 		rc = vm_ioctl(vm, KVM_CREATE_PIT2, &pit, "KVM_CREATE_PIT2");
 	return rc;

@@ -55,8 +55,9 @@ RUNSTAT_COLUMNS = (('wall ms', 'wall', 10), ('cpu ms', 'cpu', 10), ('peak RSS Mi
 
 def print_table(rows: list[dict], columns=RUNSTAT_COLUMNS, width: int = 18) -> None:
     """One line a VMM (row['name'], the @columns (header, key, width),
-    exit codes and row.get('note')), then kvmrun/qemu ratios when there are
-    two rows. A value of None prints as '-'."""
+    exit codes and row.get('note')), then the ratio of the first row
+    (kvmrun) to each other one (the baselines). A value of None prints as
+    '-'."""
     def cell(v, w: int, spec: str) -> str:
         return f'{v:>{w}{spec}}' if v is not None else f'{"-":>{w}}'
 
@@ -64,10 +65,11 @@ def print_table(rows: list[dict], columns=RUNSTAT_COLUMNS, width: int = 18) -> N
     for r in rows:
         print(f'{r["name"]:<{width}}' + ''.join(cell(r[k], w, '.1f') for _, k, w in columns)
               + f'  {r["codes"]}' + r.get('note', ''))
-    if len(rows) == 2:
-        k, q = rows
-        print(f'{"kvmrun/qemu":<{width}}' + ''.join(
+    if len(rows) < 2:
+        print('baseline missing: qemu-system-x86_64 is not installed')
+    k = rows[0]
+    for q in rows[1:]:
+        name = 'kvmrun/qemu' if len(rows) == 2 else f'kvmrun/{q["name"].removeprefix("qemu ")}'
+        print(f'{name:<{width}}' + ''.join(
             cell(k[key] / q[key] if k[key] and q[key] else None, w, '.2f')
             for _, key, w in columns))
-    else:
-        print('baseline missing: qemu-system-x86_64 is not installed')

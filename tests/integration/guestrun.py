@@ -65,6 +65,16 @@ class Result:
                 f'\n--- stdout ---\n{self.out}\n--- stderr ---\n{self.err}')
 
 
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL to @proc's process group (it was started with
+    start_new_session). The process may have ended on its own already,
+    which is not an error."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def run(cmd: list[str], timeout: float, env: dict | None = None,
         stdin: bytes | None = None, cwd: str | None = None) -> Result:
     """Runs cmd with a wall-clock timeout; on timeout kills its whole
@@ -77,10 +87,7 @@ def run(cmd: list[str], timeout: float, env: dict | None = None,
         out, err = proc.communicate(stdin, timeout=timeout)
         timed_out = False
     except subprocess.TimeoutExpired:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(proc)
         out, err = proc.communicate()
         timed_out = True
     wall = time.monotonic() - start

@@ -47,6 +47,30 @@ def require_kvm() -> None:
         sys.exit(guestrun.SKIP)
 
 
+def host_kvm() -> tuple[str, str]:
+    """What this host's KVM is, and why it was judged so: 'none' (no usable
+    /dev/kvm), 'emulated' (a /dev/kvm without hardware virtualisation under
+    it, like kvm-pvm, which runs guests through KVM's instruction emulator)
+    or 'native' (the CPU has VMX or SVM). tests/nested/host-kvm prints the
+    same for tests/run."""
+    try:
+        os.close(os.open('/dev/kvm', os.O_RDWR))
+    except OSError as e:
+        return 'none', f'this host has no usable /dev/kvm ({e.strerror})'
+    if os.path.isdir('/sys/module/kvm_pvm'):
+        return 'emulated', ("this host's /dev/kvm is kvm-pvm, which runs guests through "
+                            "KVM's instruction emulator")
+    try:
+        with open('/proc/cpuinfo') as f:
+            flags = next((l.split(':', 1)[1].split() for l in f if l.startswith('flags')), [])
+    except OSError:
+        flags = []
+    if 'vmx' not in flags and 'svm' not in flags:
+        return 'emulated', ("this host's CPU has neither VMX nor SVM, so its /dev/kvm runs "
+                            "guests through KVM's instruction emulator")
+    return 'native', 'this host has /dev/kvm on hardware virtualisation'
+
+
 def skip(why: str) -> NoReturn:
     """Skips the whole test (exit 77) with one line saying why."""
     print(f'SKIP: {why}')

@@ -8,8 +8,9 @@ when installed, else a raw ICMP socket in Python, both in the namespace)
 check loss, round-trip time and that the payload pattern came back. No
 traffic leaves the namespace.
 
-Cases: the userspace backend (net0.vhost=auto picks it where
-/dev/vhost-net is missing, and says so); two queue pairs on a multi-queue
+Cases: net0.vhost=auto (vhost-net where /dev/vhost-net exists, else the
+userspace backend, and it says which and why); the userspace backend
+(net0.vhost=off); two queue pairs on a multi-queue
 tap with MTU 9000; the virtio-mmio transport; the tap deleted under a running guest (reported, link
 down, kvmrun keeps running); net0.vhost=on without /dev/vhost-net (a clear
 error); vhost-net itself where the host has it (else one SKIP line).
@@ -243,15 +244,30 @@ def boot(c: kvmtest.Checker, ns: Namespace, args: list[str], tag: str) -> Vm | N
     return vm
 
 
-def test_userspace(c: kvmtest.Checker) -> None:
-    with Namespace('us') as ns:
-        vm = boot(c, ns, guest_args(60), 'userspace')
+def test_auto(c: kvmtest.Checker) -> None:
+    """net0.vhost=auto (the default) picks vhost-net where /dev/vhost-net
+    exists, else the userspace backend, and says why."""
+    have = os.path.exists('/dev/vhost-net')
+    with Namespace('auto') as ns:
+        vm = boot(c, ns, guest_args(30), 'auto')
         if not vm:
             return
         err = vm.errors()
-        c.check('userspace: backend logged', 'userspace backend on tap0' in err and
-                ('vhost-net unavailable' in err or os.path.exists('/dev/vhost-net')),
-                'kvmrun says which backend runs and why')
+        want = ('vhost-net backend on tap0' if have else
+                'userspace backend on tap0')
+        c.check('auto: backend logged', want in err and (have or 'vhost-net unavailable' in err),
+                f'/dev/vhost-net {"exists" if have else "is missing"}: "{want}" and why')
+        ping_check(c, 'auto: ping', ns, vm, count=5)
+
+
+def test_userspace(c: kvmtest.Checker) -> None:
+    with Namespace('us') as ns:
+        vm = boot(c, ns, guest_args(60, ['net0.vhost=off']), 'userspace')
+        if not vm:
+            return
+        err = vm.errors()
+        c.check('userspace: backend logged', 'userspace backend on tap0' in err,
+                'net0.vhost=off: kvmrun says the userspace backend runs')
         m = re.search(r'net: mac=(\S+) mtu=(\d+) hdr_len=12 mrg_rxbuf=1', vm.output())
         c.check('userspace: features', m is not None and m.group(2) == '1500',
                 'MAC, MTU 1500, 12-byte header, merged receive buffers negotiated')
@@ -317,6 +333,7 @@ def test_vhost(c: kvmtest.Checker) -> None:
 def main() -> int:
     require_usable()
     c = kvmtest.Checker()
+    test_auto(c)
     test_userspace(c)
     test_multiqueue_mtu(c)
     test_mmio(c)

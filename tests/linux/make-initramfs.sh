@@ -7,6 +7,12 @@
 #   kvmrun.test=reboot     reboot -f              (ACPI reset register)
 #   kvmrun.test=panic      echo c > /proc/sysrq-trigger
 #
+# and first prints what kvmrun.report= (a comma-separated list) asks:
+#
+#   topology   one line per CPU: package, core and sibling lists from sysfs
+#   clock      guest uptime between two edges of the RTC (which reads the
+#              host's clock) about 10 s apart: the guest's clock rate
+#
 # With MODULES=/lib/modules/VERSION (the kernel's module tree), the pvpanic
 # modules are included and loaded first, so a panic reaches kvmrun through
 # its pvpanic port and ends the VM with the crash exit code (3).
@@ -75,6 +81,32 @@ mknod -m 666 "$root/dev/null" c 1 3
 cat > "$root/init" <<'INIT'
 #!/bin/busybox sh
 export PATH=/bin:/sbin
+
+# One line per CPU as sysfs shows the topology the VMM described.
+report_topology() {
+	for d in /sys/devices/system/cpu/cpu[0-9]*; do
+		t=$d/topology
+		echo "kvmrun-init: topology ${d##*/} package=$(cat $t/physical_package_id)" \
+			"core=$(cat $t/core_id) threads=$(cat $t/thread_siblings_list)" \
+			"cores=$(cat $t/core_siblings_list)"
+	done
+}
+
+# The guest's clock against the host's: the RTC (which reads the host's
+# time) ticks whole seconds, so time uptime from one RTC second edge to
+# another, about 10 s of guest time apart.
+rtc_edge() {
+	s=$(cat /sys/class/rtc/rtc0/since_epoch)
+	while [ "$(cat /sys/class/rtc/rtc0/since_epoch)" = "$s" ]; do usleep 2000; done
+	echo "$(cat /sys/class/rtc/rtc0/since_epoch) $(cut -d' ' -f1 /proc/uptime)"
+}
+report_clock() {
+	set -- $(rtc_edge)
+	r0=$1 u0=$2
+	sleep 10
+	set -- $(rtc_edge)
+	echo "kvmrun-init: clock rtc=$(($1 - r0))s uptime=$u0..$2"
+}
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -87,16 +119,26 @@ echo "kvmrun-init: kernel $(uname -r)"
 echo "kvmrun-init: nproc $(nproc)"
 echo "kvmrun-init: $(grep MemTotal /proc/meminfo)"
 action=
+reports=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	kvmrun.test=*) action=${arg#kvmrun.test=} ;;
+	kvmrun.report=*) reports=$(echo "${arg#kvmrun.report=}" | tr , ' ') ;;
+	esac
+done
+for r in $reports; do
+	case $r in
+	topology) report_topology ;;
+	clock) report_clock ;;
+	*) echo "kvmrun-init: unknown report $r" ;;
 	esac
 done
 echo "kvmrun-init: test=${action:-none}"
 case $action in
 poweroff) poweroff -f ;;
 reboot) reboot -f ;;
-panic) echo c > /proc/sysrq-trigger ;;
+panic) sleep 1   # let the console drain: the panic's lines must not interleave with ours
+       echo c > /proc/sysrq-trigger ;;
 *) echo "kvmrun-init: no kvmrun.test=poweroff|reboot|panic on the command line; powering off"
    poweroff -f ;;
 esac

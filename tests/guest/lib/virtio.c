@@ -8,6 +8,7 @@
 #include "virtio.h"
 
 /* virtio-pci (4.1.4): vendor capability fields and cfg_type values. */
+#define IRQ_WAIT_MS 200 /* how long virtio_irq_report waits for an interrupt */
 #define VPCI_CAP_CFG_TYPE 3
 #define VPCI_CAP_BAR 4
 #define VPCI_CAP_OFFSET 8
@@ -601,7 +602,13 @@ bool virtio_irq_report(struct virtio_dev *d, unsigned q)
 		printf("irq: not seen\nirq: queue %u not armed (no msi-x entry or irq line)\n", q);
 		return false;
 	}
-	seen = irq_pending(v) || (!d->irq_msix && irq_gsi_remote_irr((uint32_t)d->gsi));
+	/* The device writes the used ring before it signals the interrupt,
+	 * so a guest polling the ring can look before the interrupt lands:
+	 * wait for it a while (a driver would sleep until it came). */
+	uint64_t end = rdtsc() + time_ms_to_tsc(IRQ_WAIT_MS);
+	do
+		seen = irq_pending(v) || (!d->irq_msix && irq_gsi_remote_irr((uint32_t)d->gsi));
+	while (!seen && rdtsc() < end);
 	if (seen)
 		printf("irq: queue %u raised\n", q);
 	else
