@@ -114,6 +114,15 @@ def qemu_binary() -> str | None:
     return shutil.which('qemu-system-x86_64')
 
 
+def qemu_accel() -> str:
+    """kvm where /dev/kvm can be opened, else tcg."""
+    try:
+        os.close(os.open('/dev/kvm', os.O_RDWR))
+        return 'kvm'
+    except OSError:
+        return 'tcg'
+
+
 def qemu_cmd(kernel: str, extra: list[str] | tuple = (), accel: str = 'kvm',
              append: str | None = None, machine: str = 'pc',
              qemu: str | None = None) -> list[str]:

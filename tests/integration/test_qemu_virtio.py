@@ -51,8 +51,9 @@ class Qemu:
                  prefix: list[str] | None = None, paused: bool = False) -> None:
         self.dir = tempfile.mkdtemp(prefix='kvmrun-qmp-')
         self.qmp_path = os.path.join(self.dir, 'qmp.sock')
+        self.accel = guestrun.qemu_accel()
         cmd = guestrun.qemu_cmd(kernel, extra + ['-qmp', f'unix:{self.qmp_path},server=on,wait=off']
-                                + (['-S'] if paused else []), 'kvm', append, machine)
+                                + (['-S'] if paused else []), self.accel, append, machine)
         self.cmd = (prefix or []) + cmd
         self.start = time.monotonic()
         self.out = tempfile.TemporaryFile()
@@ -128,7 +129,7 @@ class Qemu:
         self.err.seek(0)
         r = guestrun.Result(cmd=self.cmd, rc=None if timed_out or kill else self.proc.returncode,
                             out=self.output(), err=self.err.read().decode('utf-8', 'replace'),
-                            wall=time.monotonic() - self.start, timed_out=timed_out, accel='kvm')
+                            wall=time.monotonic() - self.start, timed_out=timed_out, accel=self.accel)
         shutil.rmtree(self.dir, ignore_errors=True)
         return r
 
@@ -255,7 +256,7 @@ def cs(b):
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.settimeout(0.5)
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("10.0.2.2", 9)); u.settimeout(0.5)
 # room for the whole burst while the pings run: it arrives whatever the pace
-u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, 8 << 20)
+u.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_RCVBUFFORCE", 33), 8 << 20)
 ok = 0; udp = 0; payload = bytes(range(56))
 for seq in range(1, 9):
     p = struct.pack("!BBHHH", 8, 0, 0, 0x4242, seq) + payload
