@@ -128,6 +128,8 @@ def test_reboot(c: Checker) -> None:
 def test_timeout(c: Checker) -> None:
     r = run_kvmrun([f'kernel={guestrun.guest("memtest")}', 'mem=2G', 'timeout=1'], timeout=60)
     c.check('timeout', r.rc == 124, f'timeout=1 ends a long guest with 124 (got {r.rc})', r)
+    warned = r.err.count('timeout=1 expired')
+    c.check('timeout warning', warned == 1, f'says "timeout=1 expired" once (got {warned})', r)
     c.check('timeout fast', r.wall < 10, f'and promptly ({r.wall:.1f}s)', r)
 
 
