@@ -212,7 +212,7 @@ static void pin(struct vcpu *v)
 	CPU_SET((unsigned)v->host_cpu, &set);
 	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (rc)
-		log_warn(v->env->log, "vcpu", "vcpu %u: pinning to host CPU %d: %s",
+		log_warn(v->env->log, "vcpu", "cpu_affinity: vcpu %u on host CPU %d: %s",
 			 v->index, v->host_cpu, strerror(rc));
 }
 

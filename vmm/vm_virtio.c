@@ -148,7 +148,7 @@ static int create_balloon(struct vm *vm)
 	if (rc == 0)
 		rc = attach_transport(vm, virtio_balloon_dev(vm->balloon));
 	if (rc < 0)
-		log_err(&vm->log, "vm", "balloon: %s", strerror(-rc));
+		log_err(&vm->log, "vm", "balloon=on: not attached: %s", strerror(-rc));
 	return rc;
 }
 
@@ -159,8 +159,8 @@ int vm_virtio_create(struct vm *vm)
 			continue;
 		int rc = create_disk(vm, i);
 		if (rc < 0) {
-			log_err(&vm->log, "vm", "disk%u (%s): %s", i, vm->cfg->disks[i].path,
-				strerror(-rc));
+			log_err(&vm->log, "vm", "disk%u.path=%s: not attached: %s", i,
+				vm->cfg->disks[i].path, strerror(-rc));
 			return rc;
 		}
 	}
@@ -183,8 +183,8 @@ int vm_virtio_create(struct vm *vm)
 		if (rc == 0)
 			rc = attach_transport(vm, net_dev(vm->nets[i]));
 		if (rc < 0) {
-			log_err(&vm->log, "vm", "net%u (tap %s): %s", i, vm->cfg->nets[i].tap,
-				strerror(-rc));
+			log_err(&vm->log, "vm", "net%u.tap=%s: not attached: %s", i,
+				vm->cfg->nets[i].tap, strerror(-rc));
 			return rc;
 		}
 	}
