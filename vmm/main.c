@@ -81,6 +81,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *m
 	}
 	if (diag.errors == 0)
 		(void)config_validate(cfg, &diag);
+	if (diag.errors == 0 && *mode != MODE_PRINT) {
+		/* what the files and the host say, before anything starts */
+		struct config_host host;
+		int rc = config_host_probe(&host);
+		if (rc < 0) {
+			fprintf(stderr, "kvmrun: sysinfo: %s\n", strerror(-rc));
+			return EXIT_VMM_ERROR;
+		}
+		(void)config_check_host(cfg, &host, &diag);
+	}
 	if (diag.errors) {
 		fprintf(stderr, "kvmrun: %u error%s in the configuration; nothing was started\n",
 			diag.errors, diag.errors == 1 ? "" : "s");
