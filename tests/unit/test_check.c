@@ -332,6 +332,153 @@ static void test_mmio_devices(void)
 	config_free(&c);
 }
 
+/* ---- the parser's and validator's limits, each on both sides ---- */
+
+static unsigned set_errors(const char *arg)
+{
+	struct vm_config c;
+	struct capture cap;
+	config_init(&c);
+	cap_open(&cap);
+	(void)config_apply_arg(&c, arg, 1, &cap.d);
+	unsigned n = cap.d.errors;
+	cap_close(&cap);
+	config_free(&c);
+	return n;
+}
+
+/* Validates "kernel=/k" after @tweak changed the config behind the
+ * parser's back (as a library user may); returns the errors. */
+static unsigned validate_with(void (*tweak)(struct vm_config *c), const char *want)
+{
+	struct vm_config c;
+	struct capture cap;
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(config_apply_arg(&c, "kernel=/k", 1, &cap.d), 0);
+	tweak(&c);
+	(void)config_validate(&c, &cap.d);
+	unsigned n = cap.d.errors;
+	if (want)
+		CHECK_HAS(cap_text(&cap), want);
+	cap_close(&cap);
+	config_free(&c);
+	return n;
+}
+
+static void cpus_64(struct vm_config *c) { c->cpus = 64; }
+static void cpus_65(struct vm_config *c) { c->cpus = 65; }
+static void mtu_68(struct vm_config *c)
+{
+	c->nets[0].present = true;
+	c->nets[0].tap = strdup("t0");
+	c->nets[0].queues = 1;
+	c->nets[0].mtu = 68;
+}
+static void mtu_67(struct vm_config *c) { mtu_68(c); c->nets[0].mtu = 67; }
+static void mtu_65536(struct vm_config *c) { mtu_68(c); c->nets[0].mtu = 65536; }
+
+static void test_limits(void)
+{
+	CHECK_EQ(set_errors("net0.tap=abcdefghijklmno"), 0);   /* 15: IFNAMSIZ - 1 */
+	CHECK_EQ(set_errors("net0.tap=abcdefghijklmnop"), 1);
+	CHECK_EQ(set_errors("cpu_affinity=2-2"), 0);
+	CHECK_EQ(set_errors("cpu_affinity=3-2"), 1);
+	CHECK_EQ(set_errors("cpus=64"), 0);
+	CHECK_EQ(set_errors("cpus=65"), 1);
+	CHECK_EQ(set_errors("cpus=0"), 1);
+	CHECK_EQ(validate_with(cpus_64, NULL), 0);
+	CHECK_EQ(validate_with(cpus_65, "cpus: 65 is out of range 1..64"), 1);
+	CHECK_EQ(validate_with(mtu_68, NULL), 0);
+	CHECK_EQ(validate_with(mtu_67, "net0.mtu: 67 is out of range 68..65535"), 1);
+	CHECK_EQ(validate_with(mtu_65536, "net0.mtu: 65536 is out of range"), 1);
+
+	struct capture cap;
+	const char *m16[] = { "kernel=/k", "mem=16M", NULL };
+	struct vm_config c;
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(set_all(&c, &cap, m16), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), 0);
+	CHECK_EQ(config_set(&c, "mem", "16380K", "later", 1, &cap.d), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "mem: 16380K is less than the minimum 16M");
+	cap_close(&cap);
+	config_free(&c);
+
+	/* a socket path is at most 107 bytes */
+	char ctl[160] = "control=/";
+	memset(ctl + 9, 's', 106);
+	ctl[9 + 106] = '\0';
+	const char *c107[] = { "kernel=/k", ctl, NULL };
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(set_all(&c, &cap, c107), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), 0);
+	cap_close(&cap);
+	config_free(&c);
+	strcat(ctl, "s");
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(set_all(&c, &cap, c107), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "control: path is 108 bytes; a socket path is at most 107");
+	cap_close(&cap);
+	config_free(&c);
+}
+
+/* A line of CONFIG_MAX_LINE bytes is read whole, one more is an error; a
+ * file of CONFIG_MAX_FILE_SIZE bytes is read, one more is an error. */
+static void test_file_limits(void)
+{
+	static char text[CONFIG_MAX_FILE_SIZE + 2];
+	struct vm_config c;
+	struct capture cap;
+	size_t n = (size_t)snprintf(text, sizeof(text), "cmdline=");
+	memset(text + n, 'x', CONFIG_MAX_LINE - n);
+	strcpy(text + CONFIG_MAX_LINE, "\n");
+	write_file("line.conf", text);
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(config_load_file(&c, path_of("line.conf"), &cap.d), 0);
+	CHECK_EQ(strlen(c.cmdline), CONFIG_MAX_LINE - n);
+	cap_close(&cap);
+	config_free(&c);
+	memset(text + n, 'x', CONFIG_MAX_LINE + 1 - n);
+	strcpy(text + CONFIG_MAX_LINE + 1, "\n");
+	write_file("line.conf", text);
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(config_load_file(&c, path_of("line.conf"), &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "line.conf:1: cmdline: line is longer than 65536 bytes\n");
+	cap_close(&cap);
+	config_free(&c);
+
+	/* 16 comment lines of 64 KiB (with their newlines): exactly 1 MiB */
+	for (size_t i = 0; i < CONFIG_MAX_FILE_SIZE; i += CONFIG_MAX_LINE) {
+		memset(text + i, '#', CONFIG_MAX_LINE - 1);
+		text[i + CONFIG_MAX_LINE - 1] = '\n';
+	}
+	text[CONFIG_MAX_FILE_SIZE] = '\0';
+	write_file("big.conf", text);
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(config_load_file(&c, path_of("big.conf"), &cap.d), 0);
+	cap_close(&cap);
+	config_free(&c);
+	strcpy(text + CONFIG_MAX_FILE_SIZE, "\n");
+	write_file("big.conf", text);
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(config_load_file(&c, path_of("big.conf"), &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "big.conf: file is larger than 1048576 bytes; stopped reading at "
+		  "line 17\n");
+	cap_close(&cap);
+	config_free(&c);
+	unlink(path_of("line.conf"));
+	unlink(path_of("big.conf"));
+}
+
 /* ---- the config file itself ---- */
 
 static void on_alarm(int sig)
@@ -430,6 +577,8 @@ int main(void)
 	RUN(test_probe);
 	RUN(test_control_key);
 	RUN(test_mmio_devices);
+	RUN(test_limits);
+	RUN(test_file_limits);
 	RUN(test_fifo_config);
 	RUN(test_startup_errors_name_keys);
 	static const char *const files[] = { "kernel", "empty", "fifo", "disk.img", "ro.img",
