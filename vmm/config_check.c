@@ -166,7 +166,8 @@ static void validate_mem(struct vm_config *c, struct config_diag *d)
 	char a[32], b[32], w[256];
 
 	if (c->mem < MIN_MEM) {
-		config_report_key(c, d, "mem", "%s is less than the minimum 16M", config_fmt_size(c->mem, a, sizeof(a)));
+		config_report_key(c, d, "mem", "%s is less than the minimum 16M",
+				  config_fmt_size(c->mem, a, sizeof(a)));
 	} else if ((unsigned)c->mem_hugepages < 3 && c->mem % align[c->mem_hugepages]) {
 		config_report_key(c, d, "mem", "%s is not a multiple of %s (mem_hugepages, %s)",
 			config_fmt_size(c->mem, a, sizeof(a)), config_fmt_size(align[c->mem_hugepages], b, sizeof(b)),
@@ -191,7 +192,8 @@ static void validate_misc(struct vm_config *c, struct config_diag *d)
 			strlen(c->control), SUN_PATH_MAX);
 	why = c->name ? config_check_name(c->name) : "must be set";
 	if (why)
-		config_report_key(c, d, "name", "'%s' %s", config_shown(c->name ? c->name : "", nb, sizeof(nb)), why);
+		config_report_key(c, d, "name", "'%s' %s",
+				  config_shown(c->name ? c->name : "", nb, sizeof(nb)), why);
 }
 
 /* The first key of device @index that was set, for naming it in messages. */

@@ -18,8 +18,9 @@
  * largest config must get a GSI for each, or it passes --check and fails at
  * start (8 disks of 64 queues, 4 nets of 16 pairs and a control queue, a
  * balloon of 4 queues). */
-_Static_assert(CONFIG_MAX_DISKS * (CONFIG_MAX_CPUS + 1) + CONFIG_MAX_NETS * (2 * NET_MAX_PAIRS + 2) +
-	       (4 + 1) <= IRQ_ROUTING_MAX_MSI, "IRQ_ROUTING_MAX_MSI must cover every MSI-X vector");
+_Static_assert(CONFIG_MAX_DISKS * (CONFIG_MAX_CPUS + 1) +
+	       CONFIG_MAX_NETS * (2 * NET_MAX_PAIRS + 2) + (4 + 1) <= IRQ_ROUTING_MAX_MSI,
+	       "IRQ_ROUTING_MAX_MSI must cover every MSI-X vector");
 
 static int hook_ioeventfd(void *cookie, int fd, uint64_t addr, unsigned len,
 			  bool datamatch, uint64_t data, bool assign)

@@ -179,7 +179,8 @@ static void test_segment_file_bounds(void)
 	ph64(0)->p_filesz = IMG_SIZE - SEG_OFF + 1;
 	ph64(0)->p_memsz = ph64(0)->p_filesz;
 	CHECK_STREQ(reason(IMG_SIZE), "an ELF segment runs past the end of the file (truncated image?)");
-	CHECK_STREQ(reason(IMG_SIZE - 1), "an ELF segment runs past the end of the file (truncated image?)");
+	CHECK_STREQ(reason(IMG_SIZE - 1),
+		    "an ELF segment runs past the end of the file (truncated image?)");
 	/* offset exactly at the end with nothing in the file: fine */
 	load64(0, IMG_SIZE, 0x100000, 0, 0x1000);
 	CHECK_EQ(parse(IMG_SIZE, &e), 0);
