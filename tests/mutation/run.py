@@ -79,7 +79,7 @@ def main():
     print(f'{"id":5} {"file":22} {"result":9} mutation')
     for m in muts:
         path = os.path.join(ROOT, m['file'])
-        orig = open(path).read()
+        orig = open(path).read() if os.path.exists(path) else ''
         n = orig.count(m['old'])
         if (n != 1 and not m['nth']) or (m['nth'] and n < m['nth']):
             print(f'{m["id"]:5} {m["file"]:22} {"NO-APPLY":9} {m["old"].strip()}')
