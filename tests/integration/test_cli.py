@@ -139,7 +139,7 @@ def test_check(c: Checker) -> None:
                 'an empty control= is an error', r)
         conf = os.path.join(d, 'vm.conf')
         with open(conf, 'w') as f:
-            f.write(f'kernel={HELLO}\ncontrol=/run/nothing-here.sock\n')
+            f.write(f'kernel={os.path.abspath(HELLO)}\ncontrol=/run/nothing-here.sock\n')
         r = run_kvmrun(['--check', conf, 'control=none'])
         c.check('check control none', r.rc == 0, 'control=none turns off a file\'s socket', r)
         r = run_kvmrun([fifo], timeout=10)
