@@ -90,23 +90,46 @@ int image_open(struct image *img, const char *name, const char *path,
 	img->direct = cache == DISK_CACHE_NONE;
 	img->path = strdup(path);
 	if (!img->path) {
-		log_err(lg, name, "opening %s: out of memory", path);
+		log_err(lg, name, "%s.path=%s: out of memory", name, path);
 		return -ENOMEM;
 	}
 
-	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	/* O_NONBLOCK only for the open: a FIFO must not block it (it is then
+	 * refused), and I/O on the image must block */
+	int flags = (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK;
 	if (img->direct)
 		flags |= O_DIRECT;
 	img->fd = open(path, flags);
 	if (img->fd < 0) {
 		int err = errno;
 		if (err == EINVAL && img->direct)
-			log_err(lg, name, "opening %s with O_DIRECT (cache=none): %s: the file "
-				"system refuses direct I/O; use %s.cache=writeback",
-				path, strerror(err), name);
+			log_err(lg, name, "%s.path=%s: opening with O_DIRECT (cache=none): %s: the "
+				"file system refuses direct I/O; use %s.cache=writeback",
+				name, path, strerror(err), name);
 		else
-			log_err(lg, name, "opening %s %s: %s", path,
+			log_err(lg, name, "%s.path=%s: opening %s: %s", name, path,
 				readonly ? "read-only" : "read-write", strerror(err));
+		image_close(img);
+		return -err;
+	}
+	struct stat st;
+	if (fstat(img->fd, &st) < 0) {
+		int err = errno;
+		log_err(lg, name, "%s.path=%s: fstat: %s", name, path, strerror(err));
+		image_close(img);
+		return -err;
+	}
+	if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode)) {
+		log_err(lg, name, "%s.path=%s: %s, not a regular file or a block device", name, path,
+			S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" :
+			S_ISCHR(st.st_mode) ? "a character device" : "a special file");
+		image_close(img);
+		return -EINVAL;
+	}
+	int fl = fcntl(img->fd, F_GETFL);
+	if (fl < 0 || fcntl(img->fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int err = errno;
+		log_err(lg, name, "%s.path=%s: fcntl: %s", name, path, strerror(err));
 		image_close(img);
 		return -err;
 	}
@@ -114,60 +137,50 @@ int image_open(struct image *img, const char *name, const char *path,
 	/* An OFD lock belongs to this open file description: it conflicts with
 	 * other processes and with a second open of the same file here, and
 	 * goes away with the fd. */
-	struct flock fl = {
+	struct flock lk = {
 		.l_type = readonly ? F_RDLCK : F_WRLCK,
 		.l_whence = SEEK_SET,
 		.l_start = 0,
 		.l_len = 0,
 	};
-	if (fcntl(img->fd, F_OFD_SETLK, &fl) < 0) {
+	if (fcntl(img->fd, F_OFD_SETLK, &lk) < 0) {
 		int err = errno;
 		if (err == EAGAIN || err == EACCES) {
-			log_err(lg, name, "locking %s for %s: another process holds a lock on it "
-				"(is another VM using this image?)", path,
+			log_err(lg, name, "%s.path=%s: locking it for %s: another process holds a "
+				"lock on it (is another VM using this image?)", name, path,
 				readonly ? "reading" : "writing");
 			err = EBUSY;
 		} else {
-			log_err(lg, name, "locking %s: fcntl(F_OFD_SETLK): %s", path, strerror(err));
+			log_err(lg, name, "%s.path=%s: locking it: fcntl(F_OFD_SETLK): %s", name, path,
+				strerror(err));
 		}
 		image_close(img);
 		return -err;
 	}
 
-	struct stat st;
-	if (fstat(img->fd, &st) < 0) {
-		int err = errno;
-		log_err(lg, name, "reading the size of %s: fstat: %s", path, strerror(err));
-		image_close(img);
-		return -err;
-	}
 	if (S_ISBLK(st.st_mode)) {
 		img->blockdev = true;
 		uint64_t sz = 0;
 		int lbs = 0;
 		if (ioctl(img->fd, BLKGETSIZE64, &sz) < 0) {
 			int err = errno;
-			log_err(lg, name, "reading the size of %s: ioctl(BLKGETSIZE64): %s",
-				path, strerror(err));
+			log_err(lg, name, "%s.path=%s: reading its size: ioctl(BLKGETSIZE64): %s",
+				name, path, strerror(err));
 			image_close(img);
 			return -err;
 		}
 		if (ioctl(img->fd, BLKSSZGET, &lbs) < 0) {
 			int err = errno;
-			log_err(lg, name, "reading the block size of %s: ioctl(BLKSSZGET): %s",
-				path, strerror(err));
+			log_err(lg, name, "%s.path=%s: reading its block size: ioctl(BLKSSZGET): %s",
+				name, path, strerror(err));
 			image_close(img);
 			return -err;
 		}
 		img->size = sz;
 		img->logical_block_size = lbs > 0 ? (unsigned)lbs : 512;
-	} else if (S_ISREG(st.st_mode)) {
+	} else {
 		img->size = (uint64_t)st.st_size;
 		img->logical_block_size = 512;
-	} else {
-		log_err(lg, name, "opening %s: neither a regular file nor a block device", path);
-		image_close(img);
-		return -EINVAL;
 	}
 	image_dio_align(img);
 
@@ -181,7 +194,8 @@ int image_open(struct image *img, const char *name, const char *path,
 			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (z == MAP_FAILED) {
 			int err = errno;
-			log_err(lg, name, "opening %s: mapping a zero buffer: %s", path, strerror(err));
+			log_err(lg, name, "%s.path=%s: mapping a zero buffer: %s", name, path,
+				strerror(err));
 			image_close(img);
 			return -err;
 		}

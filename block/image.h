@@ -53,8 +53,10 @@ struct image {
 	size_t zero_buf_len;
 };
 
-/* Opens @path for the disk called @name (used in messages, and in the hint
- * "use NAME.cache=writeback" when the file system refuses O_DIRECT).
+/* Opens @path for the disk called @name (its config prefix, "disk0": a
+ * failure is logged as "NAME.path=PATH: what: strerror", naming the key it
+ * came from, and the hint "use NAME.cache=writeback" when the file system
+ * refuses O_DIRECT). A FIFO is refused without blocking.
  * Returns 0 and fills @img, or -errno: -EBUSY when another open file
  * description (another process, or another image_open of the same file)
  * holds a conflicting lock; -EINVAL for something that is neither a regular

@@ -56,5 +56,6 @@
 #define GSI_COM1             4
 #define GSI_ACPI_SCI         9
 #define GSI_VIRTIO_BASE      16      /* virtio-mmio slot i gets GSI 16+i */
+#define GSI_VIRTIO_SLOTS     8       /* ... up to the IOAPIC's last pin, 23 */
 
 #endif

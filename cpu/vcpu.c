@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <sched.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,17 +188,19 @@ static bool handle_exit(struct vcpu *v)
 
 static int set_run_sigmask(struct vcpu *v)
 {
-	/* The kernel's sigset is 8 bytes; KVM wants exactly that length. */
-	struct {
+	/* The kernel's sigset is 8 bytes; KVM wants exactly that length. A
+	 * union gives the flexible sigset[] its room without a struct that
+	 * has a variable-sized member before another (a GNU extension). */
+	union {
 		struct kvm_signal_mask hdr;
-		uint8_t set[8];
+		uint8_t raw[sizeof(struct kvm_signal_mask) + 8];
 	} m;
 	sigset_t cur;
 	pthread_sigmask(SIG_SETMASK, NULL, &cur);
 	sigdelset(&cur, vcpu_kick_signal());
 	m.hdr.len = 8;
-	memcpy(m.set, &cur, 8);
-	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &m) < 0 ? -errno : 0;
+	memcpy(m.raw + offsetof(struct kvm_signal_mask, sigset), &cur, 8);
+	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &m.hdr) < 0 ? -errno : 0;
 }
 
 static void pin(struct vcpu *v)
@@ -209,7 +212,7 @@ static void pin(struct vcpu *v)
 	CPU_SET((unsigned)v->host_cpu, &set);
 	int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 	if (rc)
-		log_warn(v->env->log, "vcpu", "vcpu %u: pinning to host CPU %d: %s",
+		log_warn(v->env->log, "vcpu", "cpu_affinity: vcpu %u on host CPU %d: %s",
 			 v->index, v->host_cpu, strerror(rc));
 }
 

@@ -94,12 +94,13 @@ static struct pci_fn *addressed_fn(struct pci_host *h)
 	return &h->fn[dev];
 }
 
-/* A data-port access at byte @o (0-3) of the addressed dword; cfg_lock held. */
+/* A data-port access of @len bytes at byte @o of the addressed dword
+ * (the bus keeps it within 0xcfc-0xcff: o + len <= 4); cfg_lock held. */
 static void cfg_data_read(struct pci_host *h, unsigned o, void *data, unsigned len)
 {
 	struct pci_fn *f = addressed_fn(h);
 	unsigned reg = (h->address & 0xfc) + o;
-	if (!f) {
+	if (!f || o > 3 || len > 4 - o) {
 		memset(data, 0xff, len);
 		return;
 	}
@@ -110,19 +111,16 @@ static void cfg_data_read(struct pci_host *h, unsigned o, void *data, unsigned l
 			memset(data, 0, len);
 		return;
 	}
-	uint8_t tmp[4];
-	memcpy(tmp, &f->hdr[reg], len);
-	for (unsigned i = 0; i < len; i++)
-		if (reg + i == PCI_CFG_STATUS && atomic_load(&f->intx))
-			tmp[i] |= PCI_STATUS_INTERRUPT;
-	memcpy(data, tmp, len);
+	memcpy(data, &f->hdr[reg], len);
+	if (reg <= PCI_CFG_STATUS && PCI_CFG_STATUS < reg + len && atomic_load(&f->intx))
+		((uint8_t *)data)[PCI_CFG_STATUS - reg] |= PCI_STATUS_INTERRUPT;
 }
 
 static void cfg_data_write(struct pci_host *h, unsigned o, const void *data, unsigned len)
 {
 	struct pci_fn *f = addressed_fn(h);
 	unsigned reg = (h->address & 0xfc) + o;
-	if (!f)
+	if (!f || o > 3 || len > 4 - o)
 		return;
 	if (reg >= PCI_CFG_HEADER_END) {
 		if (f->ops && f->ops->cfg_write)

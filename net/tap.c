@@ -63,7 +63,8 @@ static int open_queue(struct tap *t, unsigned i, bool exists, const struct logge
 	int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		int e = errno;
-		log_err(lg, who, "opening /dev/net/tun: %s%s", strerror(e), open_hint(e, exists, 1));
+		log_err(lg, who, "%s.tap=%s: opening /dev/net/tun: %s%s", who, t->name, strerror(e),
+			open_hint(e, exists, 1));
 		return -e;
 	}
 	t->fds[i] = fd;
@@ -76,14 +77,14 @@ static int open_queue(struct tap *t, unsigned i, bool exists, const struct logge
 		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int e = errno;
-		log_err(lg, who, "tap %s: TUNSETIFF (queue %u): %s%s", t->name, i, strerror(e),
+		log_err(lg, who, "%s.tap=%s: TUNSETIFF (queue %u): %s%s", who, t->name, i, strerror(e),
 			open_hint(e, exists, t->nr_queues));
 		return -e;
 	}
 	int hdr = TAP_VNET_HDR_LEN;
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
 		int e = errno;
-		log_err(lg, who, "tap %s: TUNSETVNETHDRSZ %d: %s", t->name, hdr, strerror(e));
+		log_err(lg, who, "%s.tap=%s: TUNSETVNETHDRSZ %d: %s", who, t->name, hdr, strerror(e));
 		return -e;
 	}
 	return 0;
@@ -117,7 +118,7 @@ int tap_open(struct tap *t, const struct tap_params *p, const struct logger *lg,
 	for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
 		t->fds[i] = -1;
 	if (!p->name || !p->name[0] || strlen(p->name) >= IFNAMSIZ) {
-		log_err(lg, who, "tap name '%s' is empty or longer than %d bytes",
+		log_err(lg, who, "%s.tap=%s: the name is empty or longer than %d bytes", who,
 			p->name ? p->name : "", IFNAMSIZ - 1);
 		return -EINVAL;
 	}
@@ -138,7 +139,8 @@ int tap_open(struct tap *t, const struct tap_params *p, const struct logger *lg,
 		unsigned long uid = geteuid();
 		if (ioctl(t->fds[0], TUNSETOWNER, uid) < 0 || ioctl(t->fds[0], TUNSETPERSIST, 1ul) < 0) {
 			rc = -errno;
-			log_err(lg, who, "tap %s: making it persistent: %s", t->name, strerror(-rc));
+			log_err(lg, who, "%s.tap=%s: making it persistent: %s", who, t->name,
+				strerror(-rc));
 			tap_close(t, false);
 			return rc;
 		}
@@ -149,7 +151,8 @@ int tap_open(struct tap *t, const struct tap_params *p, const struct logger *lg,
 		mtu = p->mtu;
 		rc = mtu_ioctl(t->name, SIOCSIFMTU, &mtu);
 		if (rc < 0) {
-			log_err(lg, who, "tap %s: setting MTU %u: %s", t->name, p->mtu, strerror(-rc));
+			log_err(lg, who, "%s.tap=%s: setting MTU %u (%s.mtu): %s", who, t->name, p->mtu,
+				who, strerror(-rc));
 			tap_close(t, true);
 			return rc;
 		}

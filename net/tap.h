@@ -50,8 +50,10 @@ struct tap_params {
 };
 
 /* Opens (or creates) the tap: @nr_queues descriptors, vnet header of
- * TAP_VNET_HDR_LEN bytes, offloads probed then cleared. Errors name the
- * fix (missing CAP_NET_ADMIN, a tap without multi_queue, ...). */
+ * TAP_VNET_HDR_LEN bytes, offloads probed then cleared. Errors are logged
+ * as "WHO.tap=NAME: ..." (@who is the device's config prefix, "net0", so
+ * they name the key) and name the fix (missing CAP_NET_ADMIN, a tap
+ * without multi_queue, ...). */
 __attribute__((warn_unused_result))
 int tap_open(struct tap *t, const struct tap_params *p, const struct logger *lg,
 	     const char *who);

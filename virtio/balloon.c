@@ -273,7 +273,7 @@ static void for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
 	for (uint32_t i = 0; i < c->nr_readable; i++) {
 		const uint8_t *p = c->segs[i].host;
 		uint32_t n = c->segs[i].len;
-		while (n && ncarry) {          /* a PFN split across descriptors */
+		while (n && ncarry && ncarry < sizeof(carry)) { /* a PFN split across descriptors */
 			carry[ncarry++] = *p++;
 			n--;
 			if (ncarry == 4) {

@@ -96,13 +96,14 @@ const struct key_def config_keys[] = {
 	VMK("mem_prefault", mem_prefault, T_BOOL),
 	VMK("mem_thp", mem_thp, T_BOOL),
 	VMK("mem_merge", mem_merge, T_BOOL),
+	VMK("mem_overcommit", mem_overcommit, T_BOOL),
 	VMK("serial", serial, T_SPECIAL, SPECIAL(config_set_serial, config_print_serial)),
 	VMK("balloon", balloon, T_BOOL),
 	VMK("balloon.stats_period", balloon_stats_period, T_UINT, RANGE(0, UINT_MAX)),
 	VMK("balloon.free_page_reporting", balloon_free_page_reporting, T_BOOL),
 	VMK("balloon.deflate_on_oom", balloon_deflate_on_oom, T_BOOL),
 	VMK("transport", transport, T_ENUM, .names = transport_names),
-	VMK("control", control, T_PATH),
+	VMK("control", control, T_SPECIAL, SPECIAL(config_set_control, config_print_control)),
 	VMK("timeout", timeout, T_UINT, RANGE(0, UINT_MAX)),
 	VMK("on_reboot", on_reboot, T_ENUM, .names = on_reboot_names),
 	VMK("debug_exit", debug_exit, T_BOOL),
@@ -438,6 +439,7 @@ void config_free(struct vm_config *c)
 		}
 	}
 	free(c->serial_path);
+	free(c->control);
 	config_init(c);
 }
 

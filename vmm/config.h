@@ -18,7 +18,9 @@
  *     escapes. Unquoted values are taken literally (backslash included).
  *   - an empty value resets a string key to unset (initrd=, net0.mac=, ...);
  *     cpu_affinity= means not pinned; cpu_topology=auto (or empty) means
- *     1:cpus:1; mem_numa_node=none (or empty) means no binding (-1).
+ *     1:cpus:1; mem_numa_node=none (or empty) means no binding (-1);
+ *     control=none means no control socket, and an empty control= is an
+ *     error (a script's unset variable must not silently drop the socket).
  *   - lines longer than CONFIG_MAX_LINE bytes, lines with NUL bytes and files
  *     larger than CONFIG_MAX_FILE_SIZE are errors.
  * A command-line argument uses the same "key=value" syntax (quotes included).
@@ -105,6 +107,7 @@ struct vm_config {
 	enum hugepages mem_hugepages;        /* off | on (=2M) | 2M | 1G */
 	int mem_numa_node;                   /* -1 = no binding */
 	bool mem_prefault, mem_thp, mem_merge;
+	bool mem_overcommit;                 /* allow mem beyond the host's RAM + swap */
 
 	enum serial_mode serial;             /* default stdio */
 	char *serial_path;                   /* serial=file:PATH */
@@ -118,7 +121,8 @@ struct vm_config {
 	bool balloon_deflate_on_oom;
 
 	enum transport transport;            /* default pci */
-	char *control;                       /* control socket path, or NULL */
+	char *control;                       /* control socket path, or NULL (control=none;
+					      * an empty control= is an error) */
 
 	unsigned timeout;                    /* seconds, 0 = none */
 	enum on_reboot on_reboot;            /* default exit */
@@ -169,6 +173,33 @@ int config_set(struct vm_config *c, const char *key, const char *value,
  * not set. Messages name the key and where it was set ("(default)" for a key
  * never set). Returns 0 or -EINVAL. */
 int config_validate(struct vm_config *c, struct config_diag *d);
+
+/* Kernels and initrds larger than this are refused (surely a mistake). */
+#define CONFIG_MAX_BOOT_FILE (1ull << 30)
+
+/* What a configuration is checked against on this host. */
+struct config_host {
+	uint64_t ram;          /* bytes of RAM (sysinfo totalram) */
+	uint64_t swap;         /* bytes of swap (sysinfo totalswap) */
+	unsigned phys_bits;    /* physical address bits of the CPU (CPUID 0x80000008) */
+};
+
+/* Fills @h for this host. Returns 0 or -errno (sysinfo). */
+int config_host_probe(struct config_host *h);
+
+/* The checks of a validated configuration against the host it is to run
+ * on, for --check and before a VM starts (not for --print-config, nor the
+ * golden test of the example configs, whose files are elsewhere):
+ *   - kernel and initrd are readable regular files, not empty and at most
+ *     CONFIG_MAX_BOOT_FILE; each diskN.path a regular file or block device,
+ *     readable, and writable unless readonly (a missing file, a directory
+ *     or a FIFO is an error naming the key);
+ *   - mem is at most what the host could ever back: its RAM plus swap
+ *     (RAM alone with mem_hugepages), unless mem_overcommit=on; and in any
+ *     case guest RAM (above 3 GiB it continues at 4 GiB) fits below
+ *     2^phys_bits, the guest-physical address space.
+ * Errors are reported like config_validate()'s. Returns 0 or -EINVAL. */
+int config_check_host(struct vm_config *c, const struct config_host *h, struct config_diag *d);
 
 /* Prints the effective configuration, one key=value a line, in a form
  * config_load_file() reads back to the same config: every per-VM key

@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "cpu/layout.h"
 #include "vmm/config_priv.h"
 #include "vmm/cpulist.h"
 
@@ -96,10 +97,8 @@ const char *config_suggest_key(const char *key, char *buf, size_t buflen)
 
 /* ---- validation ----------------------------------------------------------------- */
 
-/* Reports a cross-key error at the place @key was set ("(default)" if never). */
-__attribute__((format(printf, 4, 5)))
-static void vreport(struct vm_config *c, struct config_diag *d, const char *key,
-		    const char *fmt, ...)
+void config_report_key(struct vm_config *c, struct config_diag *d, const char *key,
+		       const char *fmt, ...)
 {
 	struct key_ref r;
 	const struct config_origin *o = NULL;
@@ -132,12 +131,12 @@ static void validate_cpus(struct vm_config *c, struct config_diag *d)
 {
 	char w[256];
 	if (c->cpus < 1 || c->cpus > CONFIG_MAX_CPUS)
-		vreport(c, d, "cpus", "%u is out of range 1..%d", c->cpus, CONFIG_MAX_CPUS);
+		config_report_key(c, d, "cpus", "%u is out of range 1..%d", c->cpus, CONFIG_MAX_CPUS);
 	if (!c->topology_set) {
 		c->sockets = c->threads = 1;
 		c->cores = c->cpus;
 	} else if ((uint64_t)c->sockets * c->cores * c->threads != c->cpus) {
-		vreport(c, d, "cpu_topology", "%u:%u:%u makes %" PRIu64 " CPUs but cpus=%u (%s)",
+		config_report_key(c, d, "cpu_topology", "%u:%u:%u makes %" PRIu64 " CPUs but cpus=%u (%s)",
 			c->sockets, c->cores, c->threads,
 			(uint64_t)c->sockets * c->cores * c->threads, c->cpus,
 			where(c, "cpus", w, sizeof(w)));
@@ -145,17 +144,17 @@ static void validate_cpus(struct vm_config *c, struct config_diag *d)
 	if (c->nr_cpu_affinity == 0)
 		return;
 	if (c->nr_cpu_affinity < c->cpus)
-		vreport(c, d, "cpu_affinity", "lists %u host CPUs but cpus=%u (%s); give one per vCPU",
+		config_report_key(c, d, "cpu_affinity", "lists %u host CPUs but cpus=%u (%s); give one per vCPU",
 			c->nr_cpu_affinity, c->cpus, where(c, "cpus", w, sizeof(w)));
 	for (unsigned i = 0; i < c->nr_cpu_affinity; i++) {
 		int r = cpulist_host_online(c->cpu_affinity[i]);
 		if (r < 0) {
-			vreport(c, d, "cpu_affinity", "cannot read /sys/devices/system/cpu/online: %s",
+			config_report_key(c, d, "cpu_affinity", "cannot read /sys/devices/system/cpu/online: %s",
 				strerror(-r));
 			return;
 		}
 		if (r == 0)
-			vreport(c, d, "cpu_affinity", "host CPU %u is not online", c->cpu_affinity[i]);
+			config_report_key(c, d, "cpu_affinity", "host CPU %u is not online", c->cpu_affinity[i]);
 	}
 }
 
@@ -167,14 +166,15 @@ static void validate_mem(struct vm_config *c, struct config_diag *d)
 	char a[32], b[32], w[256];
 
 	if (c->mem < MIN_MEM) {
-		vreport(c, d, "mem", "%s is less than the minimum 16M", config_fmt_size(c->mem, a, sizeof(a)));
+		config_report_key(c, d, "mem", "%s is less than the minimum 16M",
+				  config_fmt_size(c->mem, a, sizeof(a)));
 	} else if ((unsigned)c->mem_hugepages < 3 && c->mem % align[c->mem_hugepages]) {
-		vreport(c, d, "mem", "%s is not a multiple of %s (mem_hugepages, %s)",
+		config_report_key(c, d, "mem", "%s is not a multiple of %s (mem_hugepages, %s)",
 			config_fmt_size(c->mem, a, sizeof(a)), config_fmt_size(align[c->mem_hugepages], b, sizeof(b)),
 			where(c, "mem_hugepages", w, sizeof(w)));
 	}
 	if (c->mem_numa_node < -1)
-		vreport(c, d, "mem_numa_node", "%d is not a node number (>= 0) or none",
+		config_report_key(c, d, "mem_numa_node", "%d is not a node number (>= 0) or none",
 			c->mem_numa_node);
 }
 
@@ -184,15 +184,16 @@ static void validate_misc(struct vm_config *c, struct config_diag *d)
 	char nb[80];
 
 	if (!c->kernel)
-		vreport(c, d, "kernel", "no kernel given; set kernel=PATH");
+		config_report_key(c, d, "kernel", "no kernel given; set kernel=PATH");
 	if (c->serial == SERIAL_FILE && (!c->serial_path || !*c->serial_path))
-		vreport(c, d, "serial", "file: needs a path");
+		config_report_key(c, d, "serial", "file: needs a path");
 	if (c->control && strlen(c->control) > SUN_PATH_MAX)
-		vreport(c, d, "control", "path is %zu bytes; a socket path is at most %d",
+		config_report_key(c, d, "control", "path is %zu bytes; a socket path is at most %d",
 			strlen(c->control), SUN_PATH_MAX);
 	why = c->name ? config_check_name(c->name) : "must be set";
 	if (why)
-		vreport(c, d, "name", "'%s' %s", config_shown(c->name ? c->name : "", nb, sizeof(nb)), why);
+		config_report_key(c, d, "name", "'%s' %s",
+				  config_shown(c->name ? c->name : "", nb, sizeof(nb)), why);
 }
 
 /* The first key of device @index that was set, for naming it in messages. */
@@ -219,7 +220,7 @@ static void validate_disks(struct vm_config *c, struct config_diag *d)
 			continue;
 		if (!dc->path) {
 			first_set_key(c, G_DISK, i, key, sizeof(key));
-			vreport(c, d, key, "disk%u has no disk%u.path", i, i);
+			config_report_key(c, d, key, "disk%u has no disk%u.path", i, i);
 			continue;
 		}
 		for (unsigned j = 0; j < i; j++) {
@@ -227,11 +228,11 @@ static void validate_disks(struct vm_config *c, struct config_diag *d)
 			if (!o->present || !o->path || strcmp(o->path, dc->path) || (o->readonly && dc->readonly))
 				continue;
 			snprintf(key, sizeof(key), "disk%u.path", i);
-			vreport(c, d, key, "same image as disk%u (and not both readonly)", j);
+			config_report_key(c, d, key, "same image as disk%u (and not both readonly)", j);
 		}
 		if (dc->queues > CONFIG_MAX_CPUS) {
 			snprintf(key, sizeof(key), "disk%u.queues", i);
-			vreport(c, d, key, "%u is out of range 0..%d", dc->queues, CONFIG_MAX_CPUS);
+			config_report_key(c, d, key, "%u is out of range 0..%d", dc->queues, CONFIG_MAX_CPUS);
 		}
 	}
 }
@@ -245,27 +246,45 @@ static void validate_nets(struct vm_config *c, struct config_diag *d)
 			continue;
 		if (!n->tap) {
 			first_set_key(c, G_NET, i, key, sizeof(key));
-			vreport(c, d, key, "net%u has no net%u.tap", i, i);
+			config_report_key(c, d, key, "net%u has no net%u.tap", i, i);
 		}
 		for (unsigned j = 0; n->tap && j < i; j++) {
 			if (c->nets[j].present && c->nets[j].tap && strcmp(c->nets[j].tap, n->tap) == 0) {
 				snprintf(key, sizeof(key), "net%u.tap", i);
-				vreport(c, d, key, "tap %s is already used by net%u", n->tap, j);
+				config_report_key(c, d, key, "tap %s is already used by net%u", n->tap, j);
 			}
 		}
 		snprintf(key, sizeof(key), "net%u.queues", i);
 		if (n->queues < 1 || n->queues > 16)
-			vreport(c, d, key, "%u is out of range 1..16", n->queues);
+			config_report_key(c, d, key, "%u is out of range 1..16", n->queues);
 		snprintf(key, sizeof(key), "net%u.mtu", i);
 		if (n->mtu < 68 || n->mtu > 65535)
-			vreport(c, d, key, "%u is out of range 68..65535", n->mtu);
+			config_report_key(c, d, key, "%u is out of range 68..65535", n->mtu);
 	}
+}
+
+/* virtio-mmio gives each device an interrupt line of its own, and there
+ * are GSI_VIRTIO_SLOTS of them (PCI shares lines and uses MSI-X). */
+static void validate_transport(struct vm_config *c, struct config_diag *d)
+{
+	unsigned disks = 0, nets = 0;
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++)
+		disks += c->disks[i].present;
+	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
+		nets += c->nets[i].present;
+	unsigned n = disks + nets + (c->balloon ? 1 : 0);
+	if (c->transport == TRANSPORT_MMIO && n > GSI_VIRTIO_SLOTS)
+		config_report_key(c, d, "transport",
+				  "mmio has interrupt lines for %d virtio devices but this VM has %u "
+				  "(%u disks, %u nets%s); use transport=pci",
+				  GSI_VIRTIO_SLOTS, n, disks, nets, c->balloon ? ", a balloon" : "");
 }
 
 int config_validate(struct vm_config *c, struct config_diag *d)
 {
 	unsigned before = d->errors;
 	validate_misc(c, d);
+	validate_transport(c, d);
 	validate_cpus(c, d);
 	validate_mem(c, d);
 	validate_disks(c, d);

@@ -4,10 +4,12 @@
 #include "vmm/config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vmm/config_priv.h"
 
@@ -135,15 +137,32 @@ int config_load_file(struct vm_config *c, const char *path, struct config_diag *
 	struct reader rd = { 0 };
 	struct stat st;
 
-	rd.f = fopen(path, "re");
-	if (!rd.f) {
+	/* O_NONBLOCK: opening a FIFO with no writer would block for ever;
+	 * only a regular file is read (then in blocking mode again) */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0) {
 		set_error(&x, "cannot open: %s", strerror(errno));
 		return -EINVAL;
 	}
-	rd.buf = malloc(CONFIG_MAX_LINE + 1);
-	if (fstat(fileno(rd.f), &st) == 0 && S_ISDIR(st.st_mode))
+	if (fstat(fd, &st) < 0) {
+		set_error(&x, "cannot read: fstat: %s", strerror(errno));
+	} else if (S_ISDIR(st.st_mode)) {
 		set_error(&x, "cannot read: %s", strerror(EISDIR));
-	else if (!rd.buf)
+	} else if (!S_ISREG(st.st_mode)) {
+		set_error(&x, "cannot read: %s, not a regular file", config_file_kind(st.st_mode));
+	} else {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+			set_error(&x, "cannot read: fcntl: %s", strerror(errno));
+		else if (!(rd.f = fdopen(fd, "r")))
+			set_error(&x, "cannot read: fdopen: %s", strerror(errno));
+	}
+	if (!rd.f) {
+		close(fd);
+		return -EINVAL;
+	}
+	rd.buf = malloc(CONFIG_MAX_LINE + 1);
+	if (!rd.buf)
 		set_error(&x, "out of memory");
 	else {
 		char *dir = config_dir(path);

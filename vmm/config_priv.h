@@ -6,6 +6,9 @@
  *                   the special keys and the checks of string keys
  *   config_file.c   reading config files and command-line arguments
  *   config_check.c  cross-key checks (config_validate) and "did you mean"
+ *   config_host.c   checks against this host (config_check_host): the
+ *                   files named exist and have the right type, RAM the
+ *                   host can back
  *
  * Everything here is single-threaded, like the public API. */
 #ifndef KVMRUN_CONFIG_PRIV_H
@@ -15,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "vmm/config.h"
 
@@ -85,6 +89,12 @@ __attribute__((format(printf, 5, 6), nonnull(1, 5)))
 void config_report(struct config_diag *d, const char *file, unsigned line,
 		   const char *key, const char *fmt, ...);
 
+/* config_report() at the place @key was set in @c ("(default)" when it
+ * never was), for checks of a whole configuration. */
+__attribute__((format(printf, 4, 5), nonnull(1, 2, 3, 4)))
+void config_report_key(struct vm_config *c, struct config_diag *d, const char *key,
+		       const char *fmt, ...);
+
 /* config_report() at the place a set_ctx describes. */
 #define set_error(x, ...) config_report((x)->d, (x)->file, (x)->line, (x)->key, __VA_ARGS__)
 
@@ -119,8 +129,15 @@ int config_set_numa(void *base, const char *v, const struct set_ctx *x);
 void config_print_numa(const void *base, FILE *out);
 int config_set_serial(void *base, const char *v, const struct set_ctx *x);
 void config_print_serial(const void *base, FILE *out);
+int config_set_control(void *base, const char *v, const struct set_ctx *x);
+void config_print_control(const void *base, FILE *out);
 int config_set_mac(void *base, const char *v, const struct set_ctx *x);
 void config_print_mac(const void *base, FILE *out);
+
+/* ---- config_host.c ---- */
+
+/* What a file of mode @m is, for messages: "a directory", "a FIFO", ... */
+const char *config_file_kind(mode_t m);
 
 /* The T_STR keys' checks: NULL, or why @v is not valid. */
 const char *config_check_name(const char *v);

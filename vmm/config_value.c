@@ -406,6 +406,36 @@ void config_print_serial(const void *base, FILE *out)
 		fputs(c->serial == SERIAL_NONE ? "none" : "stdio", out);
 }
 
+int config_set_control(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	char *path = NULL;
+
+	if (!*v) {
+		set_error(x, "empty path; give a socket path, or none for no control socket");
+		return -EINVAL;
+	}
+	if (strcmp(v, "none") != 0) {
+		path = config_resolve_path(v, x->basedir);
+		if (!path) {
+			set_error(x, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	free(c->control);
+	c->control = path;
+	return 0;
+}
+
+void config_print_control(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->control)
+		config_print_path(out, "", c->control);
+	else
+		fputs("none", out);
+}
+
 int config_set_mac(void *base, const char *v, const struct set_ctx *x)
 {
 	struct net_config *n = base;

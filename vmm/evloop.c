@@ -5,7 +5,10 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#define EVLOOP_MAX 256
+/* The handler table grows as descriptors are added (a VM watches one kick
+ * eventfd per virtqueue: hundreds with many vCPUs and disks), so nothing
+ * but RLIMIT_NOFILE bounds it. Slots are reused; the table never shrinks. */
+#define EVLOOP_INITIAL 64
 #define EVLOOP_BATCH 64
 
 struct handler {
@@ -17,7 +20,8 @@ struct handler {
 
 struct evloop {
 	int epfd;
-	struct handler h[EVLOOP_MAX];
+	struct handler *h;
+	unsigned cap;
 };
 
 int evloop_create(struct evloop **out)
@@ -25,14 +29,21 @@ int evloop_create(struct evloop **out)
 	struct evloop *l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
+	l->h = malloc(EVLOOP_INITIAL * sizeof(*l->h));
+	if (!l->h) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->cap = EVLOOP_INITIAL;
+	for (unsigned i = 0; i < l->cap; i++)
+		l->h[i] = (struct handler){ .fd = -1 };
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
 		int e = errno;
+		free(l->h);
 		free(l);
 		return -e;
 	}
-	for (unsigned i = 0; i < EVLOOP_MAX; i++)
-		l->h[i].fd = -1;
 	*out = l;
 	return 0;
 }
@@ -42,15 +53,37 @@ void evloop_destroy(struct evloop *l)
 	if (!l)
 		return;
 	close(l->epfd);
+	free(l->h);
 	free(l);
 }
 
 static struct handler *find(struct evloop *l, int fd)
 {
-	for (unsigned i = 0; i < EVLOOP_MAX; i++)
+	for (unsigned i = 0; i < l->cap; i++)
 		if (l->h[i].fd == fd)
 			return &l->h[i];
 	return NULL;
+}
+
+/* A free slot, doubling the table when there is none. Slot indices (the
+ * epoll tags) stay valid; pointers into the table do not. */
+static struct handler *free_slot(struct evloop *l)
+{
+	struct handler *h = find(l, -1);
+	if (h)
+		return h;
+	if (l->cap > UINT32_MAX / 2)
+		return NULL;
+	unsigned cap = l->cap * 2;
+	struct handler *t = realloc(l->h, cap * sizeof(*t));
+	if (!t)
+		return NULL;
+	for (unsigned i = l->cap; i < cap; i++)
+		t[i] = (struct handler){ .fd = -1 };
+	l->h = t;
+	h = &t[l->cap];
+	l->cap = cap;
+	return h;
 }
 
 static uint64_t tag(const struct evloop *l, const struct handler *h)
@@ -64,9 +97,9 @@ int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_cb cb, void *co
 		return -EINVAL;
 	if (find(l, fd))
 		return -EEXIST;
-	struct handler *h = find(l, -1);
+	struct handler *h = free_slot(l);
 	if (!h)
-		return -ENOSPC;
+		return -ENOMEM;
 	struct epoll_event ev = { .events = events, .data.u64 = tag(l, h) };
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		return -errno;
@@ -108,7 +141,7 @@ int evloop_run_once(struct evloop *l, int timeout_ms)
 		struct handler *h = &l->h[slot];
 		if (h->fd < 0 || h->gen != gen)
 			continue; /* deleted by an earlier callback in this round */
-		h->cb(h->cookie, evs[i].events);
+		h->cb(h->cookie, evs[i].events); /* may grow the table: h is stale after */
 		ran++;
 	}
 	return ran;

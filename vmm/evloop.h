@@ -15,7 +15,8 @@ __attribute__((warn_unused_result))
 int evloop_create(struct evloop **out);
 void evloop_destroy(struct evloop *l);
 
-/* Watches @fd for @events (EPOLLIN, ...). -EEXIST if already watched. */
+/* Watches @fd for @events (EPOLLIN, ...). -EEXIST if already watched;
+ * -ENOMEM when the handler table cannot grow; epoll_ctl's -errno. */
 __attribute__((warn_unused_result))
 int evloop_add(struct evloop *l, int fd, uint32_t events, evloop_cb cb, void *cookie);
 /* Changes the events watched for (0 pauses the fd). */

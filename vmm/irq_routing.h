@@ -12,7 +12,7 @@
 #include "vmm/log.h"
 
 #define IRQ_ROUTING_PINS 24      /* IOAPIC pins; GSIs above are MSI */
-#define IRQ_ROUTING_MAX_MSI 512
+#define IRQ_ROUTING_MAX_MSI 1024 /* every MSI-X vector of the largest config: vm_virtio.c */
 
 struct irq_routing {
 	int vm_fd;

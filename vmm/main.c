@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -81,6 +82,16 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *m
 	}
 	if (diag.errors == 0)
 		(void)config_validate(cfg, &diag);
+	if (diag.errors == 0 && *mode != MODE_PRINT) {
+		/* what the files and the host say, before anything starts */
+		struct config_host host;
+		int rc = config_host_probe(&host);
+		if (rc < 0) {
+			fprintf(stderr, "kvmrun: sysinfo: %s\n", strerror(-rc));
+			return EXIT_VMM_ERROR;
+		}
+		(void)config_check_host(cfg, &host, &diag);
+	}
 	if (diag.errors) {
 		fprintf(stderr, "kvmrun: %u error%s in the configuration; nothing was started\n",
 			diag.errors, diag.errors == 1 ? "" : "s");
@@ -97,8 +108,28 @@ static void on_signal(struct vm *vm, int fd, void *cookie)
 	vm_request_exit(vm, EXIT_SIGNAL_BASE + (int)si.ssi_signo, strsignal((int)si.ssi_signo));
 }
 
+/* Every virtqueue holds a few descriptors (a kick eventfd, an MSI-X
+ * vector's irqfd): 8 disks with 64 queues each need more than the usual
+ * soft limit of 1024. Raise it to the hard limit, as a program that uses
+ * no select(2) may. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		fprintf(stderr, "kvmrun: getrlimit(RLIMIT_NOFILE): %s\n", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		fprintf(stderr, "kvmrun: setrlimit(RLIMIT_NOFILE, %llu): %s\n",
+			(unsigned long long)rl.rlim_max, strerror(errno));
+}
+
 static int run(const struct vm_config *cfg)
 {
+	raise_fd_limit();
 	/* Blocked before any thread exists, so every vCPU thread inherits the
 	 * block and the signals are read only through the signalfd. */
 	sigset_t sigs;

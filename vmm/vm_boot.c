@@ -16,9 +16,6 @@
 #include "cpu/regs.h"
 #include "vmm/vm_priv.h"
 
-/* Kernels and initrds larger than this are surely a mistake. */
-#define BOOT_FILE_MAX (1ull << 30)
-
 struct file_buf {
 	uint8_t *data;
 	size_t len;
@@ -29,20 +26,24 @@ static int read_file(const struct logger *lg, const char *key, const char *path,
 {
 	out->data = NULL;
 	out->len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO with no writer would block for ever */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
 		log_err(lg, "boot", "%s=%s: %s", key, path, strerror(e));
 		return -e;
 	}
 	struct stat st;
-	int rc = 0;
+	int rc = 0, fl;
 	if (fstat(fd, &st) < 0) {
 		rc = -errno;
 		log_err(lg, "boot", "%s=%s: fstat: %s", key, path, strerror(-rc));
-	} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > BOOT_FILE_MAX) {
+	} else if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > CONFIG_MAX_BOOT_FILE) {
 		rc = -EINVAL;
 		log_err(lg, "boot", "%s=%s: not a regular file of at most 1 GiB", key, path);
+	} else if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		rc = -errno;
+		log_err(lg, "boot", "%s=%s: fcntl: %s", key, path, strerror(-rc));
 	} else if (st.st_size == 0) {
 		rc = -EINVAL;
 		log_err(lg, "boot", "%s=%s: the file is empty", key, path);

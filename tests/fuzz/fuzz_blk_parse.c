@@ -113,16 +113,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_write_zeroes_sectors = rd32(data + 18),
 	};
 	uint64_t capacity = rd64(data + 5) >> (data[13] % 64);
-	size_t pos = HDR_SIZE;
+	/* every length first, then the contents (the layout above) */
+	size_t pos = HDR_SIZE + 2 * (size_t)nr_segs;
 
 	struct vq_seg segs[MAX_SEGS];
 	struct vq_chain c = { .segs = segs, .cap = MAX_SEGS, .nr_segs = nr_segs,
 			      .nr_readable = nr_rd };
 	for (unsigned i = 0; i < nr_segs; i++) {
+		size_t at = HDR_SIZE + 2 * (size_t)i;
 		uint32_t len = 0;
-		if (pos + 2 <= size)
-			len = (uint32_t)(data[pos] | data[pos + 1] << 8) % (MAX_SEG_LEN + 1);
-		pos += 2;
+		if (at + 2 <= size)
+			len = (uint32_t)(data[at] | data[at + 1] << 8) % (MAX_SEG_LEN + 1);
 		/* malloc(0) may return NULL; a zero-length segment still has a
 		 * host address (queue.h), one byte past which nothing is valid */
 		uint8_t *h = malloc(len ? len : 1);

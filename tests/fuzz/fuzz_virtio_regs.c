@@ -13,7 +13,16 @@
  *          (1..4), bit 3 offer a 16-byte config space
  *   1..    operations of OP_SIZE bytes:
  *          0      kind: bits 0-1 target, bits 4-5 log2 width, bit 6 read
- *                  target 0: port 0xcf8 + (a % 8)     (PCI config ports)
+ *                  target 0: port 0xcf8 + (a % 8)     (PCI config ports);
+ *                            with bit 7: one access to the virtio
+ *                            function's config space as a driver makes
+ *                            it (address port, then data port), at
+ *                            offset a0 within the area a1 names: 1 the
+ *                            MSI-X capability, 2 the virtio PCI_CFG
+ *                            capability (the window onto BAR0), else
+ *                            the space itself; capabilities are found
+ *                            by walking the list from 0x34, so the
+ *                            fuzzer need not guess where they are
  *                  target 1: mmio 0xc0000000 + (a % 64 KiB) (BAR0 window)
  *                  target 2: mmio 0xe0000000 + (a % 4 KiB) (virtio-mmio)
  *                  target 3: bit 2 set: guest RAM, 8-byte store at a;
@@ -121,10 +130,11 @@ static int fake_msi_alloc(void *cookie, unsigned *gsi)
 	return 0;
 }
 
+/* Refuses messages with data bit 31 set, so the routing error path runs. */
 static int fake_msi_route(void *cookie, unsigned gsi, uint64_t addr, uint32_t data)
 {
-	(void)cookie; (void)gsi; (void)addr; (void)data;
-	return 0;
+	(void)cookie; (void)gsi; (void)addr;
+	return data & 0x80000000u ? -EINVAL : 0;
 }
 
 static void fake_msi_free(void *cookie, unsigned gsi)
@@ -254,6 +264,46 @@ static void bus_access(struct fz *f, bool pio, uint64_t addr, unsigned len, bool
 	bus_write(b, addr, &v, len); /* little-endian host: the low bytes */
 }
 
+/* The config-space offset of the first capability with id @id (and, for
+ * vendor capabilities, virtio cfg_type @type), read through the ports as
+ * a driver walks the list; 0 when there is none. */
+static unsigned find_cap(struct fz *f, uint32_t dev, uint8_t id, uint8_t type)
+{
+	uint32_t addr = 0x80000000u | dev << 11 | PCI_CFG_CAP_PTR;
+	uint8_t at = 0;
+	bus_write(&f->pio, PORT_PCI_CONFIG, &addr, 4);
+	bus_read(&f->pio, PORT_PCI_CONFIG + 4, &at, 1);
+	for (unsigned hops = 0; at >= PCI_CFG_HEADER_END && hops < 48; hops++) {
+		uint32_t hdr = 0;
+		addr = 0x80000000u | dev << 11 | (at & 0xfcu);
+		bus_write(&f->pio, PORT_PCI_CONFIG, &addr, 4);
+		bus_read(&f->pio, PORT_PCI_CONFIG + 4, &hdr, 4);
+		if ((uint8_t)hdr == id && (id != PCI_CAP_ID_VNDR || (uint8_t)(hdr >> 24) == type))
+			return at;
+		at = (uint8_t)(hdr >> 8);
+	}
+	return 0;
+}
+
+/* One config-space access to the virtio function (see the input layout). */
+static void cfg_access(struct fz *f, uint32_t a, unsigned len, bool read, uint64_t v)
+{
+	if (!f->vp)
+		return;
+	uint32_t dev = virtio_pci_slot(f->vp);
+	unsigned base = 0;
+	if (((a >> 8) & 0xff) == 1)
+		base = find_cap(f, dev, PCI_CAP_ID_MSIX, 0);
+	else if (((a >> 8) & 0xff) == 2)
+		base = find_cap(f, dev, PCI_CAP_ID_VNDR, VIRTIO_PCI_CAP_PCI_CFG);
+	unsigned reg = (base + (a & 0xff)) & 0xff;
+	if (len > 4 - (reg & 3))
+		len = 4 - (reg & 3);
+	uint32_t addr = 0x80000000u | dev << 11 | (reg & 0xfcu);
+	bus_write(&f->pio, PORT_PCI_CONFIG, &addr, 4);
+	bus_access(f, true, PORT_PCI_CONFIG + 4 + (reg & 3), len, read, v);
+}
+
 static void run_op(struct fz *f, const uint8_t *op)
 {
 	uint32_t a;
@@ -264,7 +314,10 @@ static void run_op(struct fz *f, const uint8_t *op)
 	bool read = op[0] & 0x40;
 	switch (op[0] & 3) {
 	case 0:
-		bus_access(f, true, PORT_PCI_CONFIG + a % 8, len > 4 ? 4 : len, read, v);
+		if (op[0] & 0x80)
+			cfg_access(f, a, len, read, v);
+		else
+			bus_access(f, true, PORT_PCI_CONFIG + a % 8, len > 4 ? 4 : len, read, v);
 		break;
 	case 1:
 		bus_access(f, false, LAYOUT_PCI_MMIO + a % 0x10000, len, read, v);

@@ -103,13 +103,86 @@ def test_errors(c: Checker) -> None:
             'a topology that does not multiply to cpus is an error', r)
 
 
+def test_check(c: Checker) -> None:
+    """--check catches what would fail at start-up, naming the key, and never
+    blocks on a FIFO (no /dev/kvm needed)."""
+    with tempfile.TemporaryDirectory() as d:
+        fifo = os.path.join(d, 'fifo')
+        os.mkfifo(fifo)
+        r = run_kvmrun(['--check', f'kernel={HELLO}'])
+        c.check('check ok', r.rc == 0 and r.err == '', 'a good config passes --check', r)
+        r = run_kvmrun(['--check', f'kernel={HELLO}', 'mem=16777215T'])
+        c.check('check mem', r.rc == 1 and '<command line>:2: mem: 16777215T does not fit' in r.err,
+                'RAM beyond the address space fails --check, naming mem', r)
+        # more than RAM + swap, yet within even a 39-bit address space
+        meminfo = dict(line.split(':', 1) for line in open('/proc/meminfo'))
+        kib = int(meminfo['MemTotal'].split()[0]) + int(meminfo['SwapTotal'].split()[0])
+        big = f'{(kib >> 20) + 2}G'
+        if (kib >> 20) + 2 > 500:
+            c.skip('check mem backing', f'this host has {kib >> 20} GiB of RAM and swap')
+        else:
+            r = run_kvmrun(['--check', f'kernel={HELLO}', f'mem={big}'])
+            c.check('check mem backing', r.rc == 1 and f'mem: {big} is more than this host could '
+                    'ever back' in r.err and 'mem_overcommit=on' in r.err,
+                    'RAM beyond the host\'s RAM + swap fails --check and names the override', r)
+            r = run_kvmrun(['--check', f'kernel={HELLO}', f'mem={big}', 'mem_overcommit=on'])
+            c.check('check mem override', r.rc == 0, 'mem_overcommit=on allows it', r)
+        for what in ('kernel', 'initrd', 'disk0.path'):
+            args = ['--check'] + ([f'kernel={HELLO}'] if what != 'kernel' else [])
+            for path, why in ((os.path.join(d, 'missing'), 'No such file'),
+                              (d, 'is a directory'), (fifo, 'is a FIFO')):
+                r = run_kvmrun(args + [f'{what}={path}'], timeout=10)
+                c.check(f'check {what} {why}', r.rc == 1 and f': {what}: {path}' in r.err
+                        and why in r.err, f'{what} that {why} fails --check, naming the key', r)
+        r = run_kvmrun(['--check', f'kernel={HELLO}', 'control='])
+        c.check('check empty control', r.rc == 1 and 'control: empty path' in r.err,
+                'an empty control= is an error', r)
+        conf = os.path.join(d, 'vm.conf')
+        with open(conf, 'w') as f:
+            f.write(f'kernel={os.path.abspath(HELLO)}\ncontrol=/run/nothing-here.sock\n')
+        r = run_kvmrun(['--check', conf, 'control=none'])
+        c.check('check control none', r.rc == 0, 'control=none turns off a file\'s socket', r)
+        r = run_kvmrun([fifo], timeout=10)
+        c.check('fifo config', r.rc == 1 and f'{fifo}: cannot read: a FIFO' in r.err,
+                'a FIFO as the config file is refused at once', r)
+        r = run_kvmrun([f'kernel={fifo}'], timeout=10)
+        c.check('fifo kernel', r.rc == 1 and 'kernel:' in r.err and 'is a FIFO' in r.err
+                and r.out == '', 'a FIFO as the kernel is refused before start', r)
+        disks = [f'disk{i}.path={d}/d{i}.img' for i in range(9)]
+        r = run_kvmrun(['--check', f'kernel={HELLO}', 'transport=mmio'] + disks[:8] + ['balloon=on'])
+        c.check('check mmio lines', r.rc == 1 and 'transport: mmio has interrupt lines for 8' in r.err,
+                'more virtio-mmio devices than interrupt lines fails --check', r)
+
+
+def test_many_queues(c: Checker) -> None:
+    """cpus=64 with four disks (a kick eventfd per queue: more than 256 on
+    the event loop) starts and powers off."""
+    with tempfile.TemporaryDirectory() as d:
+        disks = []
+        for i in range(4):
+            img = os.path.join(d, f'd{i}.img')
+            with open(img, 'wb') as f:
+                f.truncate(1 << 20)
+            disks += [f'disk{i}.path={img}', f'disk{i}.cache=writeback']
+        args = [f'kernel={HELLO}', 'cpus=64', 'mem=256M', 'timeout=120'] + disks
+        r = run_kvmrun(['--check'] + args)
+        c.check('many queues check', r.rc == 0, 'cpus=64 with 4 disks passes --check', r)
+        r = run_kvmrun(args, timeout=180)
+        c.check('many queues start', r.rc == 0 and r.has_line('Hello from the kvmrun test guest'),
+                'and then starts: hello powers off, exit 0', r)
+
+
 def main() -> int:
     c = Checker()
     test_help_version(c)
     test_errors(c)
+    test_check(c)
+    if c.failed:  # report them rather than skip for want of /dev/kvm
+        return c.done()
     kvmtest.require_kvm()
     test_demo_config(c)
     test_overrides_and_print(c)
+    test_many_queues(c)
     return c.done()
 
 

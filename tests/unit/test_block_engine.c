@@ -666,9 +666,11 @@ static void test_open_errors(void)
 	CHECK_EQ(image_open(&img, "disk0", "/dev/null", false, DISK_CACHE_WRITEBACK, &lg),
 		 -EINVAL);
 	release_log(fd, msg, sizeof(msg));
-	CHECK(strstr(msg, "/var/tmp/kvmrun-no-such-image") != NULL);
+	/* each names the key it came from */
+	CHECK(strstr(msg, "disk0.path=/var/tmp/kvmrun-no-such-image: ") != NULL);
 	CHECK(strstr(msg, strerror(ENOENT)) != NULL);
-	CHECK(strstr(msg, "neither a regular file nor a block device") != NULL);
+	CHECK(strstr(msg, "disk0.path=/dev/null: a character device, not a regular file or a "
+			  "block device") != NULL);
 
 	/* A file system without O_DIRECT: the hint names the key to change.
 	 * /proc's files refuse it; not every host has such a writable one,

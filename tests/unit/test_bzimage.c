@@ -160,6 +160,51 @@ static void test_parse_errors(void)
 		CHECK(strcmp(bzimage_strerror(e), "unknown bzImage error") != 0);
 }
 
+/* Each limit at the last accepted and the first refused value. */
+static void test_parse_boundaries(void)
+{
+	make_bz();
+	/* the header must be in the file up to BZ_HDR_END_MAX */
+	CHECK_EQ(parse_bz(BZ_HDR_END_MAX - 1), BZIMAGE_ERR_TRUNCATED_HEADER);
+	CHECK_EQ(parse_bz(BZ_HDR_END_MAX), BZIMAGE_ERR_TRUNCATED_SETUP);
+	/* the magic's four bytes: a file ending inside them is truncated (and
+	 * is never read past: an exact-size copy for ASan) */
+	for (size_t len = BZ_OFF_HEADER; len < BZ_OFF_HEADER + 4; len++) {
+		uint8_t *copy = malloc(len);
+		memcpy(copy, bz, len);
+		struct bzimage_info bi;
+		CHECK_EQ(bzimage_parse(copy, len, &bi), BZIMAGE_ERR_TRUNCATED_HEADER);
+		free(copy);
+	}
+	/* a 2.12+ header must reach past init_size (ends at 0x264) */
+	make_bz(); bz[0x201] = BZ_HDR_MIN_END - BZ_OFF_HEADER - 1;
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_BAD_HEADER_END);
+	bz[0x201] = BZ_HDR_MIN_END - BZ_OFF_HEADER;
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_OK);
+	/* the payload ends at most at the kernel's end */
+	make_bz(); put32(bz + 0x248, BZ_KERNEL_SIZE - 0x1000); put32(bz + 0x24c, 0x1000);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_OK);
+	put32(bz + 0x24c, 0x1001);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_BAD_PAYLOAD);
+	/* the protocol versions: 2.06 parses (then lacks the 64-bit entry), 2.05
+	 * does not; 2.12 has the 64-bit entry, 2.11 not */
+	make_bz(); put16(bz + 0x206, BZ_MIN_VERSION);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_NOT_64BIT);
+	put16(bz + 0x206, BZ_MIN_VERSION - 1);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_OLD_PROTOCOL);
+	put16(bz + 0x206, BZ_MIN_VERSION_64);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_OK);
+	put16(bz + 0x206, BZ_MIN_VERSION_64 - 1);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_NOT_64BIT);
+	/* the kernel: exactly syssize * 16 bytes after the setup is enough */
+	make_bz();
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_OK);
+	put32(bz + 0x1f4, BZ_KERNEL_SIZE / 16 + 1);
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_TRUNCATED_KERNEL);
+	put32(bz + 0x1f4, 1); /* 16 bytes: payload past it */
+	CHECK_EQ(parse_bz(sizeof(bz)), BZIMAGE_ERR_BAD_PAYLOAD);
+}
+
 /* Every prefix of a valid image is rejected without reading past it. */
 static void test_parse_every_truncation(void)
 {
@@ -735,6 +780,7 @@ int main(void)
 {
 	RUN(test_parse_ok);
 	RUN(test_parse_errors);
+	RUN(test_parse_boundaries);
 	RUN(test_parse_every_truncation);
 	RUN(test_kind);
 	RUN(test_load_bzimage);

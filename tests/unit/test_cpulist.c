@@ -37,7 +37,7 @@ static void test_parse_good(void)
 static void test_parse_bad(void)
 {
 	static const char *const bad[] = {
-		"", ",", "1,", ",1", "1,,2", "3-1", "1-", "-1", "a", "1 ,2", " 1",
+		"", ",", "1,", ",1", "1,,2", "3-1", "3-2", "1-", "-1", "a", "1 ,2", " 1",
 		"1-2-3", "0x1", "1,1", "0-3,2", "+1", "1.5",
 	};
 	unsigned c[16];

@@ -542,9 +542,10 @@ static void test_vhost_pure(void)
 	struct guest_mem m = { 0 };
 	CHECK_EQ(gmem_add_region(&m, 0, sizeof(a), a, -1, 0), 0);
 	CHECK_EQ(gmem_add_region(&m, 0x100000000ull, sizeof(b), b, -1, 0), 0);
-	struct {
+	union { /* room for the flexible regions[] */
 		struct vhost_memory h;
-		struct vhost_memory_region r[GMEM_MAX_REGIONS];
+		uint8_t raw[sizeof(struct vhost_memory) +
+			    GMEM_MAX_REGIONS * sizeof(struct vhost_memory_region)];
 	} t;
 	CHECK_EQ(vhost_mem_table(&m, &t.h), 2);
 	CHECK_EQ(t.h.nregions, 2);

@@ -574,9 +574,77 @@ static void test_push_after_break(void)
 	CHECK(vq_should_notify(&t.q));
 }
 
+/* The setup limits on both sides: a queue size against a maximum of 1,
+ * the driver area's event field at the end of RAM, and each ring's
+ * guest-physical alignment on its own (in a region whose host mapping is
+ * aligned differently from its gpa, so the host check cannot stand in). */
+static void test_setup_boundaries(void)
+{
+	struct tq t;
+	mem_init(&t);
+	struct vq_layout l = std_layout(1);
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), 0);
+	l.size = 2;
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), -EINVAL);
+	CHECK_EQ(vq_setup(&t.q, &t.m, 2, &l, 0), 0);
+	/* size 1: the driver area is flags, idx, ring[1], used_event: 8 bytes */
+	l = (struct vq_layout){ .size = 1, .desc_gpa = DESC_GPA, .avail_gpa = RAM_END - 8,
+				.used_gpa = USED_GPA };
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), 0);
+	l.avail_gpa = RAM_END - 6;
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), -EINVAL);
+	/* the device area: flags, idx, ring[1], avail_event: 14 bytes */
+	l = (struct vq_layout){ .size = 1, .desc_gpa = DESC_GPA, .avail_gpa = AVAIL_GPA,
+				.used_gpa = RAM_END - 16 };
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), 0);
+	l.used_gpa = RAM_END - 12;
+	CHECK_EQ(vq_setup(&t.q, &t.m, 1, &l, 0), -EINVAL);
+
+	static _Alignas(4096) uint8_t odd[0x2000];
+	const uint64_t gpa = HOLE_GPA; /* host odd + 15: gpa + 1 is 16-aligned on the host */
+	CHECK_EQ(gmem_add_region(&t.m, gpa, 0x1000, odd + 15, -1, 0), 0);
+	static const struct { uint64_t desc, avail, used; } mis[] = {
+		{ gpa + 1, AVAIL_GPA, USED_GPA },  /* desc one byte off 16 */
+		{ gpa + 9, AVAIL_GPA, USED_GPA },
+		{ DESC_GPA, gpa + 1, USED_GPA },   /* avail one byte off 2 */
+		{ DESC_GPA, AVAIL_GPA, gpa + 1 },  /* used one byte off 4 */
+		{ DESC_GPA, AVAIL_GPA, gpa + 3 },
+	};
+	for (unsigned i = 0; i < sizeof(mis) / sizeof(mis[0]); i++) {
+		l = (struct vq_layout){ .size = 4, .desc_gpa = mis[i].desc, .avail_gpa = mis[i].avail,
+					.used_gpa = mis[i].used };
+		int rc = vq_setup(&t.q, &t.m, 4, &l, 0);
+		if (rc != -EINVAL)
+			fprintf(stderr, "  misaligned layout %u accepted\n", i);
+		CHECK_EQ(rc, -EINVAL);
+	}
+}
+
+/* A chain carries at most 2^32 bytes: exactly that is a chain, one byte
+ * more is malformed. The buffers lie in a region that is never touched
+ * (its host pointer is a stand-in), so no 4 GiB need be mapped. */
+static void test_chain_byte_limit(void)
+{
+	struct tq t;
+	tq_init(&t, 8, 0);
+	CHECK_EQ(gmem_add_region(&t.m, 1ull << 32, 8ull << 30, ram1, -1, 0), 0);
+	desc(&t, 0, 1ull << 32, 0xffffffffu, F_NEXT, 1);
+	desc(&t, 1, 1ull << 32, 1, 0, 0);
+	avail_add(&t, 0);
+	CHECK_EQ(vq_pop(&t.q, &t.c), 1);
+	CHECK_EQ(t.c.readable_len, 1ull << 32);
+	CHECK_EQ(vq_push(&t.q, 0, 0), 0);
+	desc(&t, 1, 1ull << 32, 2, 0, 0);
+	avail_add(&t, 0);
+	CHECK_EQ(vq_pop(&t.q, &t.c), -EINVAL);
+	CHECK_STREQ(vq_error(&t.q), "chain longer than 2^32 bytes");
+}
+
 int main(void)
 {
 	RUN(test_setup_checks);
+	RUN(test_setup_boundaries);
+	RUN(test_chain_byte_limit);
 	RUN(test_simple_chain);
 	RUN(test_no_interrupt_flag);
 	RUN(test_wraparound);
