@@ -23,11 +23,24 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-
 #define BALLOON_CHAIN_CAP 256      /* segments vq_pop() may return */
 #define BALLOON_MAX_STATS 256      /* entries in one stats buffer */
 
+/* What one notify may do before it yields to the rest of the event loop
+ * and re-kicks its queue (virtio_dev_rekick): a guest that keeps its ring
+ * full must not starve signals, timeout=, the control socket and I/O.
+ * Linux posts at most 256 PFNs per buffer; one kick of these costs well
+ * under a millisecond. */
+#define BALLOON_KICK_CHAINS 64     /* chains of any queue */
+#define BALLOON_KICK_PFNS 65536    /* inflated/deflated PFNs */
+#define BALLOON_KICK_RANGES 256    /* free page reporting ranges */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 enum balloon_role { ROLE_NONE, ROLE_INFLATE, ROLE_DEFLATE, ROLE_STATS, ROLE_REPORTING };
 
 /* Kinds of guest mistakes, each logged once per device. */
 enum balloon_warn {
-	WARN_RANGE, WARN_DUP_INFLATE, WARN_DUP_DEFLATE, WARN_LENGTH, WARN_STATS, WARN_NR
+	WARN_RANGE, WARN_DUP_INFLATE, WARN_DUP_DEFLATE, WARN_LENGTH, WARN_BIG, WARN_STATS,
+	WARN_NR
 };
 
 struct virtio_balloon {
@@ -264,10 +277,20 @@ static void page_deflate(struct virtio_balloon *b, uint64_t pfn)
 		b->info.discarded -= b->page_size;
 }
 
-/* Applies @fn to every le32 PFN in the readable bytes of @c. */
-static void for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
-			 void (*fn)(struct virtio_balloon *b, uint64_t pfn))
+/* Applies @fn to every le32 PFN in the readable bytes of @c, unless there
+ * are more than VIRTIO_BALLOON_CHAIN_PFNS of them: a buffer that large is
+ * no driver's (each descriptor can point at the same gigabytes), and is
+ * ignored whole. Returns the number of PFNs processed. */
+static uint64_t for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
+			     void (*fn)(struct virtio_balloon *b, uint64_t pfn))
 {
+	if (c->readable_len > 4ull * VIRTIO_BALLOON_CHAIN_PFNS) {
+		b->info.oversized++;
+		warn_once(b, WARN_BIG, "guest sent a PFN buffer of %" PRIu64 " bytes, more than "
+			  "the " STR(VIRTIO_BALLOON_CHAIN_PFNS) " PFNs a buffer may hold: ignored "
+			  "(logged once)", c->readable_len);
+		return 0;
+	}
 	uint8_t carry[4];
 	unsigned ncarry = 0;
 	for (uint32_t i = 0; i < c->nr_readable; i++) {
@@ -298,12 +321,13 @@ static void for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
 			  " bytes, not a multiple of 4: trailing bytes ignored (logged once)",
 			  c->readable_len);
 	discard_flush(b);
+	return c->readable_len / 4;
 }
 
 /* Free page reporting (5.5.6.7): each buffer is a free range of guest
  * memory the host may drop; the guest does not touch it until the buffer
  * is used. Only whole backing pages inside the range are discarded. */
-static void report_chain(struct virtio_balloon *b, const struct vq_chain *c)
+static uint32_t report_chain(struct virtio_balloon *b, const struct vq_chain *c)
 {
 	for (uint32_t i = 0; i < c->nr_segs; i++) {
 		uint64_t start = c->segs[i].gpa, end = start + c->segs[i].len;
@@ -316,6 +340,7 @@ static void report_chain(struct virtio_balloon *b, const struct vq_chain *c)
 		}
 	}
 	discard_flush(b);
+	return c->nr_segs;
 }
 
 /* ---------------------------------------------------------------- queues */
@@ -325,13 +350,22 @@ static struct vq *queue_vq(struct virtio_balloon *b, unsigned q)
 	return b->dev.queues[q].vq;
 }
 
-/* Pops and processes every chain of inflate/deflate/reporting queue @q;
- * a malformed ring puts the device in NEEDS_RESET. */
+/* Pops and processes the chains of inflate/deflate/reporting queue @q,
+ * within one kick's budget: when it runs out with chains still there, the
+ * queue is re-kicked and the rest waits for the event loop's next round.
+ * A malformed ring puts the device in NEEDS_RESET. */
 static void run_queue(struct virtio_balloon *b, unsigned q, enum balloon_role role)
 {
 	struct vq *vq = queue_vq(b, q);
 	bool pushed = false;
-	for (;;) {
+	uint64_t pfns = 0, ranges = 0;
+	for (unsigned chains = 0;; chains++) {
+		if (chains == BALLOON_KICK_CHAINS || pfns >= BALLOON_KICK_PFNS ||
+		    ranges >= BALLOON_KICK_RANGES) {
+			b->info.yields++;
+			virtio_dev_rekick(&b->dev, q);
+			break;
+		}
 		struct vq_chain c = { .segs = b->segs, .cap = BALLOON_CHAIN_CAP };
 		int r = vq_pop(vq, &c);
 		if (r == 0)
@@ -341,11 +375,11 @@ static void run_queue(struct virtio_balloon *b, unsigned q, enum balloon_role ro
 			break;
 		}
 		if (role == ROLE_INFLATE)
-			for_each_pfn(b, &c, page_inflate);
+			pfns += for_each_pfn(b, &c, page_inflate);
 		else if (role == ROLE_DEFLATE)
-			for_each_pfn(b, &c, page_deflate);
+			pfns += for_each_pfn(b, &c, page_deflate);
 		else
-			report_chain(b, &c);
+			ranges += report_chain(b, &c);
 		if (vq_push(vq, c.head, 0) == 0)
 			pushed = true;
 	}
@@ -367,7 +401,14 @@ static void stats_request(struct virtio_balloon *b)
 static void stats_queue(struct virtio_balloon *b, unsigned q)
 {
 	struct vq *vq = queue_vq(b, q);
-	for (;;) {
+	for (unsigned chains = 0;; chains++) {
+		if (chains == BALLOON_KICK_CHAINS) {
+			/* a driver posting buffer after buffer: each one hands
+			 * the previous back, so this could go on forever */
+			b->info.yields++;
+			virtio_dev_rekick(&b->dev, q);
+			return;
+		}
 		struct vq_chain c = { .segs = b->segs, .cap = BALLOON_CHAIN_CAP };
 		int r = vq_pop(vq, &c);
 		if (r == 0)
