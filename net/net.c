@@ -340,7 +340,14 @@ static void ctrl_process(struct net *n)
 	unsigned qi = net_ctrl_queue(n);
 	struct vq *vq = d->queues[qi].vq;
 	bool pushed = false;
-	while (vq) {
+	for (unsigned done = 0; vq; done++) {
+		if (done == NET_CTRL_BUDGET) {
+			/* a driver refilling the queue as fast as we take
+			 * from it: let the event loop breathe, come back */
+			n->st.yields++;
+			virtio_dev_rekick(d, qi);
+			break;
+		}
 		struct vq_chain c = { .segs = n->tx_segs, .cap = VQ_MAX_SEGS };
 		int r = vq_pop(vq, &c);
 		if (r < 0) {

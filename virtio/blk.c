@@ -352,8 +352,10 @@ static void blk_signal(struct virtio_blk *b, struct blk_queue *q)
 /* Pops every available chain of queue @q into a free slot and starts it
  * (dev->lock held). Stops when the ring is empty (vq_pop() re-checks it
  * after publishing avail_event, so nothing that arrived meanwhile is
- * missed), when no slot is free (the next completion resumes), or when
- * the ring is malformed (NEEDS_RESET). Returns the number popped. */
+ * missed), when no slot is free (the next completion resumes), when the
+ * ring is malformed (NEEDS_RESET), or after VIRTIO_BLK_KICK_BUDGET chains
+ * (the queue is re-kicked: the event loop comes back to it after serving
+ * everything else). Returns the number popped. */
 static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 {
 	struct vq *vq = blk_vq(b, q);
@@ -362,6 +364,11 @@ static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 	if (!vq)
 		return 0;
 	for (;;) {
+		if (popped == VIRTIO_BLK_KICK_BUDGET) {
+			b->stats.yields++;
+			virtio_dev_rekick(&b->dev, q->index);
+			break;
+		}
 		if (!q->free) {
 			q->stalled = true;
 			b->stats.slot_stalls++;

@@ -70,6 +70,10 @@
 
 /* What this device offers (config space, 5.2.4). */
 #define VIRTIO_BLK_QUEUE_SIZE 256  /* max Queue Size of each requestq */
+/* Chains one notify (or reap) pops from a queue before it re-kicks the
+ * queue and yields: requests that complete at once (a parse error, GET_ID)
+ * free their slot at once, so slots alone do not bound the loop. */
+#define VIRTIO_BLK_KICK_BUDGET 128
 #define VIRTIO_BLK_SEG_MAX 126     /* data segments per request */
 #define VIRTIO_BLK_SIZE_MAX (1u << 20) /* bytes per data segment */
 #define VIRTIO_BLK_MAX_DWZ_SEGS 16 /* max_discard_seg, max_write_zeroes_seg */
@@ -198,6 +202,7 @@ struct virtio_blk_stats {
 	uint64_t needs_reset;      /* malformed chains */
 	uint64_t notifies, reaps;  /* kick notifications, engine reaps */
 	uint64_t polled;           /* requests found by busy-polling, not a kick */
+	uint64_t yields;           /* a queue's budget ran out: re-kicked */
 	const char *engine;        /* "io_uring" or "sync" */
 };
 

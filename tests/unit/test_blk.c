@@ -43,6 +43,7 @@ struct env {
 	unsigned queue_signals, config_signals;
 	uint16_t avail_idx;
 	uint16_t next_desc;
+	uint16_t qsize;              /* Queue Size driver_init() sets; 0: QSIZE */
 };
 
 static void on_signal_queue(struct virtio_dev *d, unsigned q)
@@ -125,7 +126,7 @@ static void driver_init(struct env *e)
 	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 				 VIRTIO_STATUS_FEATURES_OK);
 	CHECK(d->status & VIRTIO_STATUS_FEATURES_OK);
-	d->queues[0].size = QSIZE;
+	d->queues[0].size = e->qsize ? e->qsize : QSIZE;
 	d->queues[0].desc = DESC_GPA;
 	d->queues[0].driver = AVAIL_GPA;
 	d->queues[0].device = USED_GPA;
@@ -549,6 +550,40 @@ out:
 	free(path);
 }
 
+/* A ring full of requests that complete at once (an unknown type: UNSUPP
+ * without any I/O, so each frees its slot at once, and a driver can keep
+ * posting them): one kick takes a budget of them, then re-kicks. */
+static void test_kick_budget(void)
+{
+	char *path = make_image();
+	struct env e;
+	if (!env_create(&e, path, false, DISK_IO_SYNC))
+		goto out;
+	e.qsize = VIRTIO_BLK_QUEUE_SIZE;
+	driver_init(&e);
+	uint32_t type = 99;
+	memset(gpa(&e, HDR_GPA), 0, 16);
+	memcpy(gpa(&e, HDR_GPA), &type, 4);
+	desc(&e, 0, HDR_GPA, 16, F_NEXT, 1);
+	desc(&e, 1, STATUS_GPA, 1, F_WRITE, 0);
+	fake_vring_fill(e.ram, DESC_GPA, VIRTIO_BLK_QUEUE_SIZE, 0, VIRTIO_BLK_QUEUE_SIZE);
+	kick(&e);
+	CHECK(evloop_run_once(e.loop, 100) >= 1);
+	CHECK_EQ(used_idx(&e), VIRTIO_BLK_KICK_BUDGET);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(e.b, &st);
+	CHECK_EQ(st.unsupp, VIRTIO_BLK_KICK_BUDGET);
+	CHECK_EQ(st.yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(e.d, 0), 1);
+	kick(&e);
+	pump(&e, VIRTIO_BLK_QUEUE_SIZE);
+	CHECK(virtio_dev_live(e.d));
+	env_destroy(&e);
+out:
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	RUN(test_config);
@@ -559,5 +594,6 @@ int main(void)
 	RUN(test_malformed_chain);
 	RUN(test_reset_inflight);
 	RUN(test_batch);
+	RUN(test_kick_budget);
 	return unit_done();
 }
