@@ -97,6 +97,7 @@ const struct key_def config_keys[] = {
 	VMK("mem_thp", mem_thp, T_BOOL),
 	VMK("mem_merge", mem_merge, T_BOOL),
 	VMK("serial", serial, T_SPECIAL, SPECIAL(config_set_serial, config_print_serial)),
+	VMK("serial.max_size", serial_max_size, T_SIZE),
 	VMK("balloon", balloon, T_BOOL),
 	VMK("balloon.stats_period", balloon_stats_period, T_UINT, RANGE(0, UINT_MAX)),
 	VMK("balloon.free_page_reporting", balloon_free_page_reporting, T_BOOL),
@@ -408,6 +409,7 @@ void config_init(struct vm_config *c)
 	c->mem_hugepages = HUGEPAGES_OFF;
 	c->mem_numa_node = -1;
 	c->serial = SERIAL_STDIO;
+	c->serial_max_size = CONFIG_DEFAULT_SERIAL_MAX_SIZE;
 	c->transport = TRANSPORT_PCI;
 	c->on_reboot = ON_REBOOT_EXIT;
 	c->log_level = LOG_WARN;

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cpu/layout.h"
@@ -117,6 +119,25 @@ static void test_output_reaches_pipe(void)
 	rig_fini(&r);
 }
 
+/* Reads everything the pipe holds now into @buf; returns the bytes read. */
+static size_t drain_pipe(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	fcntl(fd, F_SETFL, fl);
+	return got;
+}
+
+/* Output nobody reads: the pipe fills, then the output buffer, then bytes
+ * are dropped and counted; once the reader catches up, a flush writes the
+ * held bytes out in order. */
 static void test_output_full_pipe_drops(void)
 {
 	struct rig r;
@@ -126,10 +147,132 @@ static void test_output_full_pipe_drops(void)
 	for (int i = 0; i < cap; i++)
 		out(&r, THR, 'x');
 	CHECK_EQ(ns16550_dropped(r.u), 0);
-	out(&r, THR, 'y'); /* pipe full: EAGAIN, dropped, no block */
+	for (unsigned i = 0; i < NS16550_TX_BUF; i++)
+		out(&r, THR, (uint8_t)('a' + i % 26)); /* pipe full: held */
+	CHECK_EQ(ns16550_dropped(r.u), 0);
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF);
+	out(&r, THR, 'y'); /* buffer full too: dropped, no block */
 	out(&r, THR, 'z');
 	CHECK_EQ(ns16550_dropped(r.u), 2);
+	CHECK_EQ(in(&r, LSR) & 0x60, 0x60);
+	static uint8_t got[4 * NS16550_TX_BUF];
+	CHECK_EQ(drain_pipe(r.pipe[0], got, sizeof(got)), (size_t)cap);
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF - (size_t)cap);
+	size_t n = drain_pipe(r.pipe[0], got, sizeof(got));
+	while (ns16550_flush(r.u))
+		n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	CHECK_EQ(n, NS16550_TX_BUF);
+	bool in_order = true;
+	for (unsigned i = 0; i < n; i++)
+		in_order &= got[i] == (uint8_t)('a' + i % 26);
+	CHECK(in_order);
+	out(&r, THR, '!'); /* written at once again */
+	CHECK_EQ(drain_pipe(r.pipe[0], got, sizeof(got)), 1);
+	CHECK_EQ(got[0], '!');
 	rig_fini(&r);
+}
+
+struct writer {
+	struct rig *r;
+	unsigned long bytes;
+	volatile bool done;
+};
+
+static void *write_lots(void *arg)
+{
+	struct writer *w = arg;
+	for (unsigned long i = 0; i < w->bytes; i++)
+		out(w->r, THR, (uint8_t)i);
+	w->done = true;
+	return NULL;
+}
+
+/* Output fds as a harness hands them over: blocking, and nobody reading.
+ * A vCPU writing THR must never wait for the reader (it would hold the
+ * UART lock and defeat teardown, timeout= and signals). */
+static void test_output_blocking_unread(void)
+{
+	for (int kind = 0; kind < 2; kind++) {
+		struct rig r;
+		memset(&r, 0, sizeof(r));
+		bus_init(&r.pio, "pio");
+		int fds[2];
+		if (kind == 0)
+			CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+		else
+			CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+		CHECK(!(fcntl(fds[1], F_GETFL) & O_NONBLOCK));
+		struct ns16550_params p = {
+			.irq = { .set = irq_set, .cookie = &r.irq, .gsi = GSI_COM1 },
+			.out_fd = fds[1], .name = "com1",
+		};
+		CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+		/* the caller's description stays blocking: it is shared */
+		CHECK(!(fcntl(fds[1], F_GETFL) & O_NONBLOCK));
+		struct writer w = { .r = &r, .bytes = 1024ul * 1024 };
+		pthread_t t;
+		pthread_create(&t, NULL, write_lots, &w);
+		for (int ms = 0; ms < 20000 && !w.done; ms++)
+			usleep(1000);
+		CHECK(w.done);
+		if (!w.done) {
+			fprintf(stderr, "  %s: the vCPU blocked in write: giving up\n",
+				kind ? "socket" : "pipe");
+			_exit(1); /* the writer thread cannot be joined */
+		}
+		pthread_join(t, NULL);
+		CHECK(ns16550_dropped(r.u) > 0);
+		CHECK(ns16550_dropped(r.u) < w.bytes);
+		CHECK(ns16550_flush(r.u) <= NS16550_TX_BUF);
+		/* what did arrive is the start of the output, in order */
+		static uint8_t got[256 * 1024];
+		size_t n = drain_pipe(fds[0], got, sizeof(got));
+		CHECK(n > 0);
+		bool in_order = true;
+		for (size_t i = 0; i < n; i++)
+			in_order &= got[i] == (uint8_t)i;
+		CHECK(in_order);
+		ns16550_destroy(r.u);
+		r.u = NULL;
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+/* out_limit: a file stops growing there, and the rest is counted. */
+static void test_output_limit(void)
+{
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	bus_init(&r.pio, "pio");
+	r.pipe[0] = r.pipe[1] = -1;
+	FILE *f = tmpfile();
+	CHECK(f != NULL);
+	int lfd[2];
+	CHECK_EQ(pipe2(lfd, O_NONBLOCK | O_CLOEXEC), 0);
+	struct logger lg;
+	log_init(&lg, LOG_WARN, "test");
+	lg.fd = lfd[1];
+	struct ns16550_params p = {
+		.irq = { .set = irq_set, .cookie = &r.irq, .gsi = GSI_COM1 },
+		.out_fd = fileno(f), .out_limit = 100, .out_limit_key = "serial.max_size",
+		.log = &lg, .name = "com1",
+	};
+	CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+	for (int i = 0; i < 150; i++)
+		out(&r, THR, 'L');
+	struct stat st;
+	CHECK_EQ(fstat(fileno(f), &st), 0);
+	CHECK_EQ(st.st_size, 100);
+	CHECK_EQ(ns16550_dropped(r.u), 50);
+	char msg[1024] = { 0 };
+	CHECK(read(lfd[0], msg, sizeof(msg) - 1) > 0);
+	CHECK(strstr(msg, "serial.max_size") != NULL);
+	CHECK(strchr(msg, '\n') == strrchr(msg, '\n')); /* said once */
+	rig_fini(&r);
+	fclose(f);
+	close(lfd[0]);
+	close(lfd[1]);
 }
 
 static void test_discard_output(void)
@@ -420,6 +563,8 @@ int main(void)
 	RUN(test_registration);
 	RUN(test_output_reaches_pipe);
 	RUN(test_output_full_pipe_drops);
+	RUN(test_output_blocking_unread);
+	RUN(test_output_limit);
 	RUN(test_discard_output);
 	RUN(test_linux_autoconfig);
 	RUN(test_scratch_and_dlab);
