@@ -273,7 +273,6 @@ static void tx_drain(struct ns16550 *u)
 		u->tx_head = (u->tx_head + (unsigned)n) % NS16550_TX_BUF;
 		u->tx_count -= (unsigned)n;
 	}
-	u->tx_head = 0;
 }
 
 static void tx_byte(struct ns16550 *u, uint8_t c)

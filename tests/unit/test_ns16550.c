@@ -169,6 +169,37 @@ static void test_output_full_pipe_drops(void)
 	out(&r, THR, '!'); /* written at once again */
 	CHECK_EQ(drain_pipe(r.pipe[0], got, sizeof(got)), 1);
 	CHECK_EQ(got[0], '!');
+
+	/* the output buffer is a ring: held bytes wrap around its end */
+	static uint8_t all[4 * NS16550_TX_BUF];
+	size_t have = 0;
+	for (int i = 0; i < cap; i++)
+		out(&r, THR, 'x');
+	unsigned seq = 0;
+	for (unsigned i = 0; i < NS16550_TX_BUF; i++)
+		out(&r, THR, (uint8_t)seq++); /* held from the ring's start */
+	CHECK_EQ(read(r.pipe[0], all, 4096), 4096);
+	have = 4096;
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF - 4096); /* read position moved */
+	for (int i = 0; i < 4096; i++)
+		out(&r, THR, (uint8_t)seq++); /* stored past the end: from the start */
+	uint64_t dropped = ns16550_dropped(r.u);
+	have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	/* the reader caught up: the next byte pushes the held ones out ahead
+	 * of it, no flush needed */
+	out(&r, THR, (uint8_t)seq++);
+	size_t pushed = drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	CHECK(pushed > 0);
+	have += pushed;
+	while (ns16550_flush(r.u))
+		have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	CHECK_EQ(have, (size_t)cap + seq);
+	CHECK_EQ(ns16550_dropped(r.u), dropped);
+	in_order = true;
+	for (size_t i = 0; i < have; i++)
+		in_order &= all[i] == (i < (size_t)cap ? 'x' : (uint8_t)(i - (size_t)cap));
+	CHECK(in_order);
 	rig_fini(&r);
 }
 
@@ -269,6 +300,26 @@ static void test_output_limit(void)
 	CHECK(read(lfd[0], msg, sizeof(msg) - 1) > 0);
 	CHECK(strstr(msg, "serial.max_size") != NULL);
 	CHECK(strchr(msg, '\n') == strrchr(msg, '\n')); /* said once */
+	ns16550_destroy(r.u);
+
+	/* bytes that waited in the output buffer count towards it too */
+	bus_init(&r.pio, "pio");
+	CHECK_EQ(pipe2(r.pipe, O_NONBLOCK | O_CLOEXEC), 0);
+	int cap = fcntl(r.pipe[1], F_GETPIPE_SZ);
+	p.out_fd = r.pipe[1];
+	p.out_limit = (uint64_t)cap + 100;
+	CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+	for (int i = 0; i < cap + 200; i++)
+		out(&r, THR, 'P');
+	CHECK_EQ(ns16550_dropped(r.u), 100);
+	static uint8_t got[2 * NS16550_TX_BUF];
+	size_t n = drain_pipe(r.pipe[0], got, sizeof(got));
+	CHECK_EQ(ns16550_flush(r.u), 0);
+	n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	out(&r, THR, 'P');
+	n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	CHECK_EQ(n, (size_t)cap + 100);
+	CHECK_EQ(ns16550_dropped(r.u), 101);
 	rig_fini(&r);
 	fclose(f);
 	close(lfd[0]);
@@ -492,6 +543,55 @@ static void test_rx_flow_control(void)
 	rig_fini(&r);
 }
 
+/* The receive buffer is a ring: input that arrives after the guest has
+ * read some lands past the end and wraps to the start, and comes out in
+ * order. */
+static void test_rx_wrap(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	static uint8_t data[2 * NS16550_RX_BUF];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	const size_t first = 100, consumed = 60;
+	CHECK_EQ(ns16550_input(r.u, data, first), first);
+	for (size_t i = 0; i < consumed; i++)
+		CHECK_EQ(in(&r, RBR), data[i]);
+	/* room for exactly what was read, plus what was never written */
+	size_t room = NS16550_RX_BUF - (first - consumed);
+	CHECK_EQ(ns16550_rx_space(r.u), room);
+	CHECK_EQ(ns16550_input(r.u, data + first, room + 10), room);
+	CHECK_EQ(ns16550_rx_space(r.u), 0);
+	size_t bad = 0;
+	for (size_t i = consumed; i < first + room; i++)
+		bad += in(&r, RBR) != data[i];
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(in(&r, LSR) & 0x01, 0);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	/* and again around the ring, a byte at a time */
+	for (size_t i = 0; i < 3 * NS16550_RX_BUF; i++) {
+		uint8_t b = data[i % sizeof(data)];
+		CHECK_EQ(ns16550_input(r.u, &b, 1), 1);
+		if (i % 3 == 2)
+			for (int k = 0; k < 3; k++)
+				bad += in(&r, RBR) != data[(i - 2 + (size_t)k) % sizeof(data)];
+	}
+	CHECK_EQ(bad, 0);
+	/* a FIFO clear (16 bytes) across the end of the ring */
+	ns16550_reset(r.u); /* read position back at 0 */
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	CHECK_EQ(ns16550_input(r.u, data, NS16550_RX_BUF - 6), NS16550_RX_BUF - 6);
+	for (size_t i = 0; i < NS16550_RX_BUF - 6; i++)
+		in(&r, RBR); /* the read position is now 6 bytes from the end */
+	CHECK_EQ(ns16550_input(r.u, data, 20), 20);
+	out(&r, FCR, 0x03);
+	for (size_t i = 16; i < 20; i++)
+		bad += in(&r, RBR) != data[i];
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	rig_fini(&r);
+}
+
 static void test_wide_access(void)
 {
 	struct rig r;
@@ -573,6 +673,7 @@ int main(void)
 	RUN(test_loopback_overrun);
 	RUN(test_rx_interrupt);
 	RUN(test_rx_flow_control);
+	RUN(test_rx_wrap);
 	RUN(test_wide_access);
 	RUN(test_threads);
 	return unit_done();
