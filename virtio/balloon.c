@@ -198,6 +198,8 @@ static void discard_flush(struct virtio_balloon *b)
  * when adjacent (above or below); discard_flush() does it. */
 static void discard_add(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
 {
+	if (!b->discard)
+		return;
 	if (b->run_len && b->run_gpa + b->run_len == gpa) {
 		b->run_len += len;
 		return;
@@ -238,6 +240,8 @@ static void page_inflate(struct virtio_balloon *b, uint64_t pfn)
 	b->info.inflated += VIRTIO_BALLOON_PAGE_SIZE;
 	b->info.inflates++;
 	uint64_t gpa = pfn << VIRTIO_BALLOON_PFN_SHIFT;
+	if (!b->discard)
+		return; /* the host keeps the page */
 	if (!b->unit_count) {
 		discard_add(b, gpa, VIRTIO_BALLOON_PAGE_SIZE);
 		b->info.discarded += VIRTIO_BALLOON_PAGE_SIZE;
@@ -268,6 +272,8 @@ static void page_deflate(struct virtio_balloon *b, uint64_t pfn)
 	bit_clear(b, pfn);
 	b->info.inflated -= VIRTIO_BALLOON_PAGE_SIZE;
 	b->info.deflates++;
+	if (!b->discard)
+		return;
 	if (!b->unit_count) {
 		b->info.discarded -= VIRTIO_BALLOON_PAGE_SIZE;
 		return;
@@ -591,7 +597,7 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 {
 	*out = NULL;
 	const struct virtio_platform *plat = p->plat;
-	if (!plat || !plat->mem || !plat->loop || !p->discard ||
+	if (!plat || !plat->mem || !plat->loop ||
 	    p->page_size < VIRTIO_BALLOON_PAGE_SIZE || (p->page_size & (p->page_size - 1)))
 		return -EINVAL;
 	struct virtio_balloon *b = calloc(1, sizeof(*b));
@@ -634,7 +640,7 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 	}
 	if (p->deflate_on_oom)
 		b->ops.features |= 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
-	if (p->free_page_reporting) {
+	if (p->free_page_reporting && p->discard) {
 		b->ops.features |= 1ull << VIRTIO_BALLOON_F_PAGE_REPORTING;
 		nr_queues++;
 	}
@@ -644,10 +650,10 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 		balloon_free(b);
 		return r;
 	}
-	log_info(plat->log, b->name, "%" PRIu64 " MiB of RAM in %" PRIu64 " KiB pages%s%s%s",
-		 b->ram_size >> 20, b->page_size >> 10,
+	log_info(plat->log, b->name, "%" PRIu64 " MiB of RAM in %" PRIu64 " KiB pages%s%s%s%s",
+		 b->ram_size >> 20, b->page_size >> 10, p->discard ? "" : ", kept by the host",
 		 p->stats_period ? ", stats" : "", p->deflate_on_oom ? ", deflate-on-oom" : "",
-		 p->free_page_reporting ? ", free page reporting" : "");
+		 p->free_page_reporting && p->discard ? ", free page reporting" : "");
 	*out = b;
 	return 0;
 }

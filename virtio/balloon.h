@@ -121,7 +121,10 @@ struct virtio_balloon_params {
 	 * whole, aligned backing pages. */
 	uint64_t page_size;
 	/* Gives [gpa, gpa+len) back to the host (page_size-aligned, in RAM);
-	 * 0 or -errno. Called on the event thread with dev->lock held. */
+	 * 0 or -errno. Called on the event thread with dev->lock held. NULL:
+	 * the host keeps every page (RAM that must stay reserved, mem/ram.h):
+	 * the guest still inflates and deflates, nothing is discarded or
+	 * counted as discarded, and free page reporting is not offered. */
 	int (*discard)(void *cookie, uint64_t gpa, uint64_t len);
 	void *discard_cookie;
 	unsigned stats_period;    /* seconds; 0: no stats queue offered */

@@ -102,6 +102,7 @@ const struct key_def config_keys[] = {
 	VMK("balloon.stats_period", balloon_stats_period, T_UINT, RANGE(0, UINT_MAX)),
 	VMK("balloon.free_page_reporting", balloon_free_page_reporting, T_BOOL),
 	VMK("balloon.deflate_on_oom", balloon_deflate_on_oom, T_BOOL),
+	VMK("balloon.hugepage_giveback", balloon_hugepage_giveback, T_BOOL),
 	VMK("transport", transport, T_ENUM, .names = transport_names),
 	VMK("control", control, T_PATH),
 	VMK("timeout", timeout, T_UINT, RANGE(0, UINT_MAX)),

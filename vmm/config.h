@@ -118,6 +118,7 @@ struct vm_config {
 	unsigned balloon_stats_period;       /* seconds, 0 = off */
 	bool balloon_free_page_reporting;
 	bool balloon_deflate_on_oom;
+	bool balloon_hugepage_giveback;      /* default off: hugepages stay reserved */
 
 	enum transport transport;            /* default pci */
 	char *control;                       /* control socket path, or NULL */

@@ -706,6 +706,49 @@ static void test_stats_budget(void)
 	env_destroy(&e);
 }
 
+/* RAM that must stay reserved (hugepages without balloon.hugepage_giveback):
+ * no discard callback. The guest inflates and deflates as before, nothing
+ * is given back nor counted as given back, and free page reporting is not
+ * offered. */
+static void test_kept_by_host(void)
+{
+	struct env e;
+	memset(&e, 0, sizeof(e));
+	fake_vplat_init(&e.v, RAM_SIZE, false);
+	e.v.mem.page_size = 2u << 20;
+	struct virtio_balloon_params p = {
+		.plat = &e.v.plat, .page_size = 2u << 20, .discard = NULL,
+		.free_page_reporting = true,
+	};
+	CHECK_EQ(virtio_balloon_create(&p, &e.b), 0);
+	if (!e.b) {
+		fake_vplat_fini(&e.v);
+		return;
+	}
+	e.d = virtio_balloon_dev(e.b);
+	fake_vplat_attach(&e.v, e.d);
+	e.data_next = DATA_GPA;
+	CHECK(!(virtio_dev_features_word(e.d, 0) & (1u << VIRTIO_BALLOON_F_PAGE_REPORTING)));
+	CHECK_EQ(e.d->nr_queues, 2);
+	driver_init(&e, 0, 2);
+	uint32_t pfns[256];
+	for (unsigned base = 0x200; base < 0x400; base += 256) {
+		for (unsigned k = 0; k < 256; k++)
+			pfns[k] = base + k;
+		send_pfns(&e, 0, pfns, 256);
+	}
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.inflated, 2u << 20); /* a whole backing page */
+	CHECK_EQ(i.discarded, 0);
+	CHECK_EQ(i.discard_errors, 0);
+	send_pfns(&e, 1, pfns, 256);
+	i = info(&e);
+	CHECK_EQ(i.inflated, 1u << 20);
+	CHECK_EQ(i.deflates, 256);
+	CHECK_EQ(i.discarded, 0);
+	env_destroy(&e);
+}
+
 int main(void)
 {
 	RUN(test_config_and_features);
@@ -723,5 +766,6 @@ int main(void)
 	RUN(test_pfn_budget);
 	RUN(test_report_budget);
 	RUN(test_stats_budget);
+	RUN(test_kept_by_host);
 	return unit_done();
 }
