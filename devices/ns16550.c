@@ -218,6 +218,9 @@ static ssize_t out_write(struct ns16550 *u, const uint8_t *buf, size_t len)
 			n = send(u->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		} else {
 			if (u->out_how == OUT_POLL) {
+				/* POLLOUT promises room for one byte (a terminal's
+				 * room can be that small): never ask for more */
+				len = len ? 1 : 0;
 				struct pollfd p = { .fd = u->out_fd, .events = POLLOUT };
 				int r = poll(&p, 1, 0);
 				if (r < 0 && errno == EINTR)
@@ -320,29 +323,31 @@ static void tx_byte(struct ns16550 *u, uint8_t c)
 }
 
 /* Picks how to write @fd without waiting, reopening it if need be. */
-static int out_setup(struct ns16550 *u, int fd)
+static void out_setup(struct ns16550 *u, int fd)
 {
 	u->out_fd = fd;
 	u->own_fd = -1;
 	if (fd < 0) {
 		u->out_how = OUT_NONE;
-		return 0;
+		return;
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		int e = errno;
+		/* e.g. stdout closed: there is nowhere to write */
 		if (u->log)
-			log_err(u->log, u->name, "output fd %d: fstat: %s", fd, strerror(e));
-		return -e;
+			log_warn(u->log, u->name, "output fd %d: fstat: %s: output discarded", fd,
+				 strerror(errno));
+		u->out_how = OUT_NONE;
+		return;
 	}
 	u->out_how = OUT_WRITE;
 	if (S_ISSOCK(st.st_mode)) {
 		u->out_how = OUT_SEND;
-		return 0;
+		return;
 	}
 	int fl = fcntl(fd, F_GETFL);
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || (fl >= 0 && (fl & O_NONBLOCK)))
-		return 0;
+		return;
 	/* A pipe, FIFO or terminal that blocks: a private non-blocking open
 	 * file description of the same object (setting O_NONBLOCK on the
 	 * caller's would change it for everyone sharing it). */
@@ -351,13 +356,12 @@ static int out_setup(struct ns16550 *u, int fd)
 	u->own_fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (u->own_fd >= 0) {
 		u->out_fd = u->own_fd;
-		return 0;
+		return;
 	}
 	if (u->log)
 		log_info(u->log, u->name, "output fd %d: reopening %s non-blocking: %s; "
 			 "polling before each write instead", fd, path, strerror(errno));
 	u->out_how = OUT_POLL;
-	return 0;
 }
 
 static void reset_locked(struct ns16550 *u)
@@ -534,12 +538,7 @@ int ns16550_create(struct bus *pio, uint16_t base,
 	u->rx_cookie = p->rx_cookie;
 	u->out_limit = p->out_limit;
 	snprintf(u->limit_key, sizeof(u->limit_key), "%s", p->out_limit_key ? p->out_limit_key : "");
-	err = out_setup(u, p->out_fd);
-	if (err) {
-		pthread_mutex_destroy(&u->lock);
-		free(u);
-		return err;
-	}
+	out_setup(u, p->out_fd);
 	reset_locked(u);
 
 	err = bus_register(pio, base, NS16550_NR_PORTS, &ns16550_ops, u, u->name);

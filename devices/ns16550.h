@@ -66,8 +66,9 @@ struct ns16550_params {
 };
 
 /* Allocates a UART in its reset state and maps [base, base+8) on @pio.
- * Returns 0 and sets *out, -ENOMEM, fstat's error on out_fd (logged), or
- * bus_register's error. Call before vCPUs run (the bus is not locked). */
+ * Returns 0 and sets *out, -ENOMEM, or bus_register's error. An out_fd
+ * that is not open is logged and output discarded. Call before vCPUs run
+ * (the bus is not locked). */
 __attribute__((warn_unused_result))
 int ns16550_create(struct bus *pio, uint16_t base,
 		   const struct ns16550_params *p, struct ns16550 **out);
