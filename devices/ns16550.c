@@ -3,11 +3,15 @@
 #include "devices/ns16550.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Register offsets (DLAB = LCR bit 7 switches 0/1 to the divisor latch) */
@@ -63,10 +67,18 @@
 
 #define FIFO_SIZE 16
 
+/* How the output fd is written without waiting (see ns16550.h). */
+enum out_how { OUT_NONE, OUT_WRITE, OUT_SEND, OUT_POLL };
+
 struct ns16550 {
 	pthread_mutex_t lock; /* guards everything below */
 	struct irq_line irq;
-	int out_fd;
+	int out_fd;           /* what is written: the caller's fd or own_fd */
+	int own_fd;           /* private non-blocking reopen of it, or -1 */
+	enum out_how out_how;
+	uint64_t out_limit, out_written;
+	char limit_key[32];
+	bool warned_full, warned_limit;
 	const struct logger *log;
 	char name[16];
 	void (*rx_ready)(void *cookie);
@@ -81,6 +93,9 @@ struct ns16550 {
 
 	uint8_t rx[NS16550_RX_BUF];
 	unsigned rx_head, rx_count;
+
+	uint8_t tx[NS16550_TX_BUF]; /* output the fd did not take yet */
+	unsigned tx_head, tx_count;
 
 	uint64_t dropped;
 	struct log_ratelimit rl;
@@ -191,26 +206,162 @@ static bool rx_ready_due(struct ns16550 *u)
 	return u->rx_ready != NULL;
 }
 
-static void tx_byte(struct ns16550 *u, uint8_t c)
+/* --- output: never waits (see ns16550.h) --- */
+
+/* Writes up to @len bytes without waiting: the count written, or -1 with
+ * errno (EAGAIN when the fd takes nothing now). */
+static ssize_t out_write(struct ns16550 *u, const uint8_t *buf, size_t len)
 {
-	if (u->out_fd < 0)
-		return;
 	for (;;) {
-		ssize_t n = write(u->out_fd, &c, 1);
-		if (n == 1)
-			return;
+		ssize_t n;
+		if (u->out_how == OUT_SEND) {
+			n = send(u->out_fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		} else {
+			if (u->out_how == OUT_POLL) {
+				/* POLLOUT promises room for one byte (a terminal's
+				 * room can be that small): never ask for more */
+				len = len ? 1 : 0;
+				struct pollfd p = { .fd = u->out_fd, .events = POLLOUT };
+				int r = poll(&p, 1, 0);
+				if (r < 0 && errno == EINTR)
+					continue;
+				if (r == 0) {
+					errno = EAGAIN;
+					return -1;
+				}
+			}
+			n = write(u->out_fd, buf, len);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		/* EAGAIN: the reader is not keeping up. Blocking here would
-		 * stall a vCPU thread (and with it the guest), so drop. */
-		int err = n < 0 ? errno : EIO;
+		if (n == 0 && len) {
+			errno = EIO;
+			return -1;
+		}
+		return n;
+	}
+}
+
+static bool would_block(int err)
+{
+	return err == EAGAIN || err == EWOULDBLOCK;
+}
+
+/* A write failed for good: @n bytes are lost. */
+static void out_failed(struct ns16550 *u, int err, uint64_t n)
+{
+	u->dropped += n;
+	if (u->log)
+		log_ratelimited(u->log, &u->rl, u->name,
+				"output write failed: %s (%llu bytes dropped)", strerror(err),
+				(unsigned long long)u->dropped);
+}
+
+/* Writes what the output buffer holds, as far as the fd takes it. */
+static void tx_drain(struct ns16550 *u)
+{
+	while (u->tx_count) {
+		size_t chunk = NS16550_TX_BUF - u->tx_head;
+		if (chunk > u->tx_count)
+			chunk = u->tx_count;
+		ssize_t n = out_write(u, u->tx + u->tx_head, chunk);
+		if (n < 0) {
+			if (!would_block(errno)) {
+				out_failed(u, errno, u->tx_count);
+				u->tx_head = u->tx_count = 0;
+			}
+			return;
+		}
+		u->out_written += (uint64_t)n;
+		u->tx_head = (u->tx_head + (unsigned)n) % NS16550_TX_BUF;
+		u->tx_count -= (unsigned)n;
+	}
+}
+
+static void tx_byte(struct ns16550 *u, uint8_t c)
+{
+	if (u->out_how == OUT_NONE)
+		return;
+	if (u->out_limit && u->out_written + u->tx_count >= u->out_limit) {
 		u->dropped++;
-		if (err != EAGAIN && err != EWOULDBLOCK && u->log)
-			log_ratelimited(u->log, &u->rl, u->name,
-					"output write failed: %s (%llu bytes dropped)",
-					strerror(err), (unsigned long long)u->dropped);
+		if (!u->warned_limit && u->log && u->limit_key[0])
+			log_warn(u->log, u->name, "output reached %s (%llu bytes): the rest is "
+				 "dropped (said once)", u->limit_key, (unsigned long long)u->out_limit);
+		else if (!u->warned_limit && u->log)
+			log_warn(u->log, u->name, "output reached its limit of %llu bytes: the rest "
+				 "is dropped (said once)", (unsigned long long)u->out_limit);
+		u->warned_limit = true;
 		return;
 	}
+	if (u->tx_count)
+		tx_drain(u);
+	if (!u->tx_count) {
+		ssize_t n = out_write(u, &c, 1);
+		if (n == 1) {
+			u->out_written++;
+			return;
+		}
+		if (!would_block(errno)) {
+			out_failed(u, errno, 1);
+			return;
+		}
+	}
+	/* The reader is not keeping up. Waiting for it would stall this
+	 * vCPU (and with it teardown, timeout= and signals): hold the byte,
+	 * or drop it once the buffer is full. */
+	if (u->tx_count == NS16550_TX_BUF) {
+		u->dropped++;
+		if (!u->warned_full && u->log)
+			log_warn(u->log, u->name, "nobody is reading the output: %u KiB held, "
+				 "the rest is dropped until it drains (said once)",
+				 NS16550_TX_BUF / 1024);
+		u->warned_full = true;
+		return;
+	}
+	u->tx[(u->tx_head + u->tx_count) % NS16550_TX_BUF] = c;
+	u->tx_count++;
+}
+
+/* Picks how to write @fd without waiting, reopening it if need be. */
+static void out_setup(struct ns16550 *u, int fd)
+{
+	u->out_fd = fd;
+	u->own_fd = -1;
+	if (fd < 0) {
+		u->out_how = OUT_NONE;
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		/* e.g. stdout closed: there is nowhere to write */
+		if (u->log)
+			log_warn(u->log, u->name, "output fd %d: fstat: %s: output discarded", fd,
+				 strerror(errno));
+		u->out_how = OUT_NONE;
+		return;
+	}
+	u->out_how = OUT_WRITE;
+	if (S_ISSOCK(st.st_mode)) {
+		u->out_how = OUT_SEND;
+		return;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode) || (fl >= 0 && (fl & O_NONBLOCK)))
+		return;
+	/* A pipe, FIFO or terminal that blocks: a private non-blocking open
+	 * file description of the same object (setting O_NONBLOCK on the
+	 * caller's would change it for everyone sharing it). */
+	char path[32];
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	u->own_fd = open(path, O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (u->own_fd >= 0) {
+		u->out_fd = u->own_fd;
+		return;
+	}
+	if (u->log)
+		log_info(u->log, u->name, "output fd %d: reopening %s non-blocking: %s; "
+			 "polling before each write instead", fd, path, strerror(errno));
+	u->out_how = OUT_POLL;
 }
 
 static void reset_locked(struct ns16550 *u)
@@ -381,11 +532,13 @@ int ns16550_create(struct bus *pio, uint16_t base,
 		return -err;
 	}
 	u->irq = p->irq;
-	u->out_fd = p->out_fd;
 	u->log = p->log;
 	snprintf(u->name, sizeof(u->name), "%s", p->name ? p->name : "uart");
 	u->rx_ready = p->rx_ready;
 	u->rx_cookie = p->rx_cookie;
+	u->out_limit = p->out_limit;
+	snprintf(u->limit_key, sizeof(u->limit_key), "%s", p->out_limit_key ? p->out_limit_key : "");
+	out_setup(u, p->out_fd);
 	reset_locked(u);
 
 	err = bus_register(pio, base, NS16550_NR_PORTS, &ns16550_ops, u, u->name);
@@ -414,6 +567,8 @@ void ns16550_destroy(struct ns16550 *u)
 {
 	if (!u)
 		return;
+	if (u->own_fd >= 0)
+		close(u->own_fd);
 	pthread_mutex_destroy(&u->lock);
 	free(u);
 }
@@ -445,6 +600,15 @@ uint64_t ns16550_dropped(struct ns16550 *u)
 {
 	pthread_mutex_lock(&u->lock);
 	uint64_t n = u->dropped;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+size_t ns16550_flush(struct ns16550 *u)
+{
+	pthread_mutex_lock(&u->lock);
+	tx_drain(u);
+	size_t n = u->tx_count;
 	pthread_mutex_unlock(&u->lock);
 	return n;
 }

@@ -1,11 +1,24 @@
 /* A 16550A UART (the PC's COM ports), KVM-free: it sees the PIO bus, an
  * irq_line and an output fd.
  *
- * Output is immediate: a byte written to THR goes straight to the output
- * fd, so THR and the transmitter always read as empty. The fd should be
- * non-blocking (pipes, ttys): a write that fails with EAGAIN drops the byte
- * and counts it (ns16550_dropped) rather than stall the vCPU thread; other
- * write errors drop and count too, logged rate-limited.
+ * Output never blocks the vCPU thread that writes THR, whoever holds the
+ * other end of the output fd and however slowly it reads: THR and the
+ * transmitter always read as empty. The fd may be anything, blocking or
+ * not; the UART writes it without ever waiting:
+ *  - a regular file or block device is written as it is (nothing there
+ *    waits for a reader);
+ *  - a socket is written with send(MSG_DONTWAIT);
+ *  - a pipe, FIFO or terminal that is not O_NONBLOCK is reopened through
+ *    /proc/self/fd as a private non-blocking open file description, so the
+ *    flags of the one shared with other processes (a shell's terminal, a
+ *    harness's pipe) are left alone; where that fails, each write is
+ *    preceded by a zero-timeout poll(POLLOUT).
+ * A byte the fd does not take at once is held in a NS16550_TX_BUF output
+ * buffer, written out with the next byte or by ns16550_flush() (the owner
+ * calls it from its event loop); a byte that does not fit there either is
+ * dropped and counted (ns16550_dropped), and the first such drop is logged
+ * once. Other write errors drop and count too, logged rate-limited. An
+ * output limit (out_limit) stops writing after that many bytes, said once.
  *
  * Input arrives from the event thread through ns16550_input into a 4 KiB
  * receive buffer whose head is the guest-visible 16-byte FIFO. The RX data
@@ -32,12 +45,17 @@
 
 #define NS16550_NR_PORTS 8
 #define NS16550_RX_BUF   4096 /* bytes ns16550_input can hold, FIFO included */
+#define NS16550_TX_BUF   (64 * 1024) /* output held while the reader is slow */
 
 struct ns16550;
 
 struct ns16550_params {
 	struct irq_line irq;        /* e.g. GSI_COM1 */
-	int out_fd;                 /* THR bytes go here; -1 discards them */
+	int out_fd;                 /* THR bytes go here; -1 discards them.
+				     * Borrowed: never closed by the UART */
+	uint64_t out_limit;         /* write at most this many bytes; 0: no limit */
+	const char *out_limit_key;  /* names the limit when it is reached
+				     * ("serial.max_size"); may be NULL */
 	const struct logger *log;   /* may be NULL: silent */
 	const char *name;           /* "com1", for messages; copied */
 	/* Optional: called (from a vCPU thread, no lock held) once receive
@@ -48,8 +66,9 @@ struct ns16550_params {
 };
 
 /* Allocates a UART in its reset state and maps [base, base+8) on @pio.
- * Returns 0 and sets *out, -ENOMEM, or bus_register's error. Call before
- * vCPUs run (the bus is not locked). */
+ * Returns 0 and sets *out, -ENOMEM, or bus_register's error. An out_fd
+ * that is not open is logged and output discarded. Call before vCPUs run
+ * (the bus is not locked). */
 __attribute__((warn_unused_result))
 int ns16550_create(struct bus *pio, uint16_t base,
 		   const struct ns16550_params *p, struct ns16550 **out);
@@ -72,7 +91,12 @@ size_t ns16550_input(struct ns16550 *u, const uint8_t *buf, size_t len);
 /* Bytes ns16550_input would take right now. */
 size_t ns16550_rx_space(struct ns16550 *u);
 
-/* Output bytes dropped so far (EAGAIN or write errors). */
+/* Output bytes dropped so far: the output buffer was full, a write
+ * failed, or out_limit was reached. */
 uint64_t ns16550_dropped(struct ns16550 *u);
+
+/* Any thread: writes what the output buffer holds, as far as the output
+ * fd takes it without waiting. Returns the bytes still held. */
+size_t ns16550_flush(struct ns16550 *u);
 
 #endif

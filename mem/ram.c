@@ -167,6 +167,7 @@ int ram_create(struct ram *r, const struct ram_opts *o, const struct logger *lg)
 	r->size = o->size;
 	r->page_size = hugepage_bytes(o->hugepages);
 	r->numa_node = o->numa_node;
+	r->giveback = o->hugepages == HUGEPAGES_OFF || o->hugepage_giveback;
 	if (o->size == 0 || o->size % r->page_size) {
 		log_err(lg, "mem", "mem=%llu is not a multiple of the %llu KiB page size",
 			(unsigned long long)o->size, (unsigned long long)(r->page_size >> 10));
@@ -198,11 +199,18 @@ void ram_destroy(struct ram *r)
 	memset(&r->mem, 0, sizeof(r->mem));
 }
 
+bool ram_can_give_back(const struct ram *r)
+{
+	return r->giveback;
+}
+
 int ram_discard(struct ram *r, uint64_t gpa, uint64_t len)
 {
 	const struct gmem_region *reg = gmem_find(&r->mem, gpa, len);
 	if (!reg || len == 0 || gpa % r->page_size || len % r->page_size)
 		return -EINVAL;
+	if (!r->giveback)
+		return -EPERM;
 	uint64_t off = (uint64_t)(reg->host - r->base) + (gpa - reg->gpa);
 	if (r->fd >= 0) {
 		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,

@@ -19,6 +19,9 @@ struct ram_opts {
 	enum hugepages hugepages;
 	int numa_node;                /* -1: no binding */
 	bool prefault, thp, merge;
+	/* hugetlb backing only: let ram_discard() give hugepages back to the
+	 * host's pool (see ram_can_give_back) */
+	bool hugepage_giveback;
 	const char *name;             /* for the memfd name and messages */
 };
 
@@ -29,6 +32,7 @@ struct ram {
 	int fd;                       /* hugetlb memfd, or -1 */
 	uint64_t page_size;
 	int numa_node;
+	bool giveback;                /* ram_discard() may give memory back */
 };
 
 /* Maps guest RAM per @o and fills r->mem. Errors name the key concerned
@@ -38,10 +42,23 @@ __attribute__((warn_unused_result))
 int ram_create(struct ram *r, const struct ram_opts *o, const struct logger *lg);
 void ram_destroy(struct ram *r);
 
+/* Whether guest RAM may be given back to the host (the balloon, free page
+ * reporting) so that the guest can take it again whenever it likes.
+ * Anonymous RAM: yes, a discarded page refaults from the host's free
+ * memory. Hugetlb backing: only with ram_opts.hugepage_giveback. A punched
+ * hugepage goes back to the host's pool together with its reservation; if
+ * the pool has been emptied meanwhile (another VM, nr_hugepages lowered),
+ * the guest's next touch of that page cannot be backed: SIGBUS in the
+ * kvmrun thread that touched it, EFAULT out of KVM_RUN for a vCPU. Without
+ * give-back, hugepage RAM stays reserved for the guest from start to end,
+ * as mem_hugepages promises. */
+bool ram_can_give_back(const struct ram *r);
+
 /* Gives [gpa, gpa+len) back to the host (the balloon, free page reporting):
  * MADV_DONTNEED for anonymous memory, a punched hole for memfd backing.
  * The range must be RAM and aligned to the backing page size; -EINVAL
- * otherwise. The guest reads zeroes there afterwards. */
+ * otherwise, and -EPERM unless ram_can_give_back(). The guest reads zeroes
+ * there afterwards. */
 __attribute__((warn_unused_result))
 int ram_discard(struct ram *r, uint64_t gpa, uint64_t len);
 

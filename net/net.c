@@ -204,21 +204,18 @@ static int call_fd_of(struct net *n, struct net_pair *p, unsigned ring)
 static int vhost_pair_start(struct net *n, struct net_pair *p)
 {
 	struct virtio_dev *d = &n->dev;
-	const struct guest_mem *m = n->plat->mem;
 	struct vhost_ring r[2];
 	for (unsigned j = 0; j < 2; j++) {
 		const struct virtio_queue *q = &d->queues[2 * p->index + j];
-		if (!q->vq)
+		/* The rings vq_setup() validated, never the transport's
+		 * registers: the driver may have written those since. */
+		struct vq_rings vr;
+		if (!q->vq || !q->enabled || !vq_get_rings(q->vq, &vr))
 			return 0; /* the driver did not set this pair up */
 		r[j] = (struct vhost_ring){
-			.size = q->size,
-			.desc = gmem_ptr(m, q->desc, 16ull * q->size),
-			.avail = gmem_ptr(m, q->driver, 6 + 2ull * q->size),
-			.used = gmem_ptr(m, q->device, 6 + 8ull * q->size),
+			.size = vr.size, .desc = vr.desc, .avail = vr.avail, .used = vr.used,
 			.kick_fd = q->kick_fd, .call_fd = call_fd_of(n, p, j), .err_fd = p->err_fd,
 		};
-		if (!r[j].desc || !r[j].avail || !r[j].used)
-			return -EFAULT; /* vq_setup checked these: cannot happen */
 	}
 	int rc = vhost_start(&p->vhost, d->guest_features, r, p->fd);
 	if (rc < 0) {
@@ -340,7 +337,14 @@ static void ctrl_process(struct net *n)
 	unsigned qi = net_ctrl_queue(n);
 	struct vq *vq = d->queues[qi].vq;
 	bool pushed = false;
-	while (vq) {
+	for (unsigned done = 0; vq; done++) {
+		if (done == NET_CTRL_BUDGET) {
+			/* a driver refilling the queue as fast as we take
+			 * from it: let the event loop breathe, come back */
+			n->st.yields++;
+			virtio_dev_rekick(d, qi);
+			break;
+		}
 		struct vq_chain c = { .segs = n->tx_segs, .cap = VQ_MAX_SEGS };
 		int r = vq_pop(vq, &c);
 		if (r < 0) {

@@ -131,6 +131,7 @@ struct net_stats {
 	uint64_t needs_reset;
 	uint64_t ctrl_cmds, ctrl_errors;
 	uint64_t tap_wakeups;              /* tap readiness callbacks */
+	uint64_t yields;                   /* a queue's budget ran out: re-kicked */
 	unsigned active_pairs;
 	bool link_up;
 	enum net_backend backend;

@@ -17,6 +17,8 @@
 #define NET_CHAIN_SEGS 64u      /* segments of one chain (Linux: <= 2 + MAX_SKB_FRAGS) */
 #define NET_RX_BUDGET 64u       /* frames per readiness callback */
 #define NET_TX_BUDGET 256u      /* chains per kick before yielding */
+#define NET_RX_BAD_BUDGET 64u   /* unusable receive chains per callback before yielding */
+#define NET_CTRL_BUDGET 64u     /* control commands per kick before yielding */
 
 /* Receive chains popped ahead of the frames they will carry (with merged
  * buffers a frame takes several). Chains are used in pop order. */

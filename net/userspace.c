@@ -79,13 +79,16 @@ static void rx_consume(struct net_rxq *rx, unsigned k)
 		rx->chains[i].segs -= seg_off;
 }
 
-enum { FILL_MALFORMED = -1, FILL_EMPTY = 0, FILL_READY = 1 };
+enum { FILL_MALFORMED = -1, FILL_EMPTY = 0, FILL_READY = 1, FILL_YIELD = 2 };
 
 /* Reserves receive chains: one without merged buffers; with them, until
  * they hold @want bytes (or the ring ran dry with room for a full-size
  * non-GSO frame, or every buffer of the ring is ours). Chains with no room
- * for the header go straight back, empty. *@pushed counts those. */
-static int rx_fill(struct net_pair *p, struct vq *vq, bool mrg, uint64_t want, unsigned *pushed)
+ * for the header go straight back, empty: *@pushed and *@bad count those,
+ * and once *@bad reaches NET_RX_BAD_BUDGET (a driver can post them
+ * without end) it returns FILL_YIELD. */
+static int rx_fill(struct net_pair *p, struct vq *vq, bool mrg, uint64_t want, unsigned *pushed,
+		   unsigned *bad)
 {
 	struct net *n = p->n;
 	struct net_rxq *rx = p->rx;
@@ -114,6 +117,8 @@ static int rx_fill(struct net_pair *p, struct vq *vq, bool mrg, uint64_t want, u
 			if (vq_push(vq, c->head, 0) < 0)
 				return FILL_MALFORMED;
 			(*pushed)++;
+			if (++(*bad) >= NET_RX_BAD_BUDGET)
+				return FILL_YIELD;
 			continue;
 		}
 		rx->nr_chains++;
@@ -160,14 +165,20 @@ void userspace_rx(struct net_pair *p)
 	struct net_rxq *rx = p->rx;
 	bool mrg = virtio_dev_has_feature(d, VIRTIO_NET_F_MRG_RXBUF);
 	uint64_t want = net_rx_max(d->guest_features, n->mtu);
-	unsigned pushed = 0;
+	unsigned pushed = 0, bad = 0;
 	uint32_t events = EPOLLIN;
 	for (unsigned f = 0; f < NET_RX_BUDGET; f++) {
-		int r = rx_fill(p, vq, mrg, want, &pushed);
+		int r = rx_fill(p, vq, mrg, want, &pushed, &bad);
 		if (r == FILL_MALFORMED) {
 			n->st.needs_reset++;
 			virtio_dev_needs_reset(d, vq_error(vq) ? vq_error(vq) : "receive queue");
 			events = 0;
+			break;
+		}
+		if (r == FILL_YIELD) {
+			/* come back on the next round; the tap stays watched */
+			n->st.yields++;
+			virtio_dev_rekick(d, qi);
 			break;
 		}
 		if (r == FILL_EMPTY) {
@@ -290,9 +301,7 @@ void userspace_tx(struct net_pair *p)
 		virtio_dev_used(d, qi);
 	if (more) {
 		/* yield to the other queues, come back on the next round */
-		uint64_t one = 1;
-		if (write(d->queues[qi].kick_fd, &one, sizeof(one)) < 0)
-			log_ratelimited(n->plat->log, &d->rl, n->short_name, "re-kick: %s",
-					strerror(errno));
+		n->st.yields++;
+		virtio_dev_rekick(d, qi);
 	}
 }

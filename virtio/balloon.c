@@ -23,11 +23,24 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-
 #define BALLOON_CHAIN_CAP 256      /* segments vq_pop() may return */
 #define BALLOON_MAX_STATS 256      /* entries in one stats buffer */
 
+/* What one notify may do before it yields to the rest of the event loop
+ * and re-kicks its queue (virtio_dev_rekick): a guest that keeps its ring
+ * full must not starve signals, timeout=, the control socket and I/O.
+ * Linux posts at most 256 PFNs per buffer; one kick of these costs well
+ * under a millisecond. */
+#define BALLOON_KICK_CHAINS 64     /* chains of any queue */
+#define BALLOON_KICK_PFNS 65536    /* inflated/deflated PFNs */
+#define BALLOON_KICK_RANGES 256    /* free page reporting ranges */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 enum balloon_role { ROLE_NONE, ROLE_INFLATE, ROLE_DEFLATE, ROLE_STATS, ROLE_REPORTING };
 
 /* Kinds of guest mistakes, each logged once per device. */
 enum balloon_warn {
-	WARN_RANGE, WARN_DUP_INFLATE, WARN_DUP_DEFLATE, WARN_LENGTH, WARN_STATS, WARN_NR
+	WARN_RANGE, WARN_DUP_INFLATE, WARN_DUP_DEFLATE, WARN_LENGTH, WARN_BIG, WARN_STATS,
+	WARN_NR
 };
 
 struct virtio_balloon {
@@ -185,6 +198,8 @@ static void discard_flush(struct virtio_balloon *b)
  * when adjacent (above or below); discard_flush() does it. */
 static void discard_add(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
 {
+	if (!b->discard)
+		return;
 	if (b->run_len && b->run_gpa + b->run_len == gpa) {
 		b->run_len += len;
 		return;
@@ -225,6 +240,8 @@ static void page_inflate(struct virtio_balloon *b, uint64_t pfn)
 	b->info.inflated += VIRTIO_BALLOON_PAGE_SIZE;
 	b->info.inflates++;
 	uint64_t gpa = pfn << VIRTIO_BALLOON_PFN_SHIFT;
+	if (!b->discard)
+		return; /* the host keeps the page */
 	if (!b->unit_count) {
 		discard_add(b, gpa, VIRTIO_BALLOON_PAGE_SIZE);
 		b->info.discarded += VIRTIO_BALLOON_PAGE_SIZE;
@@ -255,6 +272,8 @@ static void page_deflate(struct virtio_balloon *b, uint64_t pfn)
 	bit_clear(b, pfn);
 	b->info.inflated -= VIRTIO_BALLOON_PAGE_SIZE;
 	b->info.deflates++;
+	if (!b->discard)
+		return;
 	if (!b->unit_count) {
 		b->info.discarded -= VIRTIO_BALLOON_PAGE_SIZE;
 		return;
@@ -264,10 +283,20 @@ static void page_deflate(struct virtio_balloon *b, uint64_t pfn)
 		b->info.discarded -= b->page_size;
 }
 
-/* Applies @fn to every le32 PFN in the readable bytes of @c. */
-static void for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
-			 void (*fn)(struct virtio_balloon *b, uint64_t pfn))
+/* Applies @fn to every le32 PFN in the readable bytes of @c, unless there
+ * are more than VIRTIO_BALLOON_CHAIN_PFNS of them: a buffer that large is
+ * no driver's (each descriptor can point at the same gigabytes), and is
+ * ignored whole. Returns the number of PFNs processed. */
+static uint64_t for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
+			     void (*fn)(struct virtio_balloon *b, uint64_t pfn))
 {
+	if (c->readable_len > 4ull * VIRTIO_BALLOON_CHAIN_PFNS) {
+		b->info.oversized++;
+		warn_once(b, WARN_BIG, "guest sent a PFN buffer of %" PRIu64 " bytes, more than "
+			  "the " STR(VIRTIO_BALLOON_CHAIN_PFNS) " PFNs a buffer may hold: ignored "
+			  "(logged once)", c->readable_len);
+		return 0;
+	}
 	uint8_t carry[4];
 	unsigned ncarry = 0;
 	for (uint32_t i = 0; i < c->nr_readable; i++) {
@@ -298,12 +327,13 @@ static void for_each_pfn(struct virtio_balloon *b, const struct vq_chain *c,
 			  " bytes, not a multiple of 4: trailing bytes ignored (logged once)",
 			  c->readable_len);
 	discard_flush(b);
+	return c->readable_len / 4;
 }
 
 /* Free page reporting (5.5.6.7): each buffer is a free range of guest
  * memory the host may drop; the guest does not touch it until the buffer
  * is used. Only whole backing pages inside the range are discarded. */
-static void report_chain(struct virtio_balloon *b, const struct vq_chain *c)
+static uint32_t report_chain(struct virtio_balloon *b, const struct vq_chain *c)
 {
 	for (uint32_t i = 0; i < c->nr_segs; i++) {
 		uint64_t start = c->segs[i].gpa, end = start + c->segs[i].len;
@@ -316,6 +346,7 @@ static void report_chain(struct virtio_balloon *b, const struct vq_chain *c)
 		}
 	}
 	discard_flush(b);
+	return c->nr_segs;
 }
 
 /* ---------------------------------------------------------------- queues */
@@ -325,13 +356,22 @@ static struct vq *queue_vq(struct virtio_balloon *b, unsigned q)
 	return b->dev.queues[q].vq;
 }
 
-/* Pops and processes every chain of inflate/deflate/reporting queue @q;
- * a malformed ring puts the device in NEEDS_RESET. */
+/* Pops and processes the chains of inflate/deflate/reporting queue @q,
+ * within one kick's budget: when it runs out with chains still there, the
+ * queue is re-kicked and the rest waits for the event loop's next round.
+ * A malformed ring puts the device in NEEDS_RESET. */
 static void run_queue(struct virtio_balloon *b, unsigned q, enum balloon_role role)
 {
 	struct vq *vq = queue_vq(b, q);
 	bool pushed = false;
-	for (;;) {
+	uint64_t pfns = 0, ranges = 0;
+	for (unsigned chains = 0;; chains++) {
+		if (chains == BALLOON_KICK_CHAINS || pfns >= BALLOON_KICK_PFNS ||
+		    ranges >= BALLOON_KICK_RANGES) {
+			b->info.yields++;
+			virtio_dev_rekick(&b->dev, q);
+			break;
+		}
 		struct vq_chain c = { .segs = b->segs, .cap = BALLOON_CHAIN_CAP };
 		int r = vq_pop(vq, &c);
 		if (r == 0)
@@ -341,11 +381,11 @@ static void run_queue(struct virtio_balloon *b, unsigned q, enum balloon_role ro
 			break;
 		}
 		if (role == ROLE_INFLATE)
-			for_each_pfn(b, &c, page_inflate);
+			pfns += for_each_pfn(b, &c, page_inflate);
 		else if (role == ROLE_DEFLATE)
-			for_each_pfn(b, &c, page_deflate);
+			pfns += for_each_pfn(b, &c, page_deflate);
 		else
-			report_chain(b, &c);
+			ranges += report_chain(b, &c);
 		if (vq_push(vq, c.head, 0) == 0)
 			pushed = true;
 	}
@@ -367,7 +407,14 @@ static void stats_request(struct virtio_balloon *b)
 static void stats_queue(struct virtio_balloon *b, unsigned q)
 {
 	struct vq *vq = queue_vq(b, q);
-	for (;;) {
+	for (unsigned chains = 0;; chains++) {
+		if (chains == BALLOON_KICK_CHAINS) {
+			/* a driver posting buffer after buffer: each one hands
+			 * the previous back, so this could go on forever */
+			b->info.yields++;
+			virtio_dev_rekick(&b->dev, q);
+			return;
+		}
 		struct vq_chain c = { .segs = b->segs, .cap = BALLOON_CHAIN_CAP };
 		int r = vq_pop(vq, &c);
 		if (r == 0)
@@ -550,7 +597,7 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 {
 	*out = NULL;
 	const struct virtio_platform *plat = p->plat;
-	if (!plat || !plat->mem || !plat->loop || !p->discard ||
+	if (!plat || !plat->mem || !plat->loop ||
 	    p->page_size < VIRTIO_BALLOON_PAGE_SIZE || (p->page_size & (p->page_size - 1)))
 		return -EINVAL;
 	struct virtio_balloon *b = calloc(1, sizeof(*b));
@@ -593,7 +640,7 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 	}
 	if (p->deflate_on_oom)
 		b->ops.features |= 1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM;
-	if (p->free_page_reporting) {
+	if (p->free_page_reporting && p->discard) {
 		b->ops.features |= 1ull << VIRTIO_BALLOON_F_PAGE_REPORTING;
 		nr_queues++;
 	}
@@ -603,10 +650,10 @@ int virtio_balloon_create(const struct virtio_balloon_params *p, struct virtio_b
 		balloon_free(b);
 		return r;
 	}
-	log_info(plat->log, b->name, "%" PRIu64 " MiB of RAM in %" PRIu64 " KiB pages%s%s%s",
-		 b->ram_size >> 20, b->page_size >> 10,
+	log_info(plat->log, b->name, "%" PRIu64 " MiB of RAM in %" PRIu64 " KiB pages%s%s%s%s",
+		 b->ram_size >> 20, b->page_size >> 10, p->discard ? "" : ", kept by the host",
 		 p->stats_period ? ", stats" : "", p->deflate_on_oom ? ", deflate-on-oom" : "",
-		 p->free_page_reporting ? ", free page reporting" : "");
+		 p->free_page_reporting && p->discard ? ", free page reporting" : "");
 	*out = b;
 	return 0;
 }

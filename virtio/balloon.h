@@ -23,13 +23,18 @@
  * stats_period seconds from a timerfd on the event loop, and the driver
  * refills and re-posts it.
  *
+ * Work per kick is bounded (chains, PFNs and reported ranges): a driver
+ * that keeps its rings full is served a budget at a time, the queue
+ * re-kicked in between, so it cannot starve the event loop.
+ *
  * Threads: every callback runs with dev->lock held (notify and the stats
  * timer on the event thread, config/status/reset from vCPU threads);
  * virtio_balloon_set_target and virtio_balloon_get take it themselves.
  *
  * Error classes (STYLE 8): a PFN outside guest RAM, one inflated twice or
- * deflated while not inflated, and buffers that are not whole PFNs or stat
- * entries are ignored, counted and logged once per kind; a malformed chain
+ * deflated while not inflated, buffers that are not whole PFNs or stat
+ * entries, and PFN buffers over VIRTIO_BALLOON_CHAIN_PFNS are ignored,
+ * counted and logged once per kind; a malformed chain
  * (vq_pop -EINVAL) puts the device in DEVICE_NEEDS_RESET; a failed discard
  * is counted and logged rate-limited (the page simply stays resident). */
 #ifndef KVMRUN_VIRTIO_BALLOON_H
@@ -57,6 +62,10 @@
 #define VIRTIO_BALLOON_PAGE_SIZE (1u << VIRTIO_BALLOON_PFN_SHIFT)
 
 #define VIRTIO_BALLOON_QUEUE_SIZE 128
+
+/* PFNs one inflate or deflate buffer may carry (Linux sends up to 256); a
+ * larger buffer is ignored whole, counted in `oversized`. */
+#define VIRTIO_BALLOON_CHAIN_PFNS 4096
 
 /* 5.5.4 Device configuration layout (little-endian). num_pages is written
  * by the device, actual by the driver. */
@@ -112,7 +121,10 @@ struct virtio_balloon_params {
 	 * whole, aligned backing pages. */
 	uint64_t page_size;
 	/* Gives [gpa, gpa+len) back to the host (page_size-aligned, in RAM);
-	 * 0 or -errno. Called on the event thread with dev->lock held. */
+	 * 0 or -errno. Called on the event thread with dev->lock held. NULL:
+	 * the host keeps every page (RAM that must stay reserved, mem/ram.h):
+	 * the guest still inflates and deflates, nothing is discarded or
+	 * counted as discarded, and free page reporting is not offered. */
 	int (*discard)(void *cookie, uint64_t gpa, uint64_t len);
 	void *discard_cookie;
 	unsigned stats_period;    /* seconds; 0: no stats queue offered */
@@ -133,6 +145,8 @@ struct virtio_balloon_info {
 	uint64_t bad_pfns;        /* outside guest RAM */
 	uint64_t duplicate_pfns;  /* inflated twice, or deflated while not inflated */
 	uint64_t discard_errors;
+	uint64_t oversized;       /* inflate/deflate buffers over VIRTIO_BALLOON_CHAIN_PFNS */
+	uint64_t yields;          /* notifies that ran out of budget and re-kicked */
 	bool stats_valid;
 	struct balloon_stats stats;
 	uint64_t stats_age_ms;    /* since the last stats buffer arrived */

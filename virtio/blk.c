@@ -12,7 +12,10 @@
  * completion callback: discard/write-zeroes ranges, and transfers copied
  * through a bounce buffer in BLK_BOUNCE_MAX chunks (O_DIRECT needs guest
  * buffers aligned to the image's dio_mem_align; unaligned ones are rare,
- * so the bounce buffer is allocated per request, bounded in size). */
+ * so the bounce buffer is allocated per request, bounded in size, and the
+ * disk's total is bounded by VIRTIO_BLK_BOUNCE_TOTAL: a hostile guest with
+ * 64 queues of 256 misaligned requests would otherwise make the host
+ * allocate 4 GiB. Requests past the total wait on bounce_wait, FIFO). */
 #include "virtio/blk.h"
 
 #include <errno.h>
@@ -49,6 +52,7 @@ struct blk_slot {
 	uint8_t *bounce;            /* NULL unless bounced */
 	size_t bounce_len;
 	struct iovec bounce_iov;
+	struct blk_slot *next_wait; /* on virtio_blk.bounce_wait */
 };
 
 struct blk_queue {
@@ -81,6 +85,7 @@ struct virtio_blk {
 	struct blk_limits lim;
 	unsigned nr_queues;
 	struct blk_queue *queues;
+	struct blk_slot *bounce_wait, **bounce_wait_tail; /* waiting for bounce room */
 	struct virtio_blk_stats stats;
 };
 
@@ -93,6 +98,8 @@ static struct vq *blk_vq(struct virtio_blk *b, const struct blk_queue *q)
 
 static void slot_release(struct blk_queue *q, struct blk_slot *s)
 {
+	if (s->bounce)
+		q->b->stats.bounce_bytes -= s->bounce_len;
 	free(s->bounce);
 	s->bounce = NULL;
 	s->bounce_len = 0;
@@ -218,6 +225,53 @@ static bool iov_aligned(const struct iovec *iov, unsigned cnt, unsigned align)
 	return true;
 }
 
+static size_t bounce_len_of(const struct blk_slot *s)
+{
+	return s->req.data_len < BLK_BOUNCE_MAX ? (size_t)s->req.data_len : BLK_BOUNCE_MAX;
+}
+
+/* Starts a bounced IN/OUT with a fresh bounce buffer; false when the disk
+ * has no VIRTIO_BLK_BOUNCE_TOTAL room for it now. */
+static bool slot_start_bounced(struct virtio_blk *b, struct blk_slot *s)
+{
+	size_t len = bounce_len_of(s);
+	if (b->stats.bounce_bytes + len > VIRTIO_BLK_BOUNCE_TOTAL)
+		return false;
+	size_t align = b->img.dio_mem_align > 4096 ? b->img.dio_mem_align : 4096;
+	void *p = NULL;
+	if (posix_memalign(&p, align, len)) {
+		log_ratelimited(b->plat->log, &b->dev.rl, b->name,
+				"no memory for a %zu-byte bounce buffer", len);
+		b->stats.backend_errors++;
+		slot_finish(b, s, VIRTIO_BLK_S_IOERR, 0);
+		return true;
+	}
+	b->stats.bounce_bytes += len;
+	if (b->stats.bounce_bytes > b->stats.bounce_peak)
+		b->stats.bounce_peak = b->stats.bounce_bytes;
+	s->bounce = p;
+	s->bounce_len = len;
+	s->done = 0;
+	bounce_step(b, s);
+	return true;
+}
+
+/* Starts the requests waiting for bounce room, in order, while it lasts
+ * (not from inside slot_release: callers run it once their work is done). */
+static void bounce_resume(struct virtio_blk *b)
+{
+	while (b->bounce_wait && !b->quiescing) {
+		struct blk_slot *s = b->bounce_wait;
+		if (b->stats.bounce_bytes + bounce_len_of(s) > VIRTIO_BLK_BOUNCE_TOTAL)
+			return;
+		b->bounce_wait = s->next_wait;
+		if (!b->bounce_wait)
+			b->bounce_wait_tail = &b->bounce_wait;
+		s->next_wait = NULL;
+		slot_start_bounced(b, s);
+	}
+}
+
 static void slot_start_rw(struct virtio_blk *b, struct blk_slot *s)
 {
 	bool in = s->req.type == VIRTIO_BLK_T_IN;
@@ -226,22 +280,13 @@ static void slot_start_rw(struct virtio_blk *b, struct blk_slot *s)
 		return;
 	}
 	if (!iov_aligned(s->req.iov, s->req.iovcnt, b->img.dio_mem_align)) {
-		size_t len = s->req.data_len < BLK_BOUNCE_MAX ? (size_t)s->req.data_len
-							       : BLK_BOUNCE_MAX;
-		size_t align = b->img.dio_mem_align > 4096 ? b->img.dio_mem_align : 4096;
-		void *p = NULL;
-		if (posix_memalign(&p, align, len)) {
-			log_ratelimited(b->plat->log, &b->dev.rl, b->name,
-					"no memory for a %zu-byte bounce buffer", len);
-			b->stats.backend_errors++;
-			slot_finish(b, s, VIRTIO_BLK_S_IOERR, 0);
-			return;
-		}
 		b->stats.bounced++;
-		s->bounce = p;
-		s->bounce_len = len;
-		s->done = 0;
-		bounce_step(b, s);
+		if (!b->bounce_wait && slot_start_bounced(b, s))
+			return;
+		b->stats.bounce_waits++;
+		s->next_wait = NULL;
+		*b->bounce_wait_tail = s;
+		b->bounce_wait_tail = &s->next_wait;
 		return;
 	}
 	s->er = (struct engine_req){
@@ -352,8 +397,10 @@ static void blk_signal(struct virtio_blk *b, struct blk_queue *q)
 /* Pops every available chain of queue @q into a free slot and starts it
  * (dev->lock held). Stops when the ring is empty (vq_pop() re-checks it
  * after publishing avail_event, so nothing that arrived meanwhile is
- * missed), when no slot is free (the next completion resumes), or when
- * the ring is malformed (NEEDS_RESET). Returns the number popped. */
+ * missed), when no slot is free (the next completion resumes), when the
+ * ring is malformed (NEEDS_RESET), or after VIRTIO_BLK_KICK_BUDGET chains
+ * (the queue is re-kicked: the event loop comes back to it after serving
+ * everything else). Returns the number popped. */
 static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 {
 	struct vq *vq = blk_vq(b, q);
@@ -362,6 +409,11 @@ static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 	if (!vq)
 		return 0;
 	for (;;) {
+		if (popped == VIRTIO_BLK_KICK_BUDGET) {
+			b->stats.yields++;
+			virtio_dev_rekick(&b->dev, q->index);
+			break;
+		}
 		if (!q->free) {
 			q->stalled = true;
 			b->stats.slot_stalls++;
@@ -403,6 +455,7 @@ static int blk_reap(struct virtio_blk *b)
 	if (n < 0)
 		log_ratelimited(b->plat->log, &b->dev.rl, b->name, "reaping I/O: %s",
 				strerror(-n));
+	bounce_resume(b);
 	blk_signal_all(b);
 	bool live = virtio_dev_live(&b->dev);
 	for (unsigned i = 0; i < b->nr_queues; i++) {
@@ -474,6 +527,7 @@ static void blk_notify(struct virtio_dev *d, unsigned qi)
 	struct blk_queue *q = &b->queues[qi];
 	b->stats.notifies++;
 	unsigned popped = blk_queue_run(b, q);
+	bounce_resume(b);
 	blk_submit(b);
 	blk_signal(b, q);
 	if (popped)
@@ -560,6 +614,13 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, void *data, unsi
 static void blk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = d->priv;
+	/* waiting for bounce room: nothing in flight, just give the slots back */
+	while (b->bounce_wait) {
+		struct blk_slot *s = b->bounce_wait;
+		b->bounce_wait = s->next_wait;
+		slot_release(s->q, s);
+	}
+	b->bounce_wait_tail = &b->bounce_wait;
 	blk_quiesce(b);
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		b->queues[i].used_pending = false;
@@ -688,6 +749,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		return -ENOMEM;
 	b->plat = p->plat;
 	b->nr_queues = p->nr_queues;
+	b->bounce_wait_tail = &b->bounce_wait;
 	b->poll_ns = (uint64_t)(p->poll_us < BLK_POLL_MAX_NS / 1000 ? p->poll_us
 								      : BLK_POLL_MAX_NS / 1000) * 1000;
 	b->img.fd = -1;

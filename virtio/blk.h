@@ -70,6 +70,15 @@
 
 /* What this device offers (config space, 5.2.4). */
 #define VIRTIO_BLK_QUEUE_SIZE 256  /* max Queue Size of each requestq */
+/* Chains one notify (or reap) pops from a queue before it re-kicks the
+ * queue and yields: requests that complete at once (a parse error, GET_ID)
+ * free their slot at once, so slots alone do not bound the loop. */
+#define VIRTIO_BLK_KICK_BUDGET 128
+/* Bounce buffers (cache=none: guest buffers not aligned for O_DIRECT are
+ * copied through one, up to 256 KiB a request) one disk holds at most, all
+ * queues together. A request that would pass it waits, in order, until a
+ * bounced request completes; it holds its ring slot meanwhile. */
+#define VIRTIO_BLK_BOUNCE_TOTAL (8u << 20)
 #define VIRTIO_BLK_SEG_MAX 126     /* data segments per request */
 #define VIRTIO_BLK_SIZE_MAX (1u << 20) /* bytes per data segment */
 #define VIRTIO_BLK_MAX_DWZ_SEGS 16 /* max_discard_seg, max_write_zeroes_seg */
@@ -194,10 +203,14 @@ struct virtio_blk_stats {
 	uint64_t parse_errors;     /* refused by blk_parse() */
 	uint64_t backend_errors;   /* the engine failed the I/O */
 	uint64_t bounced;          /* requests copied through a bounce buffer */
+	uint64_t bounce_waits;     /* of those, waited for VIRTIO_BLK_BOUNCE_TOTAL room */
+	uint64_t bounce_bytes;     /* bounce buffers allocated now */
+	uint64_t bounce_peak;      /* the most bounce_bytes ever was */
 	uint64_t slot_stalls;      /* pops deferred: every request slot busy */
 	uint64_t needs_reset;      /* malformed chains */
 	uint64_t notifies, reaps;  /* kick notifications, engine reaps */
 	uint64_t polled;           /* requests found by busy-polling, not a kick */
+	uint64_t yields;           /* a queue's budget ran out: re-kicked */
 	const char *engine;        /* "io_uring" or "sync" */
 };
 

@@ -234,6 +234,16 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q)
 		d->tops->signal_queue(d, q);
 }
 
+void virtio_dev_rekick(struct virtio_dev *d, unsigned q)
+{
+	if (q >= d->nr_queues || d->queues[q].kick_fd < 0)
+		return;
+	uint64_t one = 1;
+	if (write(d->queues[q].kick_fd, &one, sizeof(one)) < 0)
+		log_ratelimited(d->plat->log, &d->rl, d->name, "queue %u: re-kick: %s", q,
+				strerror(errno));
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *d, const char *why)
 {
 	if (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)

@@ -163,6 +163,12 @@ bool virtio_dev_queue_enable(struct virtio_dev *d, unsigned q);
 /* For device models (dev->lock held): signal the driver that queue @q has
  * used buffers, honouring VIRTIO_F_EVENT_IDX / NO_INTERRUPT. */
 void virtio_dev_used(struct virtio_dev *d, unsigned q);
+/* For device models (dev->lock held): queue @q has more work than one
+ * notify may do (its budget ran out while the driver kept the ring full):
+ * signal the queue's kick eventfd so the event loop calls notify again on
+ * its next round, after the other ready file descriptors (signals, timers,
+ * the control socket, other queues) had their turn. */
+void virtio_dev_rekick(struct virtio_dev *d, unsigned q);
 /* The device model hit malformed guest input: log (rate-limited), set
  * DEVICE_NEEDS_RESET, signal a config change, stop processing. */
 void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);

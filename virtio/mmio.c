@@ -126,11 +126,16 @@ static void write_queue_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		if (v && !q->enabled && setup_phase)
 			virtio_dev_queue_enable(m->d, m->queue_sel);
 		else if (!v)
-			q->enabled = false;
+			q->enabled = false; /* 4.2.3.2: the driver stops using it */
 		return;
 	}
-	if (q->enabled)
-		return; /* 4.2.3.2: configure only while the queue is not ready */
+	/* 4.2.3.2: the queue is configured before QueueReady is set; once it
+	 * has been (q->vq holds the rings validated then), its size and
+	 * addresses stay as they were until the device is reset, even after
+	 * QueueReady=0: a backend given the validated rings (vhost) and the
+	 * registers must never disagree. */
+	if (q->enabled || q->vq)
+		return;
 	switch (off) {
 	case REG_QUEUE_NUM: q->size = (uint16_t)(v > 0xffff ? 0 : v); break;
 	case REG_QUEUE_DESC_LOW: case REG_QUEUE_DESC_HIGH:

@@ -70,6 +70,15 @@ const char *vq_error(const struct vq *q)
 	return q->broken ? q->error : NULL;
 }
 
+bool vq_get_rings(const struct vq *q, struct vq_rings *out)
+{
+	if (!q->ready)
+		return false;
+	*out = (struct vq_rings){ .size = q->size, .desc = q->desc, .avail = q->avail,
+				  .used = q->used };
+	return true;
+}
+
 /* Host pointer for a ring of @len bytes at @gpa, or NULL unless it is RAM
  * and both the gpa and the host mapping have @align alignment (so that the
  * 16/32-bit ring fields can be accessed atomically). */

@@ -140,4 +140,17 @@ bool vq_should_notify(struct vq *q);
 /* Why the queue broke (a static string), or NULL if it is not broken. */
 const char *vq_error(const struct vq *q);
 
+/* The rings as vq_setup() validated them: host pointers into guest RAM,
+ * each ring wholly in one region and aligned, and the Queue Size. For a
+ * backend that runs the queue itself (vhost-net), so that it is handed
+ * exactly what was checked and never re-reads the transport's registers,
+ * which the driver may have written since. */
+struct vq_rings {
+	uint32_t size;
+	void *desc, *avail, *used;
+};
+
+/* Fills @out and returns true if the queue is ready; false otherwise. */
+bool vq_get_rings(const struct vq *q, struct vq_rings *out);
+
 #endif

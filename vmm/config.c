@@ -98,10 +98,12 @@ const struct key_def config_keys[] = {
 	VMK("mem_merge", mem_merge, T_BOOL),
 	VMK("mem_overcommit", mem_overcommit, T_BOOL),
 	VMK("serial", serial, T_SPECIAL, SPECIAL(config_set_serial, config_print_serial)),
+	VMK("serial.max_size", serial_max_size, T_SIZE),
 	VMK("balloon", balloon, T_BOOL),
 	VMK("balloon.stats_period", balloon_stats_period, T_UINT, RANGE(0, UINT_MAX)),
 	VMK("balloon.free_page_reporting", balloon_free_page_reporting, T_BOOL),
 	VMK("balloon.deflate_on_oom", balloon_deflate_on_oom, T_BOOL),
+	VMK("balloon.hugepage_giveback", balloon_hugepage_giveback, T_BOOL),
 	VMK("transport", transport, T_ENUM, .names = transport_names),
 	VMK("control", control, T_SPECIAL, SPECIAL(config_set_control, config_print_control)),
 	VMK("timeout", timeout, T_UINT, RANGE(0, UINT_MAX)),
@@ -409,6 +411,7 @@ void config_init(struct vm_config *c)
 	c->mem_hugepages = HUGEPAGES_OFF;
 	c->mem_numa_node = -1;
 	c->serial = SERIAL_STDIO;
+	c->serial_max_size = CONFIG_DEFAULT_SERIAL_MAX_SIZE;
 	c->transport = TRANSPORT_PCI;
 	c->on_reboot = ON_REBOOT_EXIT;
 	c->log_level = LOG_WARN;

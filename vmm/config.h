@@ -45,6 +45,7 @@
 #define CONFIG_MAX_NETS 4
 #define CONFIG_MAX_SUBMIT_BATCH 256 /* diskN.submit_batch: the io_uring ring's size */
 #define CONFIG_DEFAULT_SUBMIT_BATCH 2 /* why two: block/uring.c */
+#define CONFIG_DEFAULT_SERIAL_MAX_SIZE (1ull << 30) /* serial.max_size: 1G */
 
 #define CONFIG_MAX_LINE (64 * 1024)        /* bytes in one line */
 #define CONFIG_MAX_FILE_SIZE (1024 * 1024) /* bytes in one config file */
@@ -111,6 +112,7 @@ struct vm_config {
 
 	enum serial_mode serial;             /* default stdio */
 	char *serial_path;                   /* serial=file:PATH */
+	uint64_t serial_max_size;            /* bytes serial=file: writes at most; 0: no limit */
 
 	struct disk_config disks[CONFIG_MAX_DISKS];
 	struct net_config nets[CONFIG_MAX_NETS];
@@ -119,6 +121,7 @@ struct vm_config {
 	unsigned balloon_stats_period;       /* seconds, 0 = off */
 	bool balloon_free_page_reporting;
 	bool balloon_deflate_on_oom;
+	bool balloon_hugepage_giveback;      /* default off: hugepages stay reserved */
 
 	enum transport transport;            /* default pci */
 	char *control;                       /* control socket path, or NULL (control=none;

@@ -10,8 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,10 +33,18 @@ struct control_client {
 	bool closing;                    /* hang up once the output is flushed */
 	bool draining;                   /* hung up: discarding input until EOF */
 	size_t drained;
+	uint64_t last_ns;                /* when it last sent something (or connected) */
 	size_t in_len, out_len;
 	char in[CONTROL_MAX_LINE + 1];
 	char out[CONTROL_OUT_MAX];
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 void control_execute(struct control *c, const char *line, char *resp, size_t resp_len)
 {
@@ -43,6 +53,25 @@ void control_execute(struct control *c, const char *line, char *resp, size_t res
 }
 
 /* ------------------------------------------------------------ connections */
+
+/* The idle check runs while there are connections: every quarter of the
+ * idle timeout. */
+static void idle_arm(struct control *c, bool on)
+{
+	if (c->idle_fd < 0 || c->idle_armed == on)
+		return;
+	struct itimerspec its = { 0 };
+	if (on) {
+		uint64_t period = c->idle_ns / 4 > 1000000 ? c->idle_ns / 4 : 1000000;
+		its.it_value.tv_sec = (time_t)(period / 1000000000ull);
+		its.it_value.tv_nsec = (long)(period % 1000000000ull);
+		its.it_interval = its.it_value;
+	}
+	if (timerfd_settime(c->idle_fd, 0, &its, NULL) < 0)
+		log_warn(c->log, "control", "idle timer: timerfd_settime: %s", strerror(errno));
+	else
+		c->idle_armed = on;
+}
 
 static void client_close(struct control_client *cl)
 {
@@ -53,6 +82,16 @@ static void client_close(struct control_client *cl)
 	evloop_del(c->loop, cl->fd);
 	close(cl->fd);
 	free(cl);
+	if (control_nr_clients(c) == 0)
+		idle_arm(c, false);
+}
+
+/* Closes @cl with a last line it gets if its socket has room for it. */
+static void client_close_saying(struct control_client *cl, const char *line)
+{
+	ssize_t w = send(cl->fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w; /* best effort: it is going either way */
+	client_close(cl);
 }
 
 /* Writes what it can; false if the client is gone (closed here). */
@@ -179,6 +218,7 @@ static void on_client(void *cookie, uint32_t events)
 					client_close(cl);
 				return;
 			}
+			cl->last_ns = mono_ns();
 			cl->in_len += (size_t)n;
 			if (!client_lines(cl) || cl->closing)
 				return;
@@ -186,18 +226,65 @@ static void on_client(void *cookie, uint32_t events)
 	}
 }
 
+static void on_idle(void *cookie, uint32_t events)
+{
+	struct control *c = cookie;
+	uint64_t n;
+	if (read(c->idle_fd, &n, sizeof(n)) != sizeof(n))
+		return;
+	uint64_t now = mono_ns();
+	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct control_client *cl = c->clients[i];
+		if (!cl || now - cl->last_ns < c->idle_ns)
+			continue;
+		log_info(c->log, "control", "closing a connection idle for %llu ms",
+			 (unsigned long long)((now - cl->last_ns) / 1000000));
+		client_close_saying(cl, "error idle for too long: closing\n");
+	}
+}
+
+/* Whether the peer of @fd may use this server: its process runs as our
+ * effective uid, or as root. */
+static int peer_check(struct control *c, int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0) {
+		int e = errno;
+		log_warn(c->log, "control", "refused a connection: SO_PEERCRED: %s", strerror(e));
+		return -e;
+	}
+	if (cr.uid == c->owner || cr.uid == 0)
+		return 0;
+	log_info(c->log, "control", "refused a connection from pid %d: uid %u, not %u",
+		 (int)cr.pid, (unsigned)cr.uid, (unsigned)c->owner);
+	return -EACCES;
+}
+
 int control_add_client(struct control *c, int fd)
 {
-	unsigned slot = CONTROL_MAX_CLIENTS;
-	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS && slot == CONTROL_MAX_CLIENTS; i++)
-		if (!c->clients[i])
-			slot = i;
-	if (slot == CONTROL_MAX_CLIENTS) {
-		static const char msg[] = "error too many clients\n";
+	int rc = peer_check(c, fd);
+	if (rc < 0) {
+		static const char msg[] = "error permission denied\n";
 		ssize_t w = send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)w;
 		close(fd);
-		return -EMFILE;
+		return rc;
+	}
+	unsigned slot = CONTROL_MAX_CLIENTS, oldest = 0;
+	for (unsigned i = 0; i < CONTROL_MAX_CLIENTS && slot == CONTROL_MAX_CLIENTS; i++) {
+		if (!c->clients[i])
+			slot = i;
+		else if (c->clients[i]->last_ns < c->clients[oldest]->last_ns)
+			oldest = i;
+	}
+	if (slot == CONTROL_MAX_CLIENTS) {
+		/* keep a way in: the connection idle the longest makes room */
+		log_info(c->log, "control", "%u connections: closing the one idle the longest",
+			 CONTROL_MAX_CLIENTS);
+		client_close_saying(c->clients[oldest],
+				    "error closed to make room for a new connection\n");
+		slot = oldest;
 	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
@@ -213,13 +300,15 @@ int control_add_client(struct control *c, int fd)
 	cl->c = c;
 	cl->fd = fd;
 	cl->events = EPOLLIN;
-	int rc = evloop_add(c->loop, fd, EPOLLIN, on_client, cl);
+	cl->last_ns = mono_ns();
+	rc = evloop_add(c->loop, fd, EPOLLIN, on_client, cl);
 	if (rc < 0) {
 		close(fd);
 		free(cl);
 		return rc;
 	}
 	c->clients[slot] = cl;
+	idle_arm(c, true);
 	return 0;
 }
 
@@ -245,9 +334,9 @@ static void on_accept(void *cookie, uint32_t events)
 			return;
 		}
 		int rc = control_add_client(c, fd);
-		if (rc < 0)
+		if (rc < 0 && rc != -EACCES)
 			log_info(c->log, "control", "refused a connection on %s: %s", c->path,
-				 rc == -EMFILE ? "too many clients" : strerror(-rc));
+				 strerror(-rc));
 	}
 }
 
@@ -265,6 +354,56 @@ static bool socket_alive(const struct sockaddr_un *sa)
 	return rc == 0 || e != ECONNREFUSED;
 }
 
+/* Takes PATH.lock: an exclusive flock held for the server's life, on a
+ * file that is still the one at that path once locked (a previous holder
+ * may have removed it while we waited to open it). */
+static int control_lock(struct control *c, const char *path)
+{
+	size_t n = strlen(path);
+	c->lock_path = malloc(n + sizeof(".lock"));
+	if (!c->lock_path)
+		return -ENOMEM;
+	memcpy(c->lock_path, path, n);
+	memcpy(c->lock_path + n, ".lock", sizeof(".lock"));
+	for (int tries = 0; tries < 16; tries++) {
+		int fd = open(c->lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+				  O_NONBLOCK, 0600);
+		if (fd < 0) {
+			int e = errno;
+			log_err(c->log, "control", "control=%s: %s: %s", path, c->lock_path,
+				e == ELOOP ? "is a symbolic link" : strerror(e));
+			return -e;
+		}
+		struct stat held, now;
+		if (fstat(fd, &held) < 0 || !S_ISREG(held.st_mode)) {
+			log_err(c->log, "control", "control=%s: %s is not a regular file", path,
+				c->lock_path);
+			close(fd);
+			return -EEXIST;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
+			close(fd);
+			if (e == EWOULDBLOCK) {
+				log_err(c->log, "control", "control=%s: another VM is using it "
+					"(it holds %s)", path, c->lock_path);
+				return -EADDRINUSE;
+			}
+			log_err(c->log, "control", "control=%s: locking %s: %s", path,
+				c->lock_path, strerror(e));
+			return -e;
+		}
+		if (lstat(c->lock_path, &now) == 0 && now.st_dev == held.st_dev &&
+		    now.st_ino == held.st_ino) {
+			c->lock_fd = fd;
+			return 0;
+		}
+		close(fd); /* removed by the holder we waited for: take the new one */
+	}
+	log_err(c->log, "control", "control=%s: %s keeps being replaced", path, c->lock_path);
+	return -EAGAIN;
+}
+
 static int control_listen(struct control *c, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -277,13 +416,28 @@ static int control_listen(struct control *c, const char *path)
 	c->path = strdup(path);
 	if (!c->path)
 		return -ENOMEM;
+	/* Only the holder of the lock touches the socket file, so a socket
+	 * another VM has bound but is not yet listening on is never taken
+	 * for a stale one. */
+	int rc = control_lock(c, path);
+	if (rc < 0)
+		return rc;
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->listen_fd < 0) {
 		int e = errno;
 		log_err(c->log, "control", "control=%s: socket: %s", path, strerror(e));
 		return -e;
 	}
-	int rc = bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	/* The socket can stop the VM: only its owner may connect. The mode
+	 * is the socket's before bind() creates the file (less the umask),
+	 * so there is no moment where it is more open, and no chmod by a
+	 * path that could have become a symbolic link. */
+	if (fchmod(c->listen_fd, 0600) < 0) {
+		int e = errno;
+		log_err(c->log, "control", "control=%s: fchmod of the socket: %s", path, strerror(e));
+		return -e;
+	}
+	rc = bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
 	if (rc < 0 && errno == EADDRINUSE) {
 		struct stat st;
 		if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
@@ -310,26 +464,20 @@ static int control_listen(struct control *c, const char *path)
 		log_err(c->log, "control", "control=%s: bind: %s", path, strerror(e));
 		return -e;
 	}
-	/* The socket can stop the VM: only its owner may connect. */
 	struct stat st;
-	const char *what = "chmod";
-	rc = chmod(path, 0600);
+	const char *what = "lstat";
+	rc = lstat(path, &st);
 	if (rc == 0) {
-		what = "stat";
-		rc = stat(path, &st);
-	}
-	if (rc == 0) {
+		c->sock_dev = st.st_dev;
+		c->sock_ino = st.st_ino;
 		what = "listen";
 		rc = listen(c->listen_fd, CONTROL_MAX_CLIENTS);
 	}
 	if (rc < 0) {
 		int e = errno;
 		log_err(c->log, "control", "control=%s: %s: %s", c->path, what, strerror(e));
-		unlink(path);
 		return -e;
 	}
-	c->sock_dev = st.st_dev;
-	c->sock_ino = st.st_ino;
 	rc = evloop_add(c->loop, c->listen_fd, EPOLLIN, on_accept, c);
 	if (rc < 0)
 		log_err(c->log, "control", "control=%s: watching the socket: %s", path,
@@ -349,12 +497,23 @@ int control_create(const struct control_params *p, struct control **out)
 	c->log = p->log;
 	c->ops = p->ops;
 	c->cookie = p->cookie;
-	c->listen_fd = -1;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	c->created_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	c->listen_fd = c->lock_fd = c->idle_fd = -1;
+	c->owner = geteuid();
+	c->idle_ns = (uint64_t)(p->idle_timeout_ms ? p->idle_timeout_ms : CONTROL_IDLE_TIMEOUT_MS) *
+		     1000000ull;
+	c->created_ns = mono_ns();
+	c->idle_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	int rc = c->idle_fd < 0 ? -errno : evloop_add(c->loop, c->idle_fd, EPOLLIN, on_idle, c);
+	if (rc < 0) {
+		log_err(c->log, "control", "idle timer: %s", strerror(-rc));
+		if (c->idle_fd >= 0)
+			close(c->idle_fd);
+		c->idle_fd = -1;
+		control_destroy(c);
+		return rc;
+	}
 	if (p->path) {
-		int rc = control_listen(c, p->path);
+		rc = control_listen(c, p->path);
 		if (rc < 0) {
 			control_destroy(c);
 			return rc;
@@ -376,9 +535,19 @@ void control_destroy(struct control *c)
 		close(c->listen_fd);
 	}
 	struct stat st;
-	if (c->path && lstat(c->path, &st) == 0 && st.st_dev == c->sock_dev &&
+	if (c->path && c->sock_ino && lstat(c->path, &st) == 0 && st.st_dev == c->sock_dev &&
 	    st.st_ino == c->sock_ino)
 		unlink(c->path);
+	if (c->lock_fd >= 0) {
+		/* still holding it: whoever waits re-checks the path once locked */
+		unlink(c->lock_path);
+		close(c->lock_fd);
+	}
+	if (c->idle_fd >= 0) {
+		evloop_del(c->loop, c->idle_fd);
+		close(c->idle_fd);
+	}
+	free(c->lock_path);
 	free(c->path);
 	free(c);
 }

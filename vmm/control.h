@@ -31,9 +31,25 @@
  * "error line too long" and the connection is closed.
  *
  * Robustness: sockets are non-blocking and everything runs on the VM's
- * event loop; at most CONTROL_MAX_CLIENTS connections at once (one more
- * gets "error too many clients" and is closed); a client whose unread
- * responses pass CONTROL_OUT_MAX bytes is dropped.
+ * event loop; a client whose unread responses pass CONTROL_OUT_MAX bytes
+ * is dropped; a connection idle (nothing received) for the idle timeout
+ * (CONTROL_IDLE_TIMEOUT_MS by default) is closed; at most
+ * CONTROL_MAX_CLIENTS connections at once, and when a new one arrives with
+ * every slot taken, the connection idle the longest is closed to make room
+ * for it, so scripts that leave connections open never lock a client out.
+ *
+ * Access: the socket is made mode 0600 before it is bound (fchmod on the
+ * socket, so no window and no path that could be a symbolic link), and a
+ * connection is served only if SO_PEERCRED says its process runs as this
+ * one's effective uid, or as root; others get "error permission denied".
+ * Both hold even when the socket's directory is more open than it should.
+ *
+ * The path: while it runs, a server holds an exclusive flock(2) on
+ * PATH.lock (created 0600, not through a symbolic link, removed at the
+ * end). A socket file at PATH is replaced only by the holder of that lock
+ * and only if nothing accepts connections on it, so two VMs starting on
+ * the same path cannot both take it, nor one remove the other's socket
+ * between its bind() and its listen().
  *
  * Threads: the event thread only (create, destroy, every callback). */
 #ifndef KVMRUN_CONTROL_H
@@ -50,6 +66,7 @@
 
 #define CONTROL_MAX_LINE 4096
 #define CONTROL_MAX_CLIENTS 16
+#define CONTROL_IDLE_TIMEOUT_MS 60000
 #define CONTROL_OUT_MAX (64 * 1024)
 #define CONTROL_MAX_RESPONSE 2048
 #define CONTROL_MAX_NODES 64
@@ -98,21 +115,24 @@ struct control_params {
 	const struct logger *log;
 	const struct control_ops *ops;
 	void *cookie;
+	unsigned idle_timeout_ms;   /* 0: CONTROL_IDLE_TIMEOUT_MS */
 };
 
 /* Listens on @p->path (a stale socket file there, one nobody listens on,
- * is replaced; anything else is an error naming the path) with mode 0600.
- * Returns 0 or -errno (logged). */
+ * is replaced; anything else is an error naming the path) with mode 0600,
+ * holding PATH.lock (see above). Returns 0 or -errno (logged): -EADDRINUSE
+ * when another server has the path. */
 __attribute__((warn_unused_result))
 int control_create(const struct control_params *p, struct control **out);
 
 /* Closes every connection and the socket, and unlinks the path if it is
- * still the socket this server made. NULL: no-op. */
+ * still the socket this server made, and the lock file. NULL: no-op. */
 void control_destroy(struct control *c);
 
 /* Serves one more connection on @fd (made non-blocking; owned from now on,
- * closed even on failure). 0, -EMFILE when CONTROL_MAX_CLIENTS are
- * connected, or -errno. */
+ * closed even on failure), closing the longest-idle one first when
+ * CONTROL_MAX_CLIENTS are connected. 0, -EACCES (answered "error permission
+ * denied") when its peer runs as another user (SO_PEERCRED), or -errno. */
 __attribute__((warn_unused_result))
 int control_add_client(struct control *c, int fd);
 

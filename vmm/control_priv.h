@@ -28,6 +28,12 @@ struct control {
 	char *path;                      /* NULL when not listening */
 	dev_t sock_dev;                  /* identity of the socket file we made */
 	ino_t sock_ino;
+	char *lock_path;                 /* PATH.lock, held while lock_fd is open */
+	int lock_fd;
+	uid_t owner;                     /* effective uid that may connect (and root) */
+	uint64_t idle_ns;                /* idle connections are closed after this */
+	int idle_fd;                     /* timerfd checking for them, or -1 */
+	bool idle_armed;
 	uint64_t created_ns;
 	struct control_client *clients[CONTROL_MAX_CLIENTS];
 };

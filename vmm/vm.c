@@ -132,7 +132,7 @@ static int vm_map_ram(struct vm *vm)
 	struct ram_opts o = {
 		.size = c->mem, .hugepages = c->mem_hugepages, .numa_node = c->mem_numa_node,
 		.prefault = c->mem_prefault, .thp = c->mem_thp, .merge = c->mem_merge,
-		.name = c->name,
+		.hugepage_giveback = c->balloon_hugepage_giveback, .name = c->name,
 	};
 	int rc = ram_create(&vm->ram, &o, &vm->log);
 	if (rc < 0)

@@ -53,11 +53,17 @@ static int open_serial_out(struct vm *vm)
 	case SERIAL_FILE:
 		break;
 	}
-	vm->serial_out_fd = open(vm->cfg->serial_path,
-				 O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_APPEND, 0644);
+	/* The console may carry secrets: 0600 (and the umask). A symbolic
+	 * link is not followed (a link planted where a CI job writes its log
+	 * must not make kvmrun truncate what it points to); O_NONBLOCK keeps
+	 * a FIFO from stalling the open, and a slow one the vCPUs. */
+	vm->serial_out_fd = open(vm->cfg->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+				 O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
 	if (vm->serial_out_fd < 0) {
 		int e = errno;
-		log_err(&vm->log, "serial", "serial=file:%s: %s", vm->cfg->serial_path, strerror(e));
+		log_err(&vm->log, "serial", "serial=file:%s: %s", vm->cfg->serial_path,
+			e == ELOOP ? "is a symbolic link (not followed: name the file itself)"
+				   : strerror(e));
 		return -e - 1000; /* keep -1 meaning "none" distinct from failure */
 	}
 	return vm->serial_out_fd;
@@ -71,6 +77,9 @@ static int create_uart(struct vm *vm)
 	struct ns16550_params p = {
 		.irq = { .set = vm_set_irq, .cookie = vm, .gsi = GSI_COM1 },
 		.out_fd = out, .log = &vm->log, .name = "ttyS0",
+		/* a guest printing in a loop must not fill the host's disk */
+		.out_limit = vm->cfg->serial == SERIAL_FILE ? vm->cfg->serial_max_size : 0,
+		.out_limit_key = "serial.max_size",
 	};
 	return ns16550_create(&vm->pio, PORT_COM1, &p, &vm->uart);
 }
@@ -223,6 +232,9 @@ static void on_stdin(void *cookie, uint32_t events)
 
 void vm_serial_poll(struct vm *vm)
 {
+	/* output a slow reader did not take yet (the UART holds it) */
+	if (vm->uart)
+		ns16550_flush(vm->uart);
 	if (!vm->serial_stdin || vm->rx_pending_len == 0)
 		return;
 	serial_flush_pending(vm);
@@ -255,6 +267,12 @@ int vm_serial_start(struct vm *vm)
 
 void vm_serial_stop(struct vm *vm)
 {
+	if (vm->uart) {
+		uint64_t lost = ns16550_flush(vm->uart) + ns16550_dropped(vm->uart);
+		if (lost)
+			log_warn(&vm->log, "serial", "%llu bytes of console output were dropped "
+				 "(not read in time, or past serial.max_size)", (unsigned long long)lost);
+	}
 	if (vm->serial_stdin)
 		evloop_del(vm->loop, STDIN_FILENO);
 	vm->serial_stdin = false;

@@ -120,8 +120,11 @@ void vm_devices_destroy(struct vm *vm);
 /* The serial console's input side on the event loop (vm_devices.c). */
 __attribute__((warn_unused_result))
 int vm_serial_start(struct vm *vm);
+/* After the vCPUs stopped: a last flush of the output, and a warning with
+ * the count of bytes dropped, if any. */
 void vm_serial_stop(struct vm *vm);
-/* Called on every event-loop round: retries input the UART had no room for. */
+/* Called on every event-loop round (at least every 100 ms): writes output
+ * a slow reader did not take yet, retries input the UART had no room for. */
 void vm_serial_poll(struct vm *vm);
 
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */

@@ -152,6 +152,15 @@ static int create_balloon(struct vm *vm)
 		.deflate_on_oom = c->balloon_deflate_on_oom,
 		.free_page_reporting = c->balloon_free_page_reporting,
 	};
+	if (!ram_can_give_back(&vm->ram)) {
+		/* hugepages: giving one back could leave the guest without it
+		 * later (mem/ram.h), so the balloon only takes them from it */
+		p.discard = NULL;
+		p.free_page_reporting = false;
+		log_info(&vm->log, "balloon", "hugepage-backed RAM stays reserved: inflated pages "
+			 "are not given back to the host (balloon.hugepage_giveback=off)%s",
+			 c->balloon_free_page_reporting ? "; free page reporting is not offered" : "");
+	}
 	int rc = virtio_balloon_create(&p, &vm->balloon);
 	if (rc == 0)
 		rc = attach_transport(vm, virtio_balloon_dev(vm->balloon));

@@ -144,7 +144,8 @@ def test_hugepages(c: Checker) -> None:
     with kvmtest.extra_hugepages(c, 64) as old:
         if old is None:
             return
-        vm = VM('huge', '128M', ['mem_hugepages=on', 'mem_prefault=on'])
+        vm = VM('huge', '128M', ['mem_hugepages=on', 'mem_prefault=on',
+                                 'balloon.hugepage_giveback=on'])
         try:
             if not vm.ready():
                 c.check('hugepage guest', False, 'guest did not start: ' + vm.bg.errors())
@@ -173,6 +174,57 @@ def test_hugepages(c: Checker) -> None:
                     f'`memory` shows 2M pages and the hugetlb bytes in use ({mem})')
             rc = vm.stop()
             c.check('hugepages stop', rc == 0, f'rc {rc}')
+        finally:
+            vm.stop()
+
+
+def test_hugepages_kept(c: Checker) -> None:
+    """Hugepage RAM without balloon.hugepage_giveback: the balloon takes
+    pages from the guest but the host keeps them reserved, so emptying the
+    host's hugepage pool while the VM runs cannot leave the guest without
+    the pages it deflates and touches again (with give-back, the punched
+    pages went back to the pool and the guest's touch faulted)."""
+    with kvmtest.extra_hugepages(c, 32, 'hugepages kept') as old:
+        if old is None:
+            return
+        vm = VM('kept', '64M', ['mem_hugepages=on', 'mem_prefault=on',
+                                'balloon.free_page_reporting=on', 'cmdline=balloon.touch=1'])
+        try:
+            if not vm.ready():
+                c.check('hugepages kept guest', False, 'guest did not start: ' + vm.bg.errors())
+                return
+            rss0, free0 = vm.rss(), meminfo('HugePages_Free')
+            vm.ctl('balloon target=32M')
+            ok = vm.wait_count(f'balloon: actual={32 * 256} pages', 1, 120)
+            if vm.bg.proc.poll() is not None:
+                c.check('hugepages kept', False, 'kvmrun ended while the guest inflated:\n'
+                        + vm.bg.describe())
+                return
+            st = fields(vm.ctl('balloon-stats'))
+            rss1, free1 = vm.rss(), meminfo('HugePages_Free')
+            print(f'  inflated {st.get("inflated")}, host_freed {st.get("host_freed")}; '
+                  f'hugetlb RSS {rss0 >> 20} -> {rss1 >> 20} MiB, HugePages_Free {free0} -> {free1}')
+            c.check('hugepages kept', ok and st.get('inflated') == '32M'
+                    and st.get('host_freed') == '0' and rss1 == rss0 == 64 * MiB and free1 == free0,
+                    'the guest gave 32 MiB to the balloon; the host kept every hugepage')
+            c.check('hugepages kept: no reporting', 'reporting=0' in vm.bg.output(),
+                    'free page reporting is not offered for RAM that stays reserved')
+            # empty the pool under the running VM, as another VM or an
+            # administrator could
+            kvmtest.set_hugepages(0)
+            emptied = meminfo('HugePages_Free')
+            vm.ctl('balloon target=0')
+            ok = vm.wait_count('balloon: actual=0 pages', 1, 120)
+            alive = vm.bg.proc.poll() is None
+            if not alive:
+                print(vm.bg.describe()[-3000:])
+            c.check('hugepages kept: pool emptied', emptied == 0 and ok and alive,
+                    f'with the pool emptied (HugePages_Free {emptied}) the guest takes its '
+                    f'32 MiB back and writes it: still running ({alive}), no SIGBUS')
+            errs = vm.bg.errors()
+            rc = vm.stop()
+            c.check('hugepages kept: stop', rc == 0, f'`stop` ends it with exit 0 (rc {rc})'
+                    + ('' if rc == 0 else '\n' + errs[-2000:]))
         finally:
             vm.stop()
 
@@ -235,6 +287,7 @@ def main() -> int:
     c = Checker()
     test_rss_4k(c)
     test_hugepages(c)
+    test_hugepages_kept(c)
     test_ksm(c)
     return c.done()
 

@@ -2,6 +2,7 @@
 signals, serial backends, a clean terminal, bad kernels."""
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import signal
@@ -161,6 +162,141 @@ def test_serial_backends(c: Checker) -> None:
     c.check('serial=none', r.rc == 0 and r.out == '', 'no console output at all', r)
 
 
+HOSTILE = guestrun.guest('hostile')
+FLOOD_SERIAL = 'cmdline=hostile.flood=serial'
+
+
+def pipe_bytes(fd: int) -> int:
+    """Bytes waiting in the pipe whose read end is @fd (FIONREAD)."""
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b'\0\0\0\0')
+    return struct.unpack('i', buf)[0]
+
+
+def test_serial_unread(c: Checker) -> None:
+    """A harness that never reads kvmrun's stdout (a blocking pipe) while
+    the guest prints without end: no vCPU may block in write(), so
+    timeout= and SIGTERM still end kvmrun, at once."""
+    for how in ('timeout', 'SIGTERM'):
+        limit = 10 if how == 'timeout' else 120
+        with tempfile.TemporaryFile() as err:
+            t0 = time.monotonic()
+            proc = subprocess.Popen([kvmtest.kvmrun_binary(), f'kernel={HOSTILE}', FLOOD_SERIAL,
+                                     f'timeout={limit}'], stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+
+            def stderr() -> str:
+                err.seek(0)
+                return err.read().decode('utf-8', 'replace')
+            try:
+                # the smallest pipe there is, so that it fills at once even
+                # where the guest prints slowly (nested virtualisation)
+                cap = fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ
+                full = dropping = False
+                # SIGTERM: once the UART's own buffer is full too (or 30 s)
+                while time.monotonic() - t0 < min(limit, 30) and proc.poll() is None:
+                    full = full or pipe_bytes(proc.stdout.fileno()) >= cap - 4096
+                    dropping = 'nobody is reading the output' in stderr()
+                    if (full and how == 'timeout') or dropping:
+                        break
+                    time.sleep(0.05)
+                c.check(f'serial unread {how}: pipe full', full or dropping,
+                        f'the guest filled the {cap >> 10} KiB pipe nobody reads '
+                        f'{time.monotonic() - t0:.1f}s after start')
+                if how == 'SIGTERM':
+                    time.sleep(0.5)
+                    t0 = time.monotonic()
+                    os.kill(proc.pid, signal.SIGTERM)
+                    limit = 0
+                try:
+                    rc = proc.wait(limit + 20)
+                except subprocess.TimeoutExpired:
+                    rc = None
+                took = time.monotonic() - t0
+                want = 124 if how == 'timeout' else 143
+                c.check(f'serial unread {how}', rc == want and took < limit + 1,
+                        f'exit {rc} (want {want}) {took:.2f}s after '
+                        f'{f"start, timeout={limit}" if limit else "SIGTERM"}: the vCPU never '
+                        'blocked on the full pipe')
+                if how == 'SIGTERM':
+                    log = stderr()
+                    c.check('serial unread: said once',
+                            log.count('nobody is reading the output') == 1 and
+                            'bytes of console output were dropped' in log,
+                            f'dropping is said once, and counted at the end ({log.strip()[:300]})')
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                proc.stdout.close()
+
+
+def fd_flags(pid: int, path: str) -> int | None:
+    """The open flags of @pid's file descriptor for @path, from fdinfo."""
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            if os.readlink(f'/proc/{pid}/fd/{fd}') == path:
+                with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                    for line in f:
+                        if line.startswith('flags:'):
+                            return int(line.split()[1], 8)
+        except OSError:
+            pass
+    return None
+
+
+def test_serial_file_safety(c: Checker) -> None:
+    """serial=file: follows no symbolic link, creates the file 0600, keeps
+    it from child processes, and stops at serial.max_size."""
+    with tempfile.TemporaryDirectory() as d:
+        victim = os.path.join(d, 'victim')
+        with open(victim, 'w') as f:
+            f.write('precious\n')
+        link = os.path.join(d, 'console.log')
+        os.symlink(victim, link)
+        r = run_kvmrun([f'kernel={HELLO}', f'serial=file:{link}', 'timeout=60'])
+        c.check('serial=file symlink', r.rc == 1 and 'symbolic link' in r.err
+                and open(victim).read() == 'precious\n',
+                'a symbolic link at the path is refused, its target left alone', r)
+        log = os.path.join(d, 'flood.log')
+        old = os.umask(0o022)
+        try:
+            bg = kvmtest.Background([f'kernel={HOSTILE}', FLOOD_SERIAL, f'serial=file:{log}',
+                                     'serial.max_size=64K', 'timeout=120'], tag='maxsize')
+        finally:
+            os.umask(old)
+        try:
+            mode = None
+            for _ in range(200):
+                if os.path.exists(log):
+                    mode = os.stat(log).st_mode & 0o777
+                    break
+                time.sleep(0.05)
+            c.check('serial=file mode', mode == 0o600, f'created with mode 0600 ({mode:o})'
+                    if mode is not None else 'the file was not created')
+            flags = fd_flags(bg.pid, log)
+            c.check('serial=file cloexec', flags is not None and flags & os.O_CLOEXEC != 0,
+                    f'opened O_CLOEXEC (flags {flags:o})' if flags is not None
+                    else 'no fd open on the log')
+            size, end = -1, time.monotonic() + 60
+            while time.monotonic() < end:
+                size = os.path.getsize(log)
+                if size >= 64 << 10 and 'serial.max_size' in bg.errors():
+                    break
+                time.sleep(0.1)
+            time.sleep(1)
+            size = os.path.getsize(log)
+            os.kill(bg.pid, signal.SIGTERM)
+            rc = bg.wait(20)
+            errs = bg.errors()
+            c.check('serial.max_size', size == 64 << 10 and os.path.getsize(log) == 64 << 10
+                    and rc == 143, f'the log stops at 64 KiB ({size} bytes) while the guest '
+                    f'prints on, and the VM still ends on SIGTERM (exit {rc})')
+            c.check('serial.max_size said once', errs.count('reached serial.max_size') == 1,
+                    f'reaching the limit is said once ({errs.strip()[:300]})')
+        finally:
+            bg.stop()
+
+
 def test_terminal_restored(c: Checker) -> None:
     """With a terminal on stdin, kvmrun makes it raw and restores it."""
     master, slave = pty.openpty()
@@ -194,7 +330,8 @@ def main() -> int:
     kvmtest.require_kvm()
     c = Checker()
     for t in (test_hello, test_debug_exit, test_crash, test_pvpanic, test_bad_kernels, test_reboot, test_timeout,
-              test_signals, test_serial_backends, test_terminal_restored):
+              test_signals, test_serial_backends, test_serial_unread, test_serial_file_safety,
+              test_terminal_restored):
         t(c)
     return c.done()
 

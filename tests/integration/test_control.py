@@ -134,8 +134,9 @@ def test_running_vm(c: Checker) -> None:
 
         # a second VM on the same socket path is refused
         r = run_kvmrun([f'kernel={BALLOON}', 'mem=64M', f'control={vm.sock}'], timeout=60)
-        c.check('socket in use', r.rc == 1 and vm.sock in r.err and 'listening' in r.err,
-                'a socket path another VM listens on is an error naming the path', r)
+        c.check('socket in use', r.rc == 1 and vm.sock in r.err
+                and 'another VM is using it' in r.err and vm.sock + '.lock' in r.err,
+                'a socket path another VM holds is an error naming the path and its lock', r)
         c.check('socket kept', os.path.exists(vm.sock) and vm.ctl('balloon').startswith('ok'),
                 'the first VM keeps its socket')
 
@@ -143,7 +144,9 @@ def test_running_vm(c: Checker) -> None:
         c.check('ctl stop', r.rc == 0 and r.out.strip() == 'ok stopping', r.out.strip(), r)
         rc = vm.bg.wait(30)
         c.check('stop exit code', rc == 0, f'the VM ended with exit code 0 (rc {rc})')
-        c.check('socket removed', not os.path.exists(vm.sock), 'the socket file is removed at teardown')
+        c.check('socket removed', not os.path.exists(vm.sock)
+                and not os.path.exists(vm.sock + '.lock'),
+                'the socket file and its lock file are removed at teardown')
     finally:
         vm.stop()
 

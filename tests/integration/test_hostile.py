@@ -179,6 +179,43 @@ def test_registers(c: Checker, d: str, transport: str) -> None:
               f'{len(lines)} stderr lines for tens of thousands of bad writes', r)
 
 
+def test_balloon_flood(c: Checker, d: str) -> None:
+    """A guest that keeps the balloon's inflate queue full of hostile chains
+    (68 descriptors at the same 60 MiB: a billion PFNs each; then the
+    largest buffer allowed, 4096 PFNs, refilled without end): the control
+    socket still answers and SIGTERM still ends kvmrun within 1 s."""
+    sock = os.path.join(d, 'flood.sock')
+    for what, args in (('68 x 60 MiB', ''),
+                       ('4096-PFN buffers', 'hostile.flood_descs=1 hostile.flood_bytes=16384')):
+        bg = kvmtest.Background([f'kernel={HOSTILE}', 'mem=128M', 'balloon=on',
+                                 f'control={sock}', 'timeout=120',
+                                 f'cmdline=hostile.flood=balloon {args}'.strip()], tag='flood')
+        t = f'balloon flood ({what})'
+        try:
+            if bg.wait_for_line(r'hostile: balloon flood running', 60) is None:
+                c.check(t, False, 'the flood did not start:\n' + bg.describe())
+                continue
+            time.sleep(1)
+            t0 = time.monotonic()
+            try:
+                resp = kvmtest.ctl(sock, 'status', timeout=10)
+            except OSError as e:
+                resp = f'({e})'
+            took = time.monotonic() - t0
+            c.check(t + ': control socket', resp.startswith('ok ') and took < 1,
+                    f'`status` answered in {took:.2f}s during the flood ({resp[:40]})')
+            t0 = time.monotonic()
+            os.kill(bg.pid, signal.SIGTERM)
+            rc = bg.wait(30)
+            took = time.monotonic() - t0
+            ok = c.check(t + ': SIGTERM', rc == 143 and took < 1,
+                         f'exit {rc} {took:.2f}s after SIGTERM (want 143 within 1 s)')
+            if not ok:
+                print(bg.describe())
+        finally:
+            bg.stop()
+
+
 def main() -> int:
     kvmtest.require_kvm()
     if not os.path.exists(HOSTILE):
@@ -186,6 +223,7 @@ def main() -> int:
         return 1
     c = Checker()
     with tempfile.TemporaryDirectory(dir='/var/tmp') as d:
+        test_balloon_flood(c, d)
         for transport in ('pci', 'mmio'):
             test_attacks(c, d, transport)
             test_registers(c, d, transport)

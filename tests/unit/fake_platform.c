@@ -109,3 +109,24 @@ void fake_vplat_kick(struct virtio_dev *d, unsigned q)
 	uint64_t one = 1;
 	CHECK_EQ(write(d->queues[q].kick_fd, &one, sizeof(one)), 8);
 }
+
+uint64_t fake_vplat_kicks_pending(struct virtio_dev *d, unsigned q)
+{
+	uint64_t n = 0;
+	if (read(d->queues[q].kick_fd, &n, sizeof(n)) != sizeof(n))
+		return 0;
+	return n;
+}
+
+uint16_t fake_vring_fill(uint8_t *ram, uint64_t desc_gpa, uint16_t size, uint16_t head,
+			 unsigned n)
+{
+	uint8_t *avail = ram + desc_gpa + 0x1000;
+	uint16_t idx;
+	memcpy(&idx, avail + 2, 2);
+	for (unsigned i = 0; i < n; i++, idx++)
+		memcpy(avail + 4 + 2u * (idx % size), &head, 2);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(avail + 2, &idx, 2);
+	return idx;
+}

@@ -65,4 +65,14 @@ bool fake_driver_queue(struct virtio_dev *d, unsigned q, uint16_t size, uint64_t
 /* Signals queue @q's kick eventfd once. */
 void fake_vplat_kick(struct virtio_dev *d, unsigned q);
 
+/* Reads and clears queue @q's kick eventfd: the kicks pending (0: none),
+ * e.g. a device's re-kick of itself. */
+uint64_t fake_vplat_kicks_pending(struct virtio_dev *d, unsigned q);
+
+/* Makes descriptor @head available @n times in the split ring at @desc_gpa
+ * (laid out as by fake_driver_queue(), @size entries), as a driver that
+ * keeps its ring full would; returns the new avail idx. */
+uint16_t fake_vring_fill(uint8_t *ram, uint64_t desc_gpa, uint16_t size, uint16_t head,
+			 unsigned n);
+
 #endif

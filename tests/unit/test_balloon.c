@@ -27,6 +27,8 @@ struct discard_rec {
 
 struct env {
 	struct fake_vplat v; /* RAM, loop, logger, platform, interrupt counts */
+	bool gap;            /* RAM at [0, 4 MiB) and [8 MiB, 12 MiB) */
+	unsigned refills;    /* record_discard() re-posts the last chain this often */
 	struct virtio_balloon *b;
 	struct virtio_dev *d;
 	struct discard_rec discards[MAX_DISCARDS];
@@ -36,18 +38,38 @@ struct env {
 	uint64_t data_next;
 };
 
+static void refill(struct env *e);
+
 static int record_discard(void *cookie, uint64_t gpa, uint64_t len)
 {
 	struct env *e = cookie;
 	if (e->nr_discards < MAX_DISCARDS)
 		e->discards[e->nr_discards++] = (struct discard_rec){ gpa, len };
+	if (e->refills) {
+		e->refills--;
+		refill(e);
+	}
 	return e->discard_rc;
 }
 
-static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period, bool report)
+#define GAP_LO (4u << 20)
+#define GAP_HI (8u << 20)
+#define GAP_RAM_END (12u << 20)
+
+static bool env_create_with(struct env *e, uint64_t page_size, unsigned stats_period, bool report,
+			    bool gap)
 {
 	memset(e, 0, sizeof(*e));
-	fake_vplat_init(&e->v, RAM_SIZE, false);
+	e->gap = gap;
+	fake_vplat_init(&e->v, gap ? GAP_RAM_END : RAM_SIZE, false);
+	if (gap) {
+		/* two RAM regions with a hole between them, as below and above
+		 * the 32-bit MMIO hole of a real VM */
+		memset(&e->v.mem, 0, sizeof(e->v.mem));
+		CHECK_EQ(gmem_add_region(&e->v.mem, 0, GAP_LO, e->v.ram, -1, 0), 0);
+		CHECK_EQ(gmem_add_region(&e->v.mem, GAP_HI, GAP_RAM_END - GAP_HI,
+					 e->v.ram + GAP_HI, -1, 0), 0);
+	}
 	e->v.mem.page_size = page_size;
 	struct virtio_balloon_params p = {
 		.plat = &e->v.plat, .page_size = page_size, .discard = record_discard,
@@ -62,6 +84,11 @@ static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period,
 	fake_vplat_attach(&e->v, e->d);
 	e->data_next = DATA_GPA;
 	return true;
+}
+
+static bool env_create(struct env *e, uint64_t page_size, unsigned stats_period, bool report)
+{
+	return env_create_with(e, page_size, stats_period, report, false);
 }
 
 static void env_destroy(struct env *e)
@@ -121,6 +148,25 @@ static void send_chain(struct env *e, unsigned q, const struct buf *bufs, unsign
 	memcpy(avail + 2, &e->avail_idx[q], 2);
 	fake_vplat_kick(e->d, q);
 	CHECK(evloop_run_once(e->v.loop, 100) >= 1);
+}
+
+/* A driver that refills its ring as soon as the device takes a chain: the
+ * chain just popped from queue 0 (its one PFN buffer bumped to the next
+ * page) is made available again, from inside the device's discard. */
+static void refill(struct env *e)
+{
+	uint8_t *avail = e->v.ram + RING_BASE(0) + 0x1000;
+	uint16_t head;
+	memcpy(&head, avail + 4 + 2u * ((e->avail_idx[0] - 1u) % QSIZE), 2);
+	uint64_t buf;
+	memcpy(&buf, e->v.ram + RING_BASE(0) + 16u * head, 8);
+	uint32_t pfn;
+	memcpy(&pfn, e->v.ram + buf, 4);
+	pfn++;
+	memcpy(e->v.ram + buf, &pfn, 4);
+	memcpy(avail + 4 + 2u * (e->avail_idx[0] % QSIZE), &head, 2);
+	e->avail_idx[0]++;
+	memcpy(avail + 2, &e->avail_idx[0], 2);
 }
 
 static void send_pfns(struct env *e, unsigned q, const uint32_t *pfns, unsigned n)
@@ -454,6 +500,255 @@ static void test_create_errors(void)
 	CHECK_EQ(virtio_balloon_create(&p, &b), -EINVAL);
 }
 
+/* A pfn in the hole between two RAM regions is below the end of RAM but
+ * not RAM: bad, never discarded, never counted as inflated. */
+static void test_ram_gap(void)
+{
+	struct env e;
+	if (!env_create_with(&e, 4096, 0, false, true))
+		return;
+	driver_init(&e, 0, 2);
+	uint32_t in[] = {
+		GAP_LO / 4096 - 1,        /* last page below the hole: RAM */
+		GAP_LO / 4096,            /* first page of the hole */
+		0x500,                    /* inside it */
+		GAP_HI / 4096 - 1,        /* last page of the hole */
+		GAP_HI / 4096,            /* first page above: RAM */
+		GAP_RAM_END / 4096 - 1,   /* last page of RAM */
+		GAP_RAM_END / 4096,       /* just past the end */
+	};
+	send_pfns(&e, 0, in, 7);
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.bad_pfns, 4);
+	CHECK_EQ(i.inflated, 3 * 4096);
+	CHECK_EQ(i.discarded, 3 * 4096);
+	CHECK_EQ(e.nr_discards, 3);
+	for (unsigned k = 0; k < e.nr_discards; k++) {
+		uint64_t g = e.discards[k].gpa;
+		CHECK(g < GAP_LO || g >= GAP_HI);
+		CHECK(g + e.discards[k].len <= GAP_LO || g >= GAP_HI);
+	}
+	/* deflating a page of the hole is just as bad */
+	uint32_t out[] = { 0x500, GAP_HI / 4096 };
+	send_pfns(&e, 1, out, 2);
+	i = info(&e);
+	CHECK_EQ(i.bad_pfns, 5);
+	CHECK_EQ(i.inflated, 2 * 4096);
+	CHECK_EQ(i.duplicate_pfns, 0);
+	env_destroy(&e);
+}
+
+/* One chain whose 64 descriptors all point at the same 4 MiB: a billion
+ * PFNs' worth of work for one kick if it were taken at its word. */
+static void test_oversized_buffer(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	driver_init(&e, 0, 2);
+	struct buf big[QSIZE];
+	for (unsigned k = 0; k < QSIZE; k++)
+		big[k] = (struct buf){ 0x400000, 4u << 20, false };
+	send_chain(&e, 0, big, QSIZE);
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(used_idx(&e, 0), 1);       /* returned to the driver */
+	CHECK_EQ(i.oversized, 1);
+	CHECK_EQ(i.inflated, 0);
+	CHECK_EQ(i.duplicate_pfns, 0);
+	CHECK_EQ(i.inflates, 0);
+	CHECK_EQ(e.nr_discards, 0);
+	CHECK(virtio_dev_live(e.d));
+	/* the largest buffer a driver may send is still taken */
+	uint32_t *pfns = calloc(VIRTIO_BALLOON_CHAIN_PFNS, 4);
+	for (unsigned k = 0; k < VIRTIO_BALLOON_CHAIN_PFNS; k++)
+		pfns[k] = 0x400 + k % 1024;
+	e.data_next = 0x40000;
+	send_pfns(&e, 0, pfns, VIRTIO_BALLOON_CHAIN_PFNS);
+	free(pfns);
+	i = info(&e);
+	CHECK_EQ(i.oversized, 1);
+	CHECK_EQ(i.inflated, 1024 * 4096);
+	CHECK_EQ(i.duplicate_pfns, VIRTIO_BALLOON_CHAIN_PFNS - 1024);
+	env_destroy(&e);
+}
+
+/* A driver that refills the inflate queue as fast as the device takes from
+ * it: one kick does a bounded amount of work and re-kicks the queue, so
+ * the event loop gets to its other file descriptors. */
+static void test_kick_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	driver_init(&e, 0, 2);
+	e.refills = 1000;
+	uint32_t first[] = { 0x100 };
+	send_pfns(&e, 0, first, 1); /* kicks and runs the loop once */
+	struct virtio_balloon_info i = info(&e);
+	CHECK(used_idx(&e, 0) < 1000);
+	CHECK(used_idx(&e, 0) >= 16);
+	CHECK_EQ(i.yields, 1);
+	CHECK_EQ(i.inflates, used_idx(&e, 0));
+	CHECK_EQ(fake_vplat_kicks_pending(e.d, 0), 1); /* the queue kicked itself */
+	/* the next rounds go on where it stopped */
+	uint16_t before = used_idx(&e, 0);
+	fake_vplat_kick(e.d, 0);
+	CHECK(evloop_run_once(e.v.loop, 100) >= 1);
+	CHECK(used_idx(&e, 0) > before);
+	for (int k = 0; k < 100 && fake_vplat_kicks_pending(e.d, 0); k++) {
+		fake_vplat_kick(e.d, 0);
+		evloop_run_once(e.v.loop, 100);
+	}
+	CHECK_EQ(info(&e).inflates, 1001);
+	CHECK_EQ(info(&e).bad_pfns, 0);
+	env_destroy(&e);
+}
+
+/* Chains of the largest size a buffer may have: a kick stops after its
+ * budget of PFNs, long before the chain budget. */
+static void test_pfn_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, false))
+		return;
+	const uint16_t big = VIRTIO_BALLOON_QUEUE_SIZE;
+	struct virtio_dev *d = e.d;
+	pthread_mutex_lock(&d->lock);
+	CHECK(fake_driver_features(d, (uint64_t)virtio_dev_features_word(d, 1) << 32) &
+	      VIRTIO_STATUS_FEATURES_OK);
+	CHECK(fake_driver_queue(d, 0, big, RING_BASE(0)));
+	CHECK(fake_driver_queue(d, 1, QSIZE, RING_BASE(1)));
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK);
+	pthread_mutex_unlock(&d->lock);
+	uint32_t *pfns = calloc(VIRTIO_BALLOON_CHAIN_PFNS, 4);
+	for (unsigned k = 0; k < VIRTIO_BALLOON_CHAIN_PFNS; k++)
+		pfns[k] = 0x400 + k % 1024;
+	e.data_next = 0x40000;
+	uint64_t g = put_data(&e, pfns, 4 * VIRTIO_BALLOON_CHAIN_PFNS);
+	free(pfns);
+	fake_vring_desc(e.v.ram, RING_BASE(0), 0, g, 4 * VIRTIO_BALLOON_CHAIN_PFNS, 0, 0);
+	fake_vring_fill(e.v.ram, RING_BASE(0), big, 0, 32);
+	fake_vplat_kick(d, 0);
+	CHECK(evloop_run_once(e.v.loop, 100) >= 1);
+	CHECK_EQ(used_idx(&e, 0), 65536 / VIRTIO_BALLOON_CHAIN_PFNS);
+	CHECK_EQ(info(&e).yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(d, 0), 1);
+	env_destroy(&e);
+}
+
+/* Free page reports of a whole ring's worth of ranges each: a kick stops
+ * after its budget of ranges. */
+static void test_report_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 0, true))
+		return;
+	const uint16_t big = VIRTIO_BALLOON_QUEUE_SIZE;
+	struct virtio_dev *d = e.d;
+	pthread_mutex_lock(&d->lock);
+	uint64_t f = (uint64_t)virtio_dev_features_word(d, 1) << 32 |
+		     (1u << VIRTIO_BALLOON_F_PAGE_REPORTING);
+	CHECK(fake_driver_features(d, f) & VIRTIO_STATUS_FEATURES_OK);
+	CHECK(fake_driver_queue(d, 0, QSIZE, RING_BASE(0)));
+	CHECK(fake_driver_queue(d, 1, QSIZE, RING_BASE(1)));
+	CHECK(fake_driver_queue(d, 2, big, RING_BASE(2)));
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK);
+	pthread_mutex_unlock(&d->lock);
+	for (uint16_t k = 0; k < big; k++)
+		fake_vring_desc(e.v.ram, RING_BASE(2), k, 0x100000, 4096,
+				F_WRITE | (k + 1 < big ? F_NEXT : 0), (uint16_t)(k + 1));
+	fake_vring_fill(e.v.ram, RING_BASE(2), big, 0, 4);
+	fake_vplat_kick(d, 2);
+	CHECK(evloop_run_once(e.v.loop, 100) >= 1);
+	CHECK_EQ(used_idx(&e, 2), 256 / big);
+	CHECK_EQ(info(&e).reports, 256);
+	CHECK_EQ(info(&e).yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(d, 2), 1);
+	env_destroy(&e);
+}
+
+/* A driver that keeps posting stats buffers: each new one makes the
+ * device hand the previous one back, which the driver posts again. A
+ * kick takes at most its budget of them. */
+static void test_stats_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 60, false))
+		return;
+	const uint16_t big = VIRTIO_BALLOON_QUEUE_SIZE;
+	struct virtio_dev *d = e.d;
+	pthread_mutex_lock(&d->lock);
+	uint64_t f = (uint64_t)virtio_dev_features_word(d, 1) << 32 |
+		     (1u << VIRTIO_BALLOON_F_STATS_VQ);
+	CHECK(fake_driver_features(d, f) & VIRTIO_STATUS_FEATURES_OK);
+	CHECK(fake_driver_queue(d, 0, QSIZE, RING_BASE(0)));
+	CHECK(fake_driver_queue(d, 1, QSIZE, RING_BASE(1)));
+	CHECK(fake_driver_queue(d, 2, big, RING_BASE(2)));
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK);
+	CHECK(virtio_dev_live(d));
+	pthread_mutex_unlock(&d->lock);
+	uint8_t st[10];
+	put_stat(st, VIRTIO_BALLOON_S_MEMFREE, 1);
+	fake_vring_desc(e.v.ram, RING_BASE(2), 0, put_data(&e, st, 10), 10, 0, 0);
+	fake_vring_fill(e.v.ram, RING_BASE(2), big, 0, big);
+	fake_vplat_kick(d, 2);
+	CHECK(evloop_run_once(e.v.loop, 100) >= 1);
+	CHECK(info(&e).stats_updates < big);
+	CHECK(info(&e).stats_updates >= 16);
+	CHECK_EQ(info(&e).yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(d, 2), 1);
+	/* the re-kick brings the device back for the rest */
+	for (int k = 0; k < 10 && info(&e).stats_updates < big; k++) {
+		fake_vplat_kick(d, 2);
+		evloop_run_once(e.v.loop, 100);
+	}
+	CHECK_EQ(info(&e).stats_updates, big);
+	env_destroy(&e);
+}
+
+/* RAM that must stay reserved (hugepages without balloon.hugepage_giveback):
+ * no discard callback. The guest inflates and deflates as before, nothing
+ * is given back nor counted as given back, and free page reporting is not
+ * offered. */
+static void test_kept_by_host(void)
+{
+	struct env e;
+	memset(&e, 0, sizeof(e));
+	fake_vplat_init(&e.v, RAM_SIZE, false);
+	e.v.mem.page_size = 2u << 20;
+	struct virtio_balloon_params p = {
+		.plat = &e.v.plat, .page_size = 2u << 20, .discard = NULL,
+		.free_page_reporting = true,
+	};
+	CHECK_EQ(virtio_balloon_create(&p, &e.b), 0);
+	if (!e.b) {
+		fake_vplat_fini(&e.v);
+		return;
+	}
+	e.d = virtio_balloon_dev(e.b);
+	fake_vplat_attach(&e.v, e.d);
+	e.data_next = DATA_GPA;
+	CHECK(!(virtio_dev_features_word(e.d, 0) & (1u << VIRTIO_BALLOON_F_PAGE_REPORTING)));
+	CHECK_EQ(e.d->nr_queues, 2);
+	driver_init(&e, 0, 2);
+	uint32_t pfns[256];
+	for (unsigned base = 0x200; base < 0x400; base += 256) {
+		for (unsigned k = 0; k < 256; k++)
+			pfns[k] = base + k;
+		send_pfns(&e, 0, pfns, 256);
+	}
+	struct virtio_balloon_info i = info(&e);
+	CHECK_EQ(i.inflated, 2u << 20); /* a whole backing page */
+	CHECK_EQ(i.discarded, 0);
+	CHECK_EQ(i.discard_errors, 0);
+	send_pfns(&e, 1, pfns, 256);
+	i = info(&e);
+	CHECK_EQ(i.inflated, 1u << 20);
+	CHECK_EQ(i.deflates, 256);
+	CHECK_EQ(i.discarded, 0);
+	env_destroy(&e);
+}
+
 int main(void)
 {
 	RUN(test_config_and_features);
@@ -465,5 +760,12 @@ int main(void)
 	RUN(test_stats_parse);
 	RUN(test_status_bits_sticky);
 	RUN(test_create_errors);
+	RUN(test_ram_gap);
+	RUN(test_oversized_buffer);
+	RUN(test_kick_budget);
+	RUN(test_pfn_budget);
+	RUN(test_report_budget);
+	RUN(test_stats_budget);
+	RUN(test_kept_by_host);
 	return unit_done();
 }

@@ -43,6 +43,7 @@ struct env {
 	unsigned queue_signals, config_signals;
 	uint16_t avail_idx;
 	uint16_t next_desc;
+	uint16_t qsize;              /* Queue Size driver_init() sets; 0: QSIZE */
 };
 
 static void on_signal_queue(struct virtio_dev *d, unsigned q)
@@ -125,7 +126,7 @@ static void driver_init(struct env *e)
 	virtio_dev_set_status(d, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 				 VIRTIO_STATUS_FEATURES_OK);
 	CHECK(d->status & VIRTIO_STATUS_FEATURES_OK);
-	d->queues[0].size = QSIZE;
+	d->queues[0].size = e->qsize ? e->qsize : QSIZE;
 	d->queues[0].desc = DESC_GPA;
 	d->queues[0].driver = AVAIL_GPA;
 	d->queues[0].device = USED_GPA;
@@ -412,6 +413,96 @@ out:
 	free(path);
 }
 
+/* Many misaligned requests at once under cache=none: the disk never holds
+ * more than VIRTIO_BLK_BOUNCE_TOTAL of bounce buffers; the requests past it
+ * wait their turn and complete all the same, with the right data. */
+static void test_bounce_total(void)
+{
+	char *path = make_image();
+	struct env e;
+	if (!env_create(&e, path, false, DISK_IO_URING))
+		goto out;
+	int fd = open(path, O_RDONLY | O_DIRECT);
+	if (fd < 0) {
+		printf("  skip: %s takes no O_DIRECT: nothing is bounced\n", path);
+		env_destroy(&e);
+		goto out;
+	}
+	close(fd);
+	const uint16_t qsize = VIRTIO_BLK_QUEUE_SIZE;
+	e.qsize = qsize;
+	driver_init(&e);
+	/* the image's first MiB, written through an aligned buffer */
+	fill(gpa(&e, DATA_GPA), 1u << 20, 5);
+	CHECK_EQ(run1(&e, VIRTIO_BLK_T_OUT, 0, DATA_GPA, 1, 1u << 20, false, NULL),
+		 VIRTIO_BLK_S_OK);
+	/* 3 descriptors a request: 85 reads of 256 KiB (21 MiB of bounce
+	 * buffers if nothing bounded them), all into the same misaligned
+	 * buffer; each has its own header and status byte */
+	const unsigned n = qsize / 3, len = 256u << 10;
+	const uint64_t buf = DATA_GPA + 0x100000 + 1;
+	uint16_t before = used_idx(&e);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t d0 = (uint16_t)(3 * i);
+		uint64_t sector = (i % 4) * (len / 512);
+		uint8_t *h = gpa(&e, 0x8000 + 16u * i);
+		uint32_t type = VIRTIO_BLK_T_IN;
+		memset(h, 0, 16);
+		memcpy(h, &type, 4);
+		memcpy(h + 8, &sector, 8);
+		*gpa(&e, 0xa000 + i) = 0xaa;
+		desc(&e, d0, 0x8000 + 16u * i, 16, F_NEXT, (uint16_t)(d0 + 1));
+		desc(&e, (uint16_t)(d0 + 1), buf, len, F_NEXT | F_WRITE, (uint16_t)(d0 + 2));
+		desc(&e, (uint16_t)(d0 + 2), 0xa000 + i, 1, F_WRITE, 0);
+		uint16_t *ring = (uint16_t *)gpa(&e, AVAIL_GPA + 4);
+		ring[e.avail_idx % qsize] = d0;
+		e.avail_idx++;
+	}
+	__atomic_store_n((uint16_t *)gpa(&e, AVAIL_GPA + 2), e.avail_idx, __ATOMIC_RELEASE);
+	kick(&e);
+	for (int i = 0; i < 2000 && used_idx(&e) != (uint16_t)(before + n); i++)
+		CHECK(evloop_run_once(e.loop, 10) >= 0);
+	CHECK_EQ(used_idx(&e), (uint16_t)(before + n));
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(e.b, &st);
+	CHECK_EQ(st.bounced, n);
+	CHECK(st.bounce_peak <= VIRTIO_BLK_BOUNCE_TOTAL);
+	CHECK(st.bounce_peak >= VIRTIO_BLK_BOUNCE_TOTAL / 2);
+	CHECK(st.bounce_waits > 0);
+	CHECK_EQ(st.bounce_bytes, 0);
+	unsigned ok = 0;
+	for (unsigned i = 0; i < n; i++)
+		ok += *gpa(&e, 0xa000 + i) == VIRTIO_BLK_S_OK;
+	CHECK_EQ(ok, n);
+	/* the last read to complete is one of the four 256 KiB pieces */
+	bool match = false;
+	for (unsigned k = 0; k < 4; k++)
+		match |= memcmp(gpa(&e, buf), gpa(&e, DATA_GPA + k * len), len) == 0;
+	CHECK(match);
+	/* a reset with requests waiting for bounce room drops them cleanly */
+	e.avail_idx = used_idx(&e);
+	for (unsigned i = 0; i < n; i++) {
+		uint16_t *ring = (uint16_t *)gpa(&e, AVAIL_GPA + 4);
+		ring[e.avail_idx % qsize] = (uint16_t)(3 * i);
+		e.avail_idx++;
+	}
+	__atomic_store_n((uint16_t *)gpa(&e, AVAIL_GPA + 2), e.avail_idx, __ATOMIC_RELEASE);
+	kick(&e);
+	CHECK(evloop_run_once(e.loop, 100) >= 1);
+	pthread_mutex_lock(&e.d->lock);
+	virtio_dev_set_status(e.d, 0);
+	pthread_mutex_unlock(&e.d->lock);
+	virtio_blk_get_stats(e.b, &st);
+	CHECK_EQ(st.bounce_bytes, 0);
+	e.qsize = 0;
+	driver_init(&e);
+	CHECK_EQ(run1(&e, VIRTIO_BLK_T_IN, 0, buf, 1, 4096, true, NULL), VIRTIO_BLK_S_OK);
+	env_destroy(&e);
+out:
+	unlink(path);
+	free(path);
+}
+
 static void test_readonly(void)
 {
 	char *path = make_image();
@@ -549,15 +640,51 @@ out:
 	free(path);
 }
 
+/* A ring full of requests that complete at once (an unknown type: UNSUPP
+ * without any I/O, so each frees its slot at once, and a driver can keep
+ * posting them): one kick takes a budget of them, then re-kicks. */
+static void test_kick_budget(void)
+{
+	char *path = make_image();
+	struct env e;
+	if (!env_create(&e, path, false, DISK_IO_SYNC))
+		goto out;
+	e.qsize = VIRTIO_BLK_QUEUE_SIZE;
+	driver_init(&e);
+	uint32_t type = 99;
+	memset(gpa(&e, HDR_GPA), 0, 16);
+	memcpy(gpa(&e, HDR_GPA), &type, 4);
+	desc(&e, 0, HDR_GPA, 16, F_NEXT, 1);
+	desc(&e, 1, STATUS_GPA, 1, F_WRITE, 0);
+	fake_vring_fill(e.ram, DESC_GPA, VIRTIO_BLK_QUEUE_SIZE, 0, VIRTIO_BLK_QUEUE_SIZE);
+	kick(&e);
+	CHECK(evloop_run_once(e.loop, 100) >= 1);
+	CHECK_EQ(used_idx(&e), VIRTIO_BLK_KICK_BUDGET);
+	struct virtio_blk_stats st;
+	virtio_blk_get_stats(e.b, &st);
+	CHECK_EQ(st.unsupp, VIRTIO_BLK_KICK_BUDGET);
+	CHECK_EQ(st.yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(e.d, 0), 1);
+	kick(&e);
+	pump(&e, VIRTIO_BLK_QUEUE_SIZE);
+	CHECK(virtio_dev_live(e.d));
+	env_destroy(&e);
+out:
+	unlink(path);
+	free(path);
+}
+
 int main(void)
 {
 	RUN(test_config);
 	RUN(test_rw_uring);
 	RUN(test_rw_sync);
 	RUN(test_bounce);
+	RUN(test_bounce_total);
 	RUN(test_readonly);
 	RUN(test_malformed_chain);
 	RUN(test_reset_inflight);
 	RUN(test_batch);
+	RUN(test_kick_budget);
 	return unit_done();
 }

@@ -318,7 +318,8 @@ static void test_defaults(void)
 	char *s = print_str(&c);
 	static const char *const lines[] = {
 		"kernel=\n", "cpus=1\n", "cpu_affinity=\n", "cpu_topology=auto\n", "mem=128M\n",
-		"mem_hugepages=off\n", "mem_numa_node=none\n", "serial=stdio\n", "transport=pci\n",
+		"mem_hugepages=off\n", "mem_numa_node=none\n", "serial=stdio\n", "serial.max_size=1G\n",
+		"transport=pci\n",
 		"timeout=0\n", "on_reboot=exit\n", "debug_exit=off\n", "log_level=warn\n",
 		"drop_caps=on\n", "name=kvmrun\n", "balloon=off\n", "balloon.stats_period=0\n",
 	};

@@ -6,9 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "unit.h"
@@ -83,15 +87,20 @@ struct env {
 	struct control *c;
 };
 
-static void env_create(struct env *e, const char *path)
+static void env_create_idle(struct env *e, const char *path, unsigned idle_ms)
 {
 	memset(e, 0, sizeof(*e));
 	e->f.has_balloon = true;
 	CHECK_EQ(evloop_create(&e->loop), 0);
 	log_init(&e->lg, LOG_ERROR, "test");
 	struct control_params p = { .path = path, .loop = e->loop, .log = &e->lg,
-				    .ops = &fake_ops, .cookie = &e->f };
+				    .ops = &fake_ops, .cookie = &e->f, .idle_timeout_ms = idle_ms };
 	CHECK_EQ(control_create(&p, &e->c), 0);
+}
+
+static void env_create(struct env *e, const char *path)
+{
+	env_create_idle(e, path, 0);
 }
 
 static void env_destroy(struct env *e)
@@ -368,25 +377,235 @@ static void test_socket_path(void)
 	rmdir(dir);
 }
 
-static void test_too_many_clients(void)
+/* Sixteen connections that sit there: a new client still gets in, and the
+ * one idle the longest makes room. */
+static void test_full_makes_room(void)
 {
 	struct env e;
 	env_create(&e, NULL);
 	int fds[CONTROL_MAX_CLIENTS];
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		fds[i] = add_pair(&e);
+		usleep(1000); /* distinct idle times */
+	}
+	/* all but the second-oldest ask something: fds[1] is idle the longest */
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
+		if (i != 1)
+			CHECK(starts(ask(&e, fds[i], "status\n"), "ok "));
 	int sv[2];
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	CHECK_EQ(control_add_client(e.c, sv[0]), -EMFILE);
-	char buf[64];
-	drain(sv[1], buf, sizeof(buf));
-	CHECK_STREQ(buf, "error too many clients\n");
+	CHECK_EQ(control_add_client(e.c, sv[0]), 0);
+	CHECK_EQ(control_nr_clients(e.c), CONTROL_MAX_CLIENTS);
+	char buf[128];
+	drain(fds[1], buf, sizeof(buf));
+	CHECK_STREQ(buf, "error closed to make room for a new connection\n");
+	CHECK_EQ(recv(fds[1], buf, sizeof(buf), MSG_DONTWAIT), 0); /* closed */
+	CHECK(starts(ask(&e, sv[1], "status\n"), "ok state=running"));
+	CHECK(starts(ask(&e, fds[0], "status\n"), "ok state=running")); /* the others stay */
 	close(sv[1]);
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		close(fds[i]);
 	run_loop(&e);
 	CHECK_EQ(control_nr_clients(e.c), 0);
 	env_destroy(&e);
+}
+
+/* A connection that sends nothing for the idle timeout is closed; one that
+ * keeps asking is not. */
+static void test_idle_timeout(void)
+{
+	struct env e;
+	env_create_idle(&e, NULL, 200);
+	int idle = add_pair(&e), busy = add_pair(&e);
+	for (int i = 0; i < 6; i++) {
+		CHECK(starts(ask(&e, busy, "status\n"), "ok "));
+		usleep(60 * 1000);
+	}
+	run_loop(&e);
+	char buf[128];
+	drain(idle, buf, sizeof(buf));
+	CHECK_STREQ(buf, "error idle for too long: closing\n");
+	CHECK_EQ(recv(idle, buf, sizeof(buf), MSG_DONTWAIT), 0);
+	CHECK_EQ(control_nr_clients(e.c), 1);
+	CHECK(starts(ask(&e, busy, "status\n"), "ok "));
+	close(idle);
+	close(busy);
+	env_destroy(&e);
+}
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		return -errno;
+	}
+	return fd;
+}
+
+/* Another VM on the same path, caught between bind() and listen(): its
+ * socket looks stale to connect(), but it holds PATH.lock, so it is left
+ * alone. Once the lock is free, a socket nobody listens on is replaced. */
+static void test_lock(void)
+{
+	char dir[] = "/tmp/kvmrun-test-ctl-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[64], lock[80];
+	snprintf(path, sizeof(path), "%s/ctl.sock", dir);
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(lfd >= 0);
+	CHECK_EQ(flock(lfd, LOCK_EX), 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	int other = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK_EQ(bind(other, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct stat before, after;
+	CHECK_EQ(stat(path, &before), 0);
+	struct env e;
+	memset(&e, 0, sizeof(e));
+	CHECK_EQ(evloop_create(&e.loop), 0);
+	log_init(&e.lg, LOG_ERROR, "test");
+	e.lg.fd = -1;
+	struct control_params p = { .path = path, .loop = e.loop, .log = &e.lg,
+				    .ops = &fake_ops, .cookie = &e.f };
+	struct control *c = NULL;
+	CHECK_EQ(control_create(&p, &c), -EADDRINUSE);
+	CHECK(c == NULL);
+	CHECK_EQ(stat(path, &after), 0);
+	CHECK_EQ(after.st_ino, before.st_ino); /* the other VM's socket is still there */
+	CHECK_EQ(stat(lock, &after), 0);       /* and its lock file */
+	/* it goes away without cleaning up: its socket is stale now */
+	close(other);
+	close(lfd);
+	CHECK_EQ(control_create(&p, &c), 0);
+	int fd = connect_to(path); /* the new socket, listening */
+	CHECK(fd >= 0);
+	run_loop(&(struct env){ .loop = e.loop });
+	CHECK_EQ(control_nr_clients(c), 1);
+	close(fd);
+	/* a second server while the first runs: refused, nothing touched */
+	CHECK_EQ(stat(path, &before), 0);
+	struct control *c2 = NULL;
+	CHECK_EQ(control_create(&p, &c2), -EADDRINUSE);
+	CHECK_EQ(stat(path, &after), 0);
+	CHECK_EQ(before.st_ino, after.st_ino);
+	fd = connect_to(path);
+	CHECK(fd >= 0);
+	close(fd);
+	control_destroy(c);
+	CHECK_EQ(stat(path, &after), -1);
+	CHECK_EQ(stat(lock, &after), -1); /* the lock file goes with it */
+	/* a symbolic link as the lock file is not followed */
+	CHECK_EQ(symlink("/etc/passwd", lock), 0);
+	CHECK_EQ(control_create(&p, &c2), -ELOOP);
+	unlink(lock);
+	evloop_destroy(e.loop);
+	rmdir(dir);
+}
+
+/* Calls of chmod(2) by path from kvmrun's code: the socket's mode must be
+ * set on the socket itself. (The test binary's own chmod and fchmodat
+ * take the place of libc's for the library linked into it.) */
+static unsigned chmod_by_path;
+
+int chmod(const char *path, mode_t mode)
+{
+	chmod_by_path++;
+	return (int)syscall(SYS_fchmodat, AT_FDCWD, path, mode, 0);
+}
+
+int fchmodat(int dirfd, const char *path, mode_t mode, int flags)
+{
+	chmod_by_path++;
+	return (int)syscall(SYS_fchmodat, dirfd, path, mode, flags);
+}
+
+/* The socket is 0600 from the moment it exists, even with a umask that
+ * takes nothing away, and no path is chmod()ed. */
+static void test_socket_mode(void)
+{
+	char dir[] = "/tmp/kvmrun-test-ctl-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[64];
+	snprintf(path, sizeof(path), "%s/ctl.sock", dir);
+	mode_t old = umask(0);
+	chmod_by_path = 0;
+	struct env e;
+	env_create(&e, path);
+	umask(old);
+	CHECK_EQ(chmod_by_path, 0);
+	struct stat st;
+	CHECK_EQ(lstat(path, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(lstat(e.c ? path : "", &st), 0);
+	char lock[80];
+	snprintf(lock, sizeof(lock), "%s.lock", path);
+	CHECK_EQ(lstat(lock, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	env_destroy(&e);
+	rmdir(dir);
+}
+
+/* A process of another user that gets to the socket (its directory and
+ * mode opened up by mistake) is refused: SO_PEERCRED. Needs root. */
+static void test_peer_uid(void)
+{
+	if (geteuid() != 0) {
+		printf("  skip test_peer_uid: needs root to connect as another user\n");
+		return;
+	}
+	char dir[] = "/tmp/kvmrun-test-ctl-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_EQ(chmod(dir, 0755), 0);
+	char path[64];
+	snprintf(path, sizeof(path), "%s/ctl.sock", dir);
+	struct env e;
+	env_create(&e, path);
+	CHECK_EQ(chmod(path, 0666), 0); /* the mistake */
+	int pfd[2];
+	CHECK_EQ(pipe(pfd), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char buf[128] = "no answer";
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		int fd = connect_to(path);
+		if (fd < 0)
+			snprintf(buf, sizeof(buf), "connect: %s", strerror(-fd));
+		else {
+			/* no request: it is answered at once, and a request the
+			 * server does not read would turn its close into a reset */
+			struct pollfd pf = { .fd = fd, .events = POLLIN };
+			if (poll(&pf, 1, 5000) == 1) {
+				ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+				buf[n > 0 ? n : 0] = 0;
+			}
+		}
+		if (write(pfd[1], buf, strlen(buf)) < 0)
+			_exit(3);
+		_exit(0);
+	}
+	close(pfd[1]);
+	char got[128] = "";
+	for (int i = 0; i < 100; i++) {
+		evloop_run_once(e.loop, 20);
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		if (poll(&pf, 1, 0) == 1)
+			break;
+	}
+	ssize_t n = read(pfd[0], got, sizeof(got) - 1);
+	got[n > 0 ? n : 0] = 0;
+	int status = 0;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	CHECK_STREQ(got, "error permission denied\n");
+	CHECK_EQ(control_nr_clients(e.c), 0);
+	close(pfd[0]);
+	env_destroy(&e);
+	rmdir(dir);
 }
 
 static void test_execute_and_sizes(void)
@@ -461,7 +680,11 @@ int main(void)
 	RUN(test_long_line);
 	RUN(test_slow_reader);
 	RUN(test_socket_path);
-	RUN(test_too_many_clients);
+	RUN(test_full_makes_room);
+	RUN(test_idle_timeout);
+	RUN(test_lock);
+	RUN(test_socket_mode);
+	RUN(test_peer_uid);
 	RUN(test_execute_and_sizes);
 	RUN(test_proc_parsers);
 	return unit_done();

@@ -36,6 +36,7 @@ struct env {
 	struct virtio_dev *d;
 	uint16_t avail_idx[8];
 	uint16_t next_desc[8];
+	uint16_t qsize[8];             /* Queue Size per queue; 0: QSIZE */
 };
 
 static uint8_t *gpa(struct env *e, uint64_t a)
@@ -86,7 +87,7 @@ static uint8_t driver_init(struct env *e, uint64_t features, unsigned nr_queues)
 	uint8_t st = fake_driver_features(d, features);
 	if (st & VIRTIO_STATUS_FEATURES_OK) {
 		for (unsigned q = 0; q < nr_queues; q++)
-			CHECK(fake_driver_queue(d, q, QSIZE, QBASE(q)));
+			CHECK(fake_driver_queue(d, q, e->qsize[q] ? e->qsize[q] : QSIZE, QBASE(q)));
 		virtio_dev_set_status(d, st | VIRTIO_STATUS_DRIVER_OK);
 		st = d->status;
 	}
@@ -467,6 +468,64 @@ static void test_ctrl_mq(void)
 	env_destroy(&e);
 }
 
+/* A driver that keeps the control queue full: one kick runs at most its
+ * budget of commands, then the queue kicks itself for the rest. */
+static void test_ctrl_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 2))
+		return;
+	const uint16_t big = 128;
+	e.qsize[4] = big;
+	uint64_t f = BIT(VIRTIO_F_VERSION_1) | BIT(VIRTIO_NET_F_CTRL_VQ) | BIT(VIRTIO_NET_F_MQ);
+	CHECK(driver_init(&e, f, 5) & VIRTIO_STATUS_DRIVER_OK);
+	uint8_t *cmd = gpa(&e, BUF_GPA);
+	cmd[0] = VIRTIO_NET_CTRL_MQ;
+	cmd[1] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
+	cmd[2] = 2;
+	cmd[3] = 0;
+	desc(&e, 4, 0, BUF_GPA, 4, F_NEXT, 1);
+	desc(&e, 4, 1, BUF_GPA + 0x100, 1, F_WRITE, 0);
+	fake_vring_fill(e.v.ram, QBASE(4), big, 0, big);
+	kick(&e, 4);
+	CHECK(evloop_run_once(e.v.loop, 0) >= 1);
+	CHECK_EQ(used_idx(&e, 4), NET_CTRL_BUDGET);
+	CHECK_EQ(stats(&e).ctrl_cmds, NET_CTRL_BUDGET);
+	CHECK_EQ(stats(&e).yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(e.d, 4), 1);
+	kick(&e, 4);
+	pump(&e);
+	CHECK_EQ(used_idx(&e, 4), big);
+	CHECK_EQ(stats(&e).active_pairs, 2);
+	env_destroy(&e);
+}
+
+/* A receive queue full of buffers too small for the header (each one goes
+ * straight back, and a driver can post them without end): one callback
+ * returns a budget of them, then re-kicks. */
+static void test_rx_bad_budget(void)
+{
+	struct env e;
+	if (!env_create(&e, 1))
+		return;
+	const uint16_t big = 128;
+	e.qsize[0] = big;
+	CHECK(driver_init(&e, BIT(VIRTIO_F_VERSION_1), 3) & VIRTIO_STATUS_DRIVER_OK);
+	desc(&e, 0, 0, BUF_GPA, 8, F_WRITE, 0);
+	fake_vring_fill(e.v.ram, QBASE(0), big, 0, big);
+	kick(&e, 0);
+	CHECK(evloop_run_once(e.v.loop, 0) >= 1);
+	CHECK_EQ(used_idx(&e, 0), NET_RX_BAD_BUDGET);
+	CHECK_EQ(stats(&e).rx_bad_buffers, NET_RX_BAD_BUDGET);
+	CHECK_EQ(stats(&e).yields, 1);
+	CHECK_EQ(fake_vplat_kicks_pending(e.d, 0), 1);
+	kick(&e, 0);
+	pump(&e);
+	CHECK_EQ(used_idx(&e, 0), big);
+	CHECK(virtio_dev_live(e.d));
+	env_destroy(&e);
+}
+
 static void test_flood_no_buffers(void)
 {
 	struct env e;
@@ -602,6 +661,8 @@ int main(void)
 	RUN(test_rx_too_small);
 	RUN(test_malformed);
 	RUN(test_ctrl_mq);
+	RUN(test_ctrl_budget);
+	RUN(test_rx_bad_budget);
 	RUN(test_flood_no_buffers);
 	RUN(test_tap_gone);
 	RUN(test_vhost_pure);

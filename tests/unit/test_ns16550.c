@@ -3,6 +3,11 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cpu/layout.h"
@@ -117,6 +122,25 @@ static void test_output_reaches_pipe(void)
 	rig_fini(&r);
 }
 
+/* Reads everything the pipe holds now into @buf; returns the bytes read. */
+static size_t drain_pipe(int fd, uint8_t *buf, size_t cap)
+{
+	size_t got = 0;
+	int fl = fcntl(fd, F_GETFL);
+	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	for (;;) {
+		ssize_t n = read(fd, buf + got, cap - got);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	fcntl(fd, F_SETFL, fl);
+	return got;
+}
+
+/* Output nobody reads: the pipe fills, then the output buffer, then bytes
+ * are dropped and counted; once the reader catches up, a flush writes the
+ * held bytes out in order. */
 static void test_output_full_pipe_drops(void)
 {
 	struct rig r;
@@ -126,10 +150,254 @@ static void test_output_full_pipe_drops(void)
 	for (int i = 0; i < cap; i++)
 		out(&r, THR, 'x');
 	CHECK_EQ(ns16550_dropped(r.u), 0);
-	out(&r, THR, 'y'); /* pipe full: EAGAIN, dropped, no block */
+	for (unsigned i = 0; i < NS16550_TX_BUF; i++)
+		out(&r, THR, (uint8_t)('a' + i % 26)); /* pipe full: held */
+	CHECK_EQ(ns16550_dropped(r.u), 0);
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF);
+	out(&r, THR, 'y'); /* buffer full too: dropped, no block */
 	out(&r, THR, 'z');
 	CHECK_EQ(ns16550_dropped(r.u), 2);
+	CHECK_EQ(in(&r, LSR) & 0x60, 0x60);
+	static uint8_t got[4 * NS16550_TX_BUF];
+	CHECK_EQ(drain_pipe(r.pipe[0], got, sizeof(got)), (size_t)cap);
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF - (size_t)cap);
+	size_t n = drain_pipe(r.pipe[0], got, sizeof(got));
+	while (ns16550_flush(r.u))
+		n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	CHECK_EQ(n, NS16550_TX_BUF);
+	bool in_order = true;
+	for (unsigned i = 0; i < n; i++)
+		in_order &= got[i] == (uint8_t)('a' + i % 26);
+	CHECK(in_order);
+	out(&r, THR, '!'); /* written at once again */
+	CHECK_EQ(drain_pipe(r.pipe[0], got, sizeof(got)), 1);
+	CHECK_EQ(got[0], '!');
+
+	/* the output buffer is a ring: held bytes wrap around its end */
+	static uint8_t all[4 * NS16550_TX_BUF];
+	size_t have = 0;
+	for (int i = 0; i < cap; i++)
+		out(&r, THR, 'x');
+	unsigned seq = 0;
+	for (unsigned i = 0; i < NS16550_TX_BUF; i++)
+		out(&r, THR, (uint8_t)seq++); /* held from the ring's start */
+	CHECK_EQ(read(r.pipe[0], all, 4096), 4096);
+	have = 4096;
+	CHECK_EQ(ns16550_flush(r.u), NS16550_TX_BUF - 4096); /* read position moved */
+	for (int i = 0; i < 4096; i++)
+		out(&r, THR, (uint8_t)seq++); /* stored past the end: from the start */
+	uint64_t dropped = ns16550_dropped(r.u);
+	have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	/* the reader caught up: the next byte pushes the held ones out ahead
+	 * of it, no flush needed */
+	out(&r, THR, (uint8_t)seq++);
+	size_t pushed = drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	CHECK(pushed > 0);
+	have += pushed;
+	while (ns16550_flush(r.u))
+		have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	have += drain_pipe(r.pipe[0], all + have, sizeof(all) - have);
+	CHECK_EQ(have, (size_t)cap + seq);
+	CHECK_EQ(ns16550_dropped(r.u), dropped);
+	in_order = true;
+	for (size_t i = 0; i < have; i++)
+		in_order &= all[i] == (i < (size_t)cap ? 'x' : (uint8_t)(i - (size_t)cap));
+	CHECK(in_order);
 	rig_fini(&r);
+}
+
+struct writer {
+	struct rig *r;
+	unsigned long bytes;
+	volatile bool done;
+};
+
+static void *write_lots(void *arg)
+{
+	struct writer *w = arg;
+	for (unsigned long i = 0; i < w->bytes; i++)
+		out(w->r, THR, (uint8_t)i);
+	w->done = true;
+	return NULL;
+}
+
+/* Output fds as a harness hands them over: blocking, and nobody reading.
+ * A vCPU writing THR must never wait for the reader (it would hold the
+ * UART lock and defeat teardown, timeout= and signals). */
+static void test_output_blocking_unread(void)
+{
+	for (int kind = 0; kind < 2; kind++) {
+		struct rig r;
+		memset(&r, 0, sizeof(r));
+		bus_init(&r.pio, "pio");
+		int fds[2];
+		if (kind == 0)
+			CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+		else
+			CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+		CHECK(!(fcntl(fds[1], F_GETFL) & O_NONBLOCK));
+		struct ns16550_params p = {
+			.irq = { .set = irq_set, .cookie = &r.irq, .gsi = GSI_COM1 },
+			.out_fd = fds[1], .name = "com1",
+		};
+		CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+		/* the caller's description stays blocking: it is shared */
+		CHECK(!(fcntl(fds[1], F_GETFL) & O_NONBLOCK));
+		struct writer w = { .r = &r, .bytes = 1024ul * 1024 };
+		pthread_t t;
+		pthread_create(&t, NULL, write_lots, &w);
+		for (int ms = 0; ms < 20000 && !w.done; ms++)
+			usleep(1000);
+		CHECK(w.done);
+		if (!w.done) {
+			fprintf(stderr, "  %s: the vCPU blocked in write: giving up\n",
+				kind ? "socket" : "pipe");
+			_exit(1); /* the writer thread cannot be joined */
+		}
+		pthread_join(t, NULL);
+		CHECK(ns16550_dropped(r.u) > 0);
+		CHECK(ns16550_dropped(r.u) < w.bytes);
+		CHECK(ns16550_flush(r.u) <= NS16550_TX_BUF);
+		/* what did arrive is the start of the output, in order */
+		static uint8_t got[256 * 1024];
+		size_t n = drain_pipe(fds[0], got, sizeof(got));
+		CHECK(n > 0);
+		bool in_order = true;
+		for (size_t i = 0; i < n; i++)
+			in_order &= got[i] == (uint8_t)i;
+		CHECK(in_order);
+		ns16550_destroy(r.u);
+		r.u = NULL;
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+static bool flushed;
+
+static void *flush_once(void *arg)
+{
+	ns16550_flush(arg);
+	__atomic_store_n(&flushed, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Where /proc cannot reopen the pipe (here: a private mount namespace with
+ * an empty /proc), each write is preceded by a zero-timeout poll: still
+ * no wait. Needs root for the namespace; skipped without. */
+static void test_output_blocking_no_proc(void)
+{
+	if (geteuid() != 0) {
+		printf("  skip test_output_blocking_no_proc: needs root for a mount namespace\n");
+		return;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+		    mount("tmpfs", "/proc", "tmpfs", 0, NULL) < 0)
+			_exit(77);
+		struct rig r;
+		memset(&r, 0, sizeof(r));
+		bus_init(&r.pio, "pio");
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC) < 0)
+			_exit(2);
+		struct ns16550_params p = {
+			.irq = { .set = irq_set, .cookie = &r.irq, .gsi = GSI_COM1 },
+			.out_fd = fds[1], .name = "com1",
+		};
+		if (ns16550_create(&r.pio, PORT_COM1, &p, &r.u) < 0)
+			_exit(3);
+		struct writer w = { .r = &r, .bytes = 256ul * 1024 };
+		pthread_t t;
+		pthread_create(&t, NULL, write_lots, &w);
+		for (int ms = 0; ms < 20000 && !w.done; ms++)
+			usleep(1000);
+		if (!w.done)
+			_exit(4); /* blocked in write */
+		pthread_join(t, NULL);
+		/* the reader takes a little: a flush must write only what
+		 * fits, not block on the rest */
+		static uint8_t got[256 * 1024];
+		if (read(fds[0], got, 4096) != 4096)
+			_exit(6);
+		pthread_create(&t, NULL, flush_once, r.u);
+		for (int ms = 0; ms < 20000 && !__atomic_load_n(&flushed, __ATOMIC_ACQUIRE); ms++)
+			usleep(1000);
+		if (!__atomic_load_n(&flushed, __ATOMIC_ACQUIRE))
+			_exit(7);
+		pthread_join(t, NULL);
+		size_t n = 4096 + drain_pipe(fds[0], got + 4096, sizeof(got) - 4096);
+		bool in_order = n > 0;
+		for (size_t i = 0; i < n; i++)
+			in_order &= got[i] == (uint8_t)i;
+		_exit(ns16550_dropped(r.u) > 0 && in_order ? 0 : 5);
+	}
+	int status = 0;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
+		printf("  skip test_output_blocking_no_proc: no private mount namespace here\n");
+		return;
+	}
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+/* out_limit: a file stops growing there, and the rest is counted. */
+static void test_output_limit(void)
+{
+	struct rig r;
+	memset(&r, 0, sizeof(r));
+	bus_init(&r.pio, "pio");
+	r.pipe[0] = r.pipe[1] = -1;
+	FILE *f = tmpfile();
+	CHECK(f != NULL);
+	int lfd[2];
+	CHECK_EQ(pipe2(lfd, O_NONBLOCK | O_CLOEXEC), 0);
+	struct logger lg;
+	log_init(&lg, LOG_WARN, "test");
+	lg.fd = lfd[1];
+	struct ns16550_params p = {
+		.irq = { .set = irq_set, .cookie = &r.irq, .gsi = GSI_COM1 },
+		.out_fd = fileno(f), .out_limit = 100, .out_limit_key = "serial.max_size",
+		.log = &lg, .name = "com1",
+	};
+	CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+	for (int i = 0; i < 150; i++)
+		out(&r, THR, 'L');
+	struct stat st;
+	CHECK_EQ(fstat(fileno(f), &st), 0);
+	CHECK_EQ(st.st_size, 100);
+	CHECK_EQ(ns16550_dropped(r.u), 50);
+	char msg[1024] = { 0 };
+	CHECK(read(lfd[0], msg, sizeof(msg) - 1) > 0);
+	CHECK(strstr(msg, "serial.max_size") != NULL);
+	CHECK(strchr(msg, '\n') == strrchr(msg, '\n')); /* said once */
+	ns16550_destroy(r.u);
+
+	/* bytes that waited in the output buffer count towards it too */
+	bus_init(&r.pio, "pio");
+	CHECK_EQ(pipe2(r.pipe, O_NONBLOCK | O_CLOEXEC), 0);
+	int cap = fcntl(r.pipe[1], F_GETPIPE_SZ);
+	p.out_fd = r.pipe[1];
+	p.out_limit = (uint64_t)cap + 100;
+	CHECK_EQ(ns16550_create(&r.pio, PORT_COM1, &p, &r.u), 0);
+	for (int i = 0; i < cap + 200; i++)
+		out(&r, THR, 'P');
+	CHECK_EQ(ns16550_dropped(r.u), 100);
+	static uint8_t got[2 * NS16550_TX_BUF];
+	size_t n = drain_pipe(r.pipe[0], got, sizeof(got));
+	CHECK_EQ(ns16550_flush(r.u), 0);
+	n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	out(&r, THR, 'P');
+	n += drain_pipe(r.pipe[0], got + n, sizeof(got) - n);
+	CHECK_EQ(n, (size_t)cap + 100);
+	CHECK_EQ(ns16550_dropped(r.u), 101);
+	rig_fini(&r);
+	fclose(f);
+	close(lfd[0]);
+	close(lfd[1]);
 }
 
 static void test_discard_output(void)
@@ -349,6 +617,55 @@ static void test_rx_flow_control(void)
 	rig_fini(&r);
 }
 
+/* The receive buffer is a ring: input that arrives after the guest has
+ * read some lands past the end and wraps to the start, and comes out in
+ * order. */
+static void test_rx_wrap(void)
+{
+	struct rig r;
+	rig_init(&r, false);
+	static uint8_t data[2 * NS16550_RX_BUF];
+	for (size_t i = 0; i < sizeof(data); i++)
+		data[i] = (uint8_t)(i * 7 + i / 251);
+	const size_t first = 100, consumed = 60;
+	CHECK_EQ(ns16550_input(r.u, data, first), first);
+	for (size_t i = 0; i < consumed; i++)
+		CHECK_EQ(in(&r, RBR), data[i]);
+	/* room for exactly what was read, plus what was never written */
+	size_t room = NS16550_RX_BUF - (first - consumed);
+	CHECK_EQ(ns16550_rx_space(r.u), room);
+	CHECK_EQ(ns16550_input(r.u, data + first, room + 10), room);
+	CHECK_EQ(ns16550_rx_space(r.u), 0);
+	size_t bad = 0;
+	for (size_t i = consumed; i < first + room; i++)
+		bad += in(&r, RBR) != data[i];
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(in(&r, LSR) & 0x01, 0);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	/* and again around the ring, a byte at a time */
+	for (size_t i = 0; i < 3 * NS16550_RX_BUF; i++) {
+		uint8_t b = data[i % sizeof(data)];
+		CHECK_EQ(ns16550_input(r.u, &b, 1), 1);
+		if (i % 3 == 2)
+			for (int k = 0; k < 3; k++)
+				bad += in(&r, RBR) != data[(i - 2 + (size_t)k) % sizeof(data)];
+	}
+	CHECK_EQ(bad, 0);
+	/* a FIFO clear (16 bytes) across the end of the ring */
+	ns16550_reset(r.u); /* read position back at 0 */
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	CHECK_EQ(ns16550_input(r.u, data, NS16550_RX_BUF - 6), NS16550_RX_BUF - 6);
+	for (size_t i = 0; i < NS16550_RX_BUF - 6; i++)
+		in(&r, RBR); /* the read position is now 6 bytes from the end */
+	CHECK_EQ(ns16550_input(r.u, data, 20), 20);
+	out(&r, FCR, 0x03);
+	for (size_t i = 16; i < 20; i++)
+		bad += in(&r, RBR) != data[i];
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(ns16550_rx_space(r.u), NS16550_RX_BUF);
+	rig_fini(&r);
+}
+
 static void test_wide_access(void)
 {
 	struct rig r;
@@ -420,6 +737,9 @@ int main(void)
 	RUN(test_registration);
 	RUN(test_output_reaches_pipe);
 	RUN(test_output_full_pipe_drops);
+	RUN(test_output_blocking_unread);
+	RUN(test_output_blocking_no_proc);
+	RUN(test_output_limit);
 	RUN(test_discard_output);
 	RUN(test_linux_autoconfig);
 	RUN(test_scratch_and_dlab);
@@ -428,6 +748,7 @@ int main(void)
 	RUN(test_loopback_overrun);
 	RUN(test_rx_interrupt);
 	RUN(test_rx_flow_control);
+	RUN(test_rx_wrap);
 	RUN(test_wide_access);
 	RUN(test_threads);
 	return unit_done();

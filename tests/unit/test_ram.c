@@ -68,6 +68,36 @@ static void test_discard(void)
 	ram_destroy(&r);
 }
 
+/* Hugetlb backing: give-back only when asked for (ram_can_give_back). Needs
+ * two free 2 MiB hugepages in the host's pool; skipped without. */
+static void test_hugepage_giveback(void)
+{
+	for (int giveback = 0; giveback < 2; giveback++) {
+		struct ram r;
+		struct ram_opts o = { .size = 4ull << 20, .numa_node = -1,
+				      .hugepages = HUGEPAGES_2M, .hugepage_giveback = giveback };
+		lg.fd = -1;
+		int rc = ram_create(&r, &o, &lg);
+		lg.fd = 2;
+		if (rc < 0) {
+			printf("  skip test_hugepage_giveback: no 2 MiB hugepages to map (%s)\n",
+			       strerror(-rc));
+			return;
+		}
+		CHECK_EQ(ram_can_give_back(&r), giveback);
+		uint8_t *p = gmem_ptr(&r.mem, 0x200000, 4096);
+		memset(p, 0xab, 4096);
+		CHECK_EQ(ram_discard(&r, 0x200000, 2u << 20), giveback ? 0 : -EPERM);
+		CHECK_EQ(p[0], giveback ? 0 : 0xab);
+		ram_destroy(&r);
+	}
+	struct ram r;
+	struct ram_opts o = { .size = 16ull << 20, .numa_node = -1 };
+	CHECK_EQ(ram_create(&r, &o, &lg), 0);
+	CHECK(ram_can_give_back(&r)); /* anonymous RAM always */
+	ram_destroy(&r);
+}
+
 static void test_bad_sizes(void)
 {
 	struct ram r;
@@ -100,6 +130,7 @@ int main(void)
 	RUN(test_layout_below_hole);
 	RUN(test_layout_across_hole);
 	RUN(test_discard);
+	RUN(test_hugepage_giveback);
 	RUN(test_bad_sizes);
 	RUN(test_apic_ids);
 	return unit_done();

@@ -10,6 +10,14 @@
  *   hostile.writes=N        storm: random writes after the sweeps (default 16384)
  *   hostile.seed=S          storm: xorshift seed (default 0x6b766d72756e)
  *   hostile.only=NAME       attacks: run only the one named NAME
+ *   hostile.flood=balloon   instead: keep the first virtio-balloon's inflate
+ *                           queue full, forever, of one chain of
+ *                           hostile.flood_descs (default 68) descriptors that
+ *                           all point at the same hostile.flood_bytes (default
+ *                           60 MiB) at 16 MiB (give the VM mem=128M); prints
+ *                           `hostile: balloon flood running` once it is on
+ *   hostile.flood=serial    instead: print lines on COM1, forever
+ *                           (`hostile: serial flood line N: ...`)
  *
  * Attacks: each starts from a fresh reset (ACKNOWLEDGE, DRIVER, features
  * INDIRECT_DESC [+ DISCARD, WRITE_ZEROES], FEATURES_OK, queue 0, DRIVER_OK
@@ -840,6 +848,60 @@ static void run_storm(void)
 	printf("hostile: registers survived\n");
 }
 
+/* ------------------------------------------------------------- floods */
+
+#define VIRTIO_ID_BALLOON 5
+#define FLOOD_BUF 0x1000000ul /* 16 MiB */
+
+/* A balloon driver from hell: one chain whose descriptors all point at the
+ * same tens of MiB (about a billion PFNs in all), made available again as
+ * fast as the device hands it back. Never returns unless set-up fails. */
+static void flood_balloon(void)
+{
+	static struct virtq bq;
+	uint64_t bytes = cmdline_get_u64("hostile.flood_bytes", 60ull << 20);
+	unsigned n = (unsigned)cmdline_get_u64("hostile.flood_descs", 68);
+
+	if (!virtio_find(VIRTIO_ID_BALLOON, 0, &dev) || !virtio_negotiate(&dev, 0) ||
+	    virtq_setup(&dev, 0, &bq, VIRTQ_MAX) != 0) {
+		printf("hostile: balloon flood: no balloon device to flood\n");
+		return;
+	}
+	virtio_driver_ok(&dev);
+	if (n > bq.size)
+		n = bq.size;
+	for (unsigned i = 0; i < n; i++) {
+		bq.desc[i].addr = FLOOD_BUF;
+		bq.desc[i].len = (uint32_t)bytes;
+		bq.desc[i].flags = i + 1 < n ? VRING_DESC_F_NEXT : 0;
+		bq.desc[i].next = (uint16_t)(i + 1);
+	}
+	printf("hostile: balloon flood: %u descriptors of %lu bytes at 0x%lx\n", n, bytes,
+	       FLOOD_BUF);
+	for (bool first = true;; first = false) {
+		uint16_t used = bq.used[1];
+
+		while ((uint16_t)(bq.avail_idx - used) < bq.size) {
+			bq.avail[2 + bq.avail_idx % bq.size] = 0;
+			bq.avail_idx++;
+		}
+		__asm__ volatile("" ::: "memory");
+		bq.avail[1] = bq.avail_idx;
+		virtq_kick(&bq);
+		if (first)
+			printf("hostile: balloon flood running\n");
+		cpu_relax();
+	}
+}
+
+/* Console output without end, for a host that does not read it. */
+static void flood_serial(void)
+{
+	for (unsigned long i = 0;; i++)
+		printf("hostile: serial flood line %lu: the quick brown fox jumps over the lazy dog\n",
+		       i);
+}
+
 /* ------------------------------------------------------------- main */
 
 static void find_ram_top(void)
@@ -861,6 +923,15 @@ int guest_main(void)
 		return EXIT_FAIL;
 	}
 	find_ram_top();
+	char flood[16] = "";
+	if (cmdline_get("hostile.flood", flood, sizeof(flood))) {
+		if (strcmp(flood, "serial") == 0)
+			flood_serial();
+		else if (strcmp(flood, "balloon") == 0)
+			flood_balloon();
+		printf("hostile: flood %s: FAIL unknown, or it could not start\n", flood);
+		return EXIT_FAIL;
+	}
 	if (!virtio_find(VIRTIO_ID_BLOCK, 0, &dev))
 		return EXIT_FAIL;
 	p = mem_alloc(1);
