@@ -173,9 +173,11 @@ static void link_set(struct net *n, bool up)
 		virtio_dev_config_changed(&n->dev);
 }
 
-/* The tap is there again under the same name (deleted, then made again):
- * open it and put its queues where the old ones were, under the userspace
- * backend's watches or vhost's rings. */
+/* The tap is there again under the same name (deleted, then made again)
+ * and set up: open it and put its queues where the old ones were, under
+ * the userspace backend's watches or vhost's rings. Not before it is up:
+ * `ip tuntap add` holds a queue of it while it makes it, and a multi-queue
+ * tap takes the flags of the first queue attached (net/tap.c). */
 static void tap_reattach(struct net *n, const struct tap_state *s)
 {
 	struct virtio_dev *d = &n->dev;
@@ -183,7 +185,10 @@ static void tap_reattach(struct net *n, const struct tap_state *s)
 	struct tap_params tp = { .name = n->tap.name, .nr_queues = n->max_pairs, .mtu = n->mtu };
 	int rc = tap_open(&t, &tp, n->plat->log, n->short_name);
 	if (rc < 0) {
-		n->refused_ifindex = s->ifindex;
+		/* EBUSY: another process still holds it; try again on its next
+		 * change. Anything else (not a tap, not ours) is for good. */
+		if (rc != -EBUSY)
+			n->refused_ifindex = s->ifindex;
 		log_err(n->plat->log, n->short_name, "tap %s is back but cannot be attached (%s): "
 			"the link stays down", n->tap.name, strerror(-rc));
 		return;
@@ -213,10 +218,9 @@ static void tap_reattach(struct net *n, const struct tap_state *s)
 	n->tap_gone = false;
 	n->refused_ifindex = 0;
 	pairs_apply(n);
-	n->tap_up = s->up;
-	link_set(n, s->up);
-	log_warn(n->plat->log, n->short_name, "tap %s is back: re-attached, link %s", t.name,
-		 s->up ? "up" : "down until the tap is set up");
+	n->tap_up = true;
+	link_set(n, true);
+	log_warn(n->plat->log, n->short_name, "tap %s is back: re-attached, link up", t.name);
 	if (n->backend == NET_BACKEND_USERSPACE && virtio_dev_live(d)) {
 		uint64_t one = 1; /* frames may already wait in the new tap */
 		if (write(d->queues[0].kick_fd, &one, sizeof(one)) < 0)
@@ -226,7 +230,8 @@ static void tap_reattach(struct net *n, const struct tap_state *s)
 
 /* Something changed on the host's links: is it our tap? A tap set down
  * takes the guest's link down and back up with it; a tap removed is gone
- * (net_tap_gone); a tap of the same name made again is re-attached. The
+ * (net_tap_gone); a tap of the same name made again is re-attached once it
+ * is set up. The
  * link follows transitions only: a tap still down when the VM starts (one
  * kvmrun creates starts down) does not hold the link down. */
 static void on_link(void *cookie, uint32_t events)
@@ -240,7 +245,7 @@ static void on_link(void *cookie, uint32_t events)
 	bool same = s.exists && s.ifindex == n->tap.ifindex;
 	if (!same && !n->tap_gone)
 		net_tap_gone(n, s.exists ? "replaced by a new device" : "removed");
-	if (!same && s.exists && s.ifindex != n->refused_ifindex) {
+	if (!same && s.exists && s.up && s.ifindex != n->refused_ifindex) {
 		tap_reattach(n, &s);
 	} else if (same && !n->tap_gone && s.up != n->tap_up) {
 		n->tap_up = s.up;

@@ -23,10 +23,12 @@
  *     tap refuses: dropped, counted, never written past the buffer;
  *   - the tap going away (EBADFD, EPOLLERR/HUP, or the host's link
  *     changes say so): logged once, link down (a config-change interrupt),
- *     transmits dropped; when a tap of the same name appears again it is
- *     re-attached (opened again, its queues put under the same rings) and
- *     the link follows its state; one that cannot be attached (not a tap,
- *     not multi_queue, another owner) is logged and left alone;
+ *     transmits dropped; when a tap of the same name appears again and
+ *     is set up, it is re-attached (opened again, its queues put under the
+ *     same rings) and the link comes back; one that cannot be attached
+ *     (not a tap, not multi_queue, another owner) is logged and left alone,
+ *     one another process still holds without a vnet header is tried again
+ *     on its next change;
  *   - a tap set down on the host: the guest's link goes down with it and
  *     comes back when it is set up (net/tap.h: rtnetlink link changes);
  *     frames sent meanwhile (EIO on write) are dropped, counted. A tap

@@ -82,6 +82,15 @@ static int open_queue(struct tap *t, unsigned i, bool exists, const struct logge
 			open_hint(e, exists, t->nr_queues));
 		return -e;
 	}
+	/* A multi-queue tap takes the flags of the first queue attached: with
+	 * another process's queue still on it (the `ip tuntap add` that made
+	 * it, another VMM) ours may not be in effect, and frames would carry
+	 * our header as data. */
+	if (ioctl(fd, TUNGETIFF, &ifr) == 0 && !(ifr.ifr_flags & IFF_VNET_HDR)) {
+		log_err(lg, who, "tap %s: another process holds a queue of it without "
+			"IFF_VNET_HDR, so ours cannot take effect", t->name);
+		return -EBUSY;
+	}
 	int hdr = TAP_VNET_HDR_LEN;
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
 		int e = errno;

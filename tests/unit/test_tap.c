@@ -69,6 +69,19 @@ static void test_open_create(void)
 	tap_close(&t3, false);
 	CHECK_EQ(if_nametoindex("kvt1"), 0);
 
+	/* a multi-queue tap whose first queue (another process's) has no vnet
+	 * header: ours would not take effect, so it is refused */
+	int other = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	struct ifreq oifr;
+	memset(&oifr, 0, sizeof(oifr));
+	snprintf(oifr.ifr_name, sizeof(oifr.ifr_name), "kvt4");
+	oifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE;
+	CHECK_EQ(ioctl(other, TUNSETIFF, &oifr), 0);
+	struct tap_params p4 = { .name = "kvt4", .nr_queues = 2 };
+	CHECK_EQ(tap_open(&t, &p4, &lg, "test"), -EBUSY);
+	close(other);
+	CHECK_EQ(if_nametoindex("kvt4"), 0);
+
 	struct tap_params bad = { .name = "a-name-far-too-long", .nr_queues = 1 };
 	CHECK_EQ(tap_open(&t, &bad, &lg, "test"), -EINVAL);
 }
@@ -257,7 +270,8 @@ static void test_link_follows_tap(void)
 	CHECK_EQ(set_flags("kvt3", true), 0);
 	CHECK(link_becomes(&v, n, true));
 
-	/* deleted: down; made again (down), then set up: re-attached, up */
+	/* deleted: down; made again (down: not attached yet, its maker may
+	 * still hold it), then set up: re-attached, up */
 	CHECK_EQ(system("ip link del kvt3"), 0);
 	CHECK(link_becomes(&v, n, false));
 	CHECK_EQ(make_tap("kvt3", false), 0);
