@@ -158,6 +158,104 @@ static void net_sync(struct net *n)
 		log_warn(n->plat->log, n->short_name, "sync: %s", strerror(errno));
 }
 
+/* ---- the tap on the host: down/up, removed/made again ---- */
+
+/* The guest's link status (5.1.4 VIRTIO_NET_S_LINK_UP), with a config
+ * change interrupt when it changes under a running driver. */
+static void link_set(struct net *n, bool up)
+{
+	uint16_t st = up ? (uint16_t)(n->config.status | VIRTIO_NET_S_LINK_UP)
+			 : (uint16_t)(n->config.status & ~VIRTIO_NET_S_LINK_UP);
+	if (st == n->config.status)
+		return;
+	n->config.status = st;
+	if (n->dev.status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_dev_config_changed(&n->dev);
+}
+
+/* The tap is there again under the same name (deleted, then made again)
+ * and set up: open it and put its queues where the old ones were, under
+ * the userspace backend's watches or vhost's rings. Not before it is up:
+ * `ip tuntap add` holds a queue of it while it makes it, and a multi-queue
+ * tap takes the flags of the first queue attached (net/tap.c). */
+static void tap_reattach(struct net *n, const struct tap_state *s)
+{
+	struct virtio_dev *d = &n->dev;
+	struct tap t;
+	struct tap_params tp = { .name = n->tap.name, .nr_queues = n->max_pairs, .mtu = n->mtu };
+	int rc = tap_open(&t, &tp, n->plat->log, n->short_name);
+	if (rc < 0) {
+		/* EBUSY: another process still holds it; try again on its next
+		 * change. Anything else (not a tap, not ours) is for good. */
+		if (rc != -EBUSY)
+			n->refused_ifindex = s->ifindex;
+		log_err(n->plat->log, n->short_name, "tap %s is back but cannot be attached (%s): "
+			"the link stays down", n->tap.name, strerror(-rc));
+		return;
+	}
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		if (p->watched)
+			evloop_del(n->plat->loop, p->fd);
+		p->watched = false;
+		p->fd = t.fds[i];
+		p->attached = true;
+	}
+	tap_close(&n->tap, false);
+	n->tap = t;
+	if (virtio_dev_live(d)) {
+		rc = tap_set_offloads(t.fds[0], guest_offloads(d->guest_features));
+		if (rc < 0)
+			log_warn(n->plat->log, n->short_name, "tap %s: TUNSETOFFLOAD: %s", t.name,
+				 strerror(-rc));
+		for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
+			struct net_pair *p = &n->pairs[i];
+			if (p->vhost.running && (rc = vhost_set_backend(&p->vhost, p->fd)) < 0)
+				log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: new tap: %s",
+					i, strerror(-rc));
+		}
+	}
+	n->tap_gone = false;
+	n->refused_ifindex = 0;
+	pairs_apply(n);
+	n->tap_up = true;
+	link_set(n, true);
+	log_warn(n->plat->log, n->short_name, "tap %s is back: re-attached, link up", t.name);
+	if (n->backend == NET_BACKEND_USERSPACE && virtio_dev_live(d)) {
+		uint64_t one = 1; /* frames may already wait in the new tap */
+		if (write(d->queues[0].kick_fd, &one, sizeof(one)) < 0)
+			log_warn(n->plat->log, n->short_name, "kick: %s", strerror(errno));
+	}
+}
+
+/* Something changed on the host's links: is it our tap? A tap set down
+ * takes the guest's link down and back up with it; a tap removed is gone
+ * (net_tap_gone); a tap of the same name made again is re-attached once it
+ * is set up. The
+ * link follows transitions only: a tap still down when the VM starts (one
+ * kvmrun creates starts down) does not hold the link down. */
+static void on_link(void *cookie, uint32_t events)
+{
+	struct net *n = cookie;
+	tap_watch_drain(n->watch_fd);
+	struct tap_state s;
+	if (tap_state_get(n->tap.name, &s) < 0)
+		return;
+	pthread_mutex_lock(&n->dev.lock);
+	bool same = s.exists && s.ifindex == n->tap.ifindex;
+	if (!same && !n->tap_gone)
+		net_tap_gone(n, s.exists ? "replaced by a new device" : "removed");
+	if (!same && s.exists && s.up && s.ifindex != n->refused_ifindex) {
+		tap_reattach(n, &s);
+	} else if (same && !n->tap_gone && s.up != n->tap_up) {
+		n->tap_up = s.up;
+		log_info(n->plat->log, n->short_name, "tap %s set %s: link %s", n->tap.name,
+			 s.up ? "up" : "down", s.up ? "up" : "down");
+		link_set(n, s.up);
+	}
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
 /* ---- vhost glue ---- */
 
 static void on_call(void *cookie, uint32_t events)
@@ -514,6 +612,26 @@ static void unwatch_pair(struct net *n, struct net_pair *p)
 	p->rx = NULL;
 }
 
+/* Follows the tap's state on the host (on_link). Without the rtnetlink
+ * socket the VM runs as before, only blind to the tap's changes. */
+static void watch_tap(struct net *n)
+{
+	struct tap_state s;
+	if (tap_state_get(n->tap.name, &s) == 0)
+		n->tap_up = s.up;
+	int fd = tap_watch_open();
+	int rc = fd < 0 ? fd : evloop_add(n->plat->loop, fd, EPOLLIN, on_link, n);
+	if (rc < 0) {
+		log_warn(n->plat->log, n->short_name, "not following tap %s on the host "
+			 "(rtnetlink: %s): set down or made again, it leaves the link as it is",
+			 n->tap.name, strerror(-rc));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	n->watch_fd = fd;
+}
+
 int net_create(const struct net_params *p, struct net **out)
 {
 	const struct net_config *cfg = p->cfg;
@@ -530,6 +648,7 @@ int net_create(const struct net_params *p, struct net **out)
 	n->mtu = cfg->mtu ? cfg->mtu : 1500;
 	n->injected = p->fds != NULL;
 	n->sync_fd = -1;
+	n->watch_fd = -1;
 	for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
 		n->tap.fds[i] = -1;
 	for (unsigned i = 0; i < NET_MAX_PAIRS; i++) {
@@ -583,6 +702,8 @@ int net_create(const struct net_params *p, struct net **out)
 		rc = -errno;
 	if (rc == 0)
 		rc = evloop_add(p->plat->loop, n->sync_fd, EPOLLIN, on_sync, n);
+	if (rc == 0 && !n->injected)
+		watch_tap(n);
 	if (rc < 0) {
 		log_err(p->plat->log, n->short_name, "setting up: %s", strerror(-rc));
 		net_destroy(n, false);
@@ -619,6 +740,10 @@ void net_destroy(struct net *n, bool keep_tap)
 	if (n->sync_fd >= 0) {
 		evloop_del(n->plat->loop, n->sync_fd);
 		close(n->sync_fd);
+	}
+	if (n->watch_fd >= 0) {
+		evloop_del(n->plat->loop, n->watch_fd);
+		close(n->watch_fd);
 	}
 	virtio_dev_uninit(&n->dev);
 	if (!n->injected)

@@ -9,7 +9,7 @@
  * net.vhost=auto picks vhost-net when /dev/vhost-net opens, else userspace
  * (and logs which); on without /dev/vhost-net is an error.
  *
- * The device offers MAC, STATUS (link up; down when the tap goes away),
+ * The device offers MAC, STATUS (link up; down while the tap is down or gone),
  * MTU, MRG_RXBUF, CSUM/GUEST_CSUM and the TSO/ECN/UFO offloads the tap
  * accepts (TUNSETOFFLOAD follows what the guest negotiated), CTRL_VQ and,
  * with queues > 1, MQ over an IFF_MULTI_QUEUE tap. Queues: receiveq N at
@@ -21,10 +21,18 @@
  *   - a bad transmit chain (writable part, shorter than the header, longer
  *     than 64 KiB), a receive buffer too small for the frame or a frame the
  *     tap refuses: dropped, counted, never written past the buffer;
- *   - the tap going away (EBADFD, EPOLLERR/HUP): logged once, link down
- *     (a config-change interrupt), transmits dropped; the link stays down
- *     until the VM is restarted (a tap made again is not re-attached);
- *   - a tap that is down on the host side (EIO on write): dropped, counted;
+ *   - the tap going away (EBADFD, EPOLLERR/HUP, or the host's link
+ *     changes say so): logged once, link down (a config-change interrupt),
+ *     transmits dropped; when a tap of the same name appears again and
+ *     is set up, it is re-attached (opened again, its queues put under the
+ *     same rings) and the link comes back; one that cannot be attached
+ *     (not a tap, not multi_queue, another owner) is logged and left alone,
+ *     one another process still holds without a vnet header is tried again
+ *     on its next change;
+ *   - a tap set down on the host: the guest's link goes down with it and
+ *     comes back when it is set up (net/tap.h: rtnetlink link changes);
+ *     frames sent meanwhile (EIO on write) are dropped, counted. A tap
+ *     still down when the VM starts does not hold the link down;
  *   - set-up failures: -errno to vmm/.
  * A flood from the host while the guest posts no receive buffers makes
  * the event thread stop reading the tap (no busy loop) until the guest

@@ -63,6 +63,11 @@ struct net {
 	unsigned max_pairs, active_pairs;
 	unsigned mtu;
 	bool tap_gone;
+	/* The tap on the host (tap_watch_*): its last seen IFF_UP, and an
+	 * index that could not be re-attached (not retried until it changes). */
+	int watch_fd;
+	bool tap_up;
+	unsigned refused_ifindex;
 	int sync_fd;                    /* eventfd: re-apply pair state on the event thread */
 	struct net_pair pairs[NET_MAX_PAIRS];
 	/* transmit scratch (event thread) */

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <string.h>
@@ -80,6 +82,15 @@ static int open_queue(struct tap *t, unsigned i, bool exists, const struct logge
 		log_err(lg, who, "%s.tap=%s: TUNSETIFF (queue %u): %s%s", who, t->name, i, strerror(e),
 			open_hint(e, exists, t->nr_queues));
 		return -e;
+	}
+	/* A multi-queue tap takes the flags of the first queue attached: with
+	 * another process's queue still on it (the `ip tuntap add` that made
+	 * it, another VMM) ours may not be in effect, and frames would carry
+	 * our header as data. */
+	if (ioctl(fd, TUNGETIFF, &ifr) == 0 && !(ifr.ifr_flags & IFF_VNET_HDR)) {
+		log_err(lg, who, "tap %s: another process holds a queue of it without "
+			"IFF_VNET_HDR, so ours cannot take effect", t->name);
+		return -EBUSY;
 	}
 	int hdr = TAP_VNET_HDR_LEN;
 	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
@@ -165,6 +176,7 @@ int tap_open(struct tap *t, const struct tap_params *p, const struct logger *lg,
 				 t->name, p->mtu);
 	}
 	t->offloads = probe_offloads(t->fds[0]);
+	t->ifindex = if_nametoindex(t->name);
 	log_info(lg, who, "tap %s: %s, %u queue%s, MTU %u, offloads 0x%x", t->name,
 		 t->created ? "created" : "existing", t->nr_queues, t->nr_queues == 1 ? "" : "s",
 		 t->mtu, t->offloads);
@@ -200,4 +212,55 @@ int tap_set_queue(int fd, bool attach)
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
 	return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}
+
+int tap_state_get(const char *name, struct tap_state *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct ifreq ifr;
+	int rc = ifreq_init(&ifr, name);
+	if (rc < 0)
+		return rc;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	if (ioctl(s, SIOCGIFINDEX, &ifr) < 0) {
+		rc = errno == ENODEV ? 0 : -errno;
+	} else {
+		out->ifindex = (unsigned)ifr.ifr_ifindex;
+		if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) {
+			rc = errno == ENODEV ? 0 : -errno; /* gone in between */
+			out->ifindex = 0;
+		} else {
+			out->exists = true;
+			out->up = ifr.ifr_flags & IFF_UP;
+		}
+	}
+	close(s);
+	return rc;
+}
+
+int tap_watch_open(void)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	return fd;
+}
+
+void tap_watch_drain(int fd)
+{
+	char buf[8192];
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+		/* ENOBUFS: messages were lost, which only means "something changed" */
+		if (n < 0 && errno != EINTR && errno != ENOBUFS)
+			return;
+	}
 }

@@ -37,6 +37,7 @@ struct tap {
 	bool persistent;        /* TUNSETPERSIST was set by kvmrun */
 	unsigned mtu;           /* the device's MTU after open */
 	unsigned offloads;      /* TAP_OFF_* the kernel accepts (probed) */
+	unsigned ifindex;       /* the device's interface index after open */
 };
 
 struct tap_params {
@@ -69,5 +70,31 @@ int tap_set_offloads(int fd, unsigned offloads);
 /* TUNSETQUEUE: attach or detach one queue of a multi-queue tap. */
 __attribute__((warn_unused_result))
 int tap_set_queue(int fd, bool attach);
+
+/* ---- The tap's state on the host, and its changes ----
+ * Someone may set the tap down and up again (`ip link set`), or delete it
+ * and make one of the same name. None of this reaches the tap's file
+ * descriptors as data, so net/ watches the host's link changes: an
+ * rtnetlink socket subscribed to RTMGRP_LINK is readable whenever any
+ * device of this network namespace changes, and tap_state_get() then says
+ * what the tap is now. Neither needs a capability. */
+struct tap_state {
+	bool exists;            /* a device of that name exists */
+	bool up;                /* IFF_UP: set up on the host */
+	unsigned ifindex;       /* its interface index (another one: a new device) */
+};
+
+/* What the host says now of the device named @name (SIOCGIFINDEX,
+ * SIOCGIFFLAGS). 0 (exists false when there is none) or -errno. */
+__attribute__((warn_unused_result))
+int tap_state_get(const char *name, struct tap_state *out);
+
+/* The rtnetlink socket (non-blocking, close-on-exec); its fd or -errno. */
+__attribute__((warn_unused_result))
+int tap_watch_open(void);
+
+/* Discards every pending message on @fd: the messages only say that
+ * something changed; tap_state_get() says what. */
+void tap_watch_drain(int fd);
 
 #endif

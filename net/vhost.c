@@ -120,6 +120,18 @@ int vhost_start(struct vhost *v, uint64_t features, const struct vhost_ring ring
 	return 0;
 }
 
+int vhost_set_backend(struct vhost *v, int tap_fd)
+{
+	if (v->fd < 0 || !v->running)
+		return -EBADF;
+	for (unsigned i = 0; i < 2; i++) {
+		struct vhost_vring_file b = { .index = i, .fd = tap_fd };
+		if (ioctl(v->fd, VHOST_NET_SET_BACKEND, &b) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 void vhost_stop(struct vhost *v)
 {
 	if (v->fd < 0 || !v->running)

@@ -64,6 +64,10 @@ void vhost_close(struct vhost *v);
 __attribute__((warn_unused_result))
 int vhost_start(struct vhost *v, uint64_t features, const struct vhost_ring rings[2],
 		int tap_fd);
+/* VHOST_NET_SET_BACKEND of both rings to @tap_fd on a running instance:
+ * the rings go on where they were (the tap was replaced under them). */
+__attribute__((warn_unused_result))
+int vhost_set_backend(struct vhost *v, int tap_fd);
 /* Detaches the backend and stops both rings (VHOST_GET_VRING_BASE). */
 void vhost_stop(struct vhost *v);
 /* VHOST_SET_VRING_CALL for ring @ring (0 rx, 1 tx). */

@@ -27,6 +27,8 @@ static void on_kick(void *cookie, uint32_t events)
 	qs->kicks++;
 	if (virtio_dev_live(d) && qs->vq && qs->enabled)
 		d->ops->notify(d, q);
+	else if (qs->vq && qs->enabled && !(d->status & VIRTIO_STATUS_DRIVER_OK))
+		qs->kicked_early = true; /* seen again at DRIVER_OK: virtio_dev_set_status */
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -90,6 +92,7 @@ static void queues_stop(struct virtio_dev *d)
 		q->size = q->max_size;
 		q->desc = q->driver = q->device = 0;
 		q->msix_vector = VIRTIO_MSI_NO_VECTOR;
+		q->kicked_early = false;
 	}
 }
 
@@ -178,6 +181,26 @@ static bool features_acceptable(struct virtio_dev *d)
 	return !d->ops->features_ok || d->ops->features_ok(d, d->guest_features);
 }
 
+/* A driver may make buffers available and notify before DRIVER_OK:
+ * Linux's virtio_balloon posts its first statistics buffer in probe, before
+ * virtio_device_ready(), and then waits for the device to hand it back.
+ * Such a kick found the device not live and was dropped (on_kick); signal
+ * it again now so the event thread looks at the queue. vCPU thread,
+ * d->lock held. */
+static void rekick_early(struct virtio_dev *d)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < d->nr_queues; i++) {
+		struct virtio_queue *q = &d->queues[i];
+		if (!q->kicked_early)
+			continue;
+		q->kicked_early = false;
+		if (q->kick_fd >= 0 && write(q->kick_fd, &one, sizeof(one)) < 0)
+			log_ratelimited(d->plat->log, &d->rl, d->name, "queue %u: re-kick: %s", i,
+					strerror(errno));
+	}
+}
+
 void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
 {
 	if (status == 0) {
@@ -204,6 +227,8 @@ void virtio_dev_set_status(struct virtio_dev *d, uint8_t status)
 		int rc = d->ops->activate ? d->ops->activate(d) : 0;
 		if (rc < 0)
 			virtio_dev_needs_reset(d, "device could not start");
+		else
+			rekick_early(d);
 	}
 }
 

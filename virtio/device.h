@@ -118,6 +118,7 @@ struct virtio_queue {
 	struct vq *vq;                 /* set while enabled, until reset */
 	int kick_fd;                   /* eventfd the guest's notify signals */
 	uint64_t kicks;
+	bool kicked_early;             /* kicked while enabled, before DRIVER_OK */
 };
 
 struct virtio_dev {

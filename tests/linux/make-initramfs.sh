@@ -17,6 +17,20 @@
 # modules are included and loaded first, so a panic reaches kvmrun through
 # its pvpanic port and ends the VM with the crash exit code (3).
 #
+# The virtio drivers (virtio_pci, virtio_mmio, virtio_blk, virtio_net,
+# virtio_balloon: modules in Debian's cloud kernel) are included too, with
+# their dependencies in load order (modprobe --show-depends), but loaded
+# only for a driver test:
+#
+#   kvmrun.run=NAME[:ARGS]  load the virtio drivers, mount the tools disk
+#              (the virtio disk whose serial is kvmrun-tools: an ext4 image
+#              from tests/linux/make-tools-disk.sh holding fio, iperf3,
+#              e2fsprogs, ethtool and their libraries) read-only at /tools,
+#              and run /tools/guest/NAME.sh with ARGS (commas for spaces);
+#              then do what kvmrun.test= says (default: poweroff)
+#
+# so the plain boots pay for none of it.
+#
 # Usage: [BUSYBOX=/path/to/static/busybox] [MODULES=DIR] make-initramfs.sh OUTPUT.cpio.gz
 # Needs: root (for the /dev nodes), Debian 12 with busybox-static and cpio
 #        (apt-get install busybox-static cpio).
@@ -74,6 +88,30 @@ if [ -n "${MODULES:-}" ]; then
 			echo "make-initramfs.sh: warning: $ko missing; panics will look like reboots" >&2
 		fi
 	done
+	# The virtio drivers and what they need, in load order. modprobe reads
+	# modules.dep, which an unpacked (not installed) kernel package lacks:
+	# depmod writes it into that tree first.
+	ver=${MODULES%/}
+	ver=${ver##*/}
+	base=${MODULES%/lib/modules/*}
+	[ "$base" != "$MODULES" ] || base=${MODULES%/usr/lib/modules/*}
+	base=${base:-/}
+	if [ ! -f "$MODULES/modules.dep" ] && command -v depmod >/dev/null; then
+		depmod -b "$base" "$ver" || echo "make-initramfs.sh: warning: depmod failed" >&2
+	fi
+	: > "$root/lib/modules/virtio.order"
+	for m in virtio_pci virtio_mmio virtio_blk virtio_net virtio_balloon; do
+		if ! deps=$(modprobe -d "$base" -S "$ver" --show-depends "$m" 2>/dev/null); then
+			echo "make-initramfs.sh: warning: no module $m in $MODULES; driver tests will fail" >&2
+			continue
+		fi
+		for ko in $(echo "$deps" | sed -n 's/^insmod \([^ ]*\).*/\1/p'); do
+			name=${ko##*/}
+			grep -qx "$name" "$root/lib/modules/virtio.order" && continue
+			cp "$ko" "$root/lib/modules/$name"
+			echo "$name" >> "$root/lib/modules/virtio.order"
+		done
+	done
 fi
 mknod -m 600 "$root/dev/console" c 5 1
 mknod -m 666 "$root/dev/null" c 1 3
@@ -107,6 +145,42 @@ report_clock() {
 	set -- $(rtc_edge)
 	echo "kvmrun-init: clock rtc=$(($1 - r0))s uptime=$u0..$2"
 }
+# A driver test: the virtio drivers, the tools disk, then the test's script.
+run_tools() {
+	for m in $(cat /lib/modules/virtio.order 2>/dev/null); do
+		insmod /lib/modules/$m || echo "kvmrun-init: insmod $m failed"
+	done
+	echo "kvmrun-init: loaded virtio drivers"
+	mkdir -p /tools /tmp /run /etc /dev/shm /lib64
+	mount -t tmpfs -o mode=1777 tmpfs /tmp
+	mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+	ln -sf /proc/mounts /etc/mtab
+	tools=
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		for s in /sys/block/vd*/serial; do
+			[ -f "$s" ] && [ "$(cat $s)" = kvmrun-tools ] && { d=${s%/serial}; tools=/dev/${d##*/}; }
+		done
+		[ -n "$tools" ] && break
+		sleep 0.2
+	done
+	if [ -z "$tools" ] || ! mount -t ext4 -o ro,noload "$tools" /tools; then
+		echo "kvmrun-init: no tools disk (a virtio disk with serial kvmrun-tools)"
+		return
+	fi
+	ln -sf /tools/lib/ld-linux-x86-64.so.2 /lib64/ld-linux-x86-64.so.2
+	export PATH=/tools/bin:/bin LD_LIBRARY_PATH=/tools/lib MKE2FS_CONFIG=/tools/etc/mke2fs.conf
+	echo "kvmrun-init: tools disk $tools"
+	name=${1%%:*} args=
+	[ "$name" = "$1" ] || args=$(echo "${1#*:}" | tr , ' ')
+	if [ -f /tools/guest/$name.sh ]; then
+		# shellcheck disable=SC2086
+		sh /tools/guest/$name.sh $args
+		echo "kvmrun-init: $name exited $?"
+	else
+		echo "kvmrun-init: no /tools/guest/$name.sh"
+	fi
+}
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
@@ -120,10 +194,12 @@ echo "kvmrun-init: nproc $(nproc)"
 echo "kvmrun-init: $(grep MemTotal /proc/meminfo)"
 action=
 reports=
+run=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	kvmrun.test=*) action=${arg#kvmrun.test=} ;;
 	kvmrun.report=*) reports=$(echo "${arg#kvmrun.report=}" | tr , ' ') ;;
+	kvmrun.run=*) run=${arg#kvmrun.run=} ;;
 	esac
 done
 for r in $reports; do
@@ -133,6 +209,10 @@ for r in $reports; do
 	*) echo "kvmrun-init: unknown report $r" ;;
 	esac
 done
+if [ -n "$run" ]; then
+	run_tools "$run"
+	[ -n "$action" ] || action=poweroff
+fi
 echo "kvmrun-init: test=${action:-none}"
 case $action in
 poweroff) poweroff -f ;;

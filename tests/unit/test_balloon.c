@@ -406,6 +406,36 @@ static void test_stats(void)
 	env_destroy(&e);
 }
 
+/* Linux's driver posts its first stats buffer and kicks before DRIVER_OK,
+ * then waits for it to come back: the device must see it once the driver
+ * is ready, or it never gets statistics at all. */
+static void test_stats_before_driver_ok(void)
+{
+	struct env e;
+	if (!env_create(&e, 4096, 1, false))
+		return;
+	struct virtio_dev *d = e.d;
+	pthread_mutex_lock(&d->lock);
+	uint64_t f = (uint64_t)virtio_dev_features_word(d, 1) << 32 |
+		     ((1u << VIRTIO_BALLOON_F_STATS_VQ) & virtio_dev_features_word(d, 0));
+	CHECK(fake_driver_features(d, f) & VIRTIO_STATUS_FEATURES_OK);
+	for (unsigned q = 0; q < 3; q++)
+		CHECK(fake_driver_queue(d, q, QSIZE, RING_BASE(q)));
+	pthread_mutex_unlock(&d->lock);
+	uint8_t st[10];
+	put_stat(st, VIRTIO_BALLOON_S_MEMTOT, 64u << 20);
+	struct buf b = { put_data(&e, st, 10), 10, false };
+	send_chain(&e, 2, &b, 1);
+	CHECK(!info(&e).stats_valid); /* not live yet: not read */
+	pthread_mutex_lock(&d->lock);
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK);
+	pthread_mutex_unlock(&d->lock);
+	CHECK(evloop_run_once(e.v.loop, 100) >= 1);
+	CHECK(info(&e).stats_valid);
+	CHECK_EQ(info(&e).stats.val[VIRTIO_BALLOON_S_MEMTOT], 64u << 20);
+	env_destroy(&e);
+}
+
 static void test_reporting(void)
 {
 	struct env e;
@@ -755,6 +785,7 @@ int main(void)
 	RUN(test_inflate_deflate_4k);
 	RUN(test_hugepages);
 	RUN(test_stats);
+	RUN(test_stats_before_driver_ok);
 	RUN(test_reporting);
 	RUN(test_malformed_chain);
 	RUN(test_stats_parse);

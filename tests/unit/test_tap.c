@@ -69,6 +69,19 @@ static void test_open_create(void)
 	tap_close(&t3, false);
 	CHECK_EQ(if_nametoindex("kvt1"), 0);
 
+	/* a multi-queue tap whose first queue (another process's) has no vnet
+	 * header: ours would not take effect, so it is refused */
+	int other = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	struct ifreq oifr;
+	memset(&oifr, 0, sizeof(oifr));
+	snprintf(oifr.ifr_name, sizeof(oifr.ifr_name), "kvt4");
+	oifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE;
+	CHECK_EQ(ioctl(other, TUNSETIFF, &oifr), 0);
+	struct tap_params p4 = { .name = "kvt4", .nr_queues = 2 };
+	CHECK_EQ(tap_open(&t, &p4, &lg, "test"), -EBUSY);
+	close(other);
+	CHECK_EQ(if_nametoindex("kvt4"), 0);
+
 	struct tap_params bad = { .name = "a-name-far-too-long", .nr_queues = 1 };
 	CHECK_EQ(tap_open(&t, &bad, &lg, "test"), -EINVAL);
 }
@@ -182,6 +195,130 @@ static void test_device_on_tap(void)
 	CHECK_EQ(if_nametoindex("kvt2"), 0);
 }
 
+static int set_flags(const char *name, bool up)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	int rc = ioctl(s, SIOCGIFFLAGS, &ifr);
+	ifr.ifr_flags = (short)(up ? ifr.ifr_flags | IFF_UP : ifr.ifr_flags & ~IFF_UP);
+	if (rc == 0)
+		rc = ioctl(s, SIOCSIFFLAGS, &ifr);
+	close(s);
+	return rc;
+}
+
+/* Runs the event loop until the device's link is @up (at most ~2 s). */
+static bool link_becomes(struct fake_vplat *v, struct net *n, bool up)
+{
+	struct net_stats st;
+	for (int i = 0; i < 200; i++) {
+		evloop_run_once(v->loop, 10);
+		net_get_stats(n, &st);
+		if (st.link_up == up)
+			return true;
+	}
+	return false;
+}
+
+/* A persistent tap (or @tun: a tun device) made by someone else, as
+ * `ip tuntap add` does. */
+static int make_tap(const char *name, bool tun)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_flags = (short)((tun ? IFF_TUN : IFF_TAP) | IFF_NO_PI | IFF_VNET_HDR);
+	int rc = ioctl(fd, TUNSETIFF, &ifr) < 0 || ioctl(fd, TUNSETPERSIST, 1ul) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+/* The guest's link follows the tap on the host: down and up with it, down
+ * when it is deleted, and back (re-attached, frames flowing through the
+ * new tap) when one of the same name is made again. */
+static void test_link_follows_tap(void)
+{
+	struct fake_vplat v;
+	fake_vplat_init(&v, RAM_SIZE, true);
+	struct net_config nc = { .present = true, .tap = "kvt3", .vhost = TRISTATE_OFF,
+				 .queues = 1, .mtu = 1500 };
+	struct net_params p = { .cfg = &nc, .vm_name = "unit", .plat = &v.plat };
+	struct net *n;
+	CHECK_EQ(net_create(&p, &n), 0);
+	struct virtio_dev *d = net_dev(n);
+	fake_vplat_attach(&v, d);
+	pthread_mutex_lock(&d->lock);
+	fake_driver_features(d, (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_NET_F_STATUS));
+	for (unsigned q = 0; q < 3; q++)
+		CHECK(fake_driver_queue(d, q, 16, QB(q)));
+	virtio_dev_set_status(d, d->status | VIRTIO_STATUS_DRIVER_OK);
+	pthread_mutex_unlock(&d->lock);
+
+	/* a created tap starts down: that alone leaves the link up */
+	CHECK(link_becomes(&v, n, true));
+	CHECK_EQ(set_flags("kvt3", true), 0);
+	CHECK(link_becomes(&v, n, true));
+	unsigned sig = v.config_signals;
+	CHECK_EQ(set_flags("kvt3", false), 0);
+	CHECK(link_becomes(&v, n, false));
+	CHECK(v.config_signals > sig);
+	CHECK_EQ(set_flags("kvt3", true), 0);
+	CHECK(link_becomes(&v, n, true));
+
+	/* deleted: down; made again (down: not attached yet, its maker may
+	 * still hold it), then set up: re-attached, up */
+	CHECK_EQ(system("ip link del kvt3"), 0);
+	CHECK(link_becomes(&v, n, false));
+	CHECK_EQ(make_tap("kvt3", false), 0);
+	for (int i = 0; i < 20; i++)
+		evloop_run_once(v.loop, 10);
+	struct net_stats st;
+	net_get_stats(n, &st);
+	CHECK(!st.link_up);
+	CHECK_EQ(set_flags("kvt3", true), 0);
+	CHECK(link_becomes(&v, n, true));
+	/* a frame the guest sends comes out of the new tap */
+	int ps = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons(0x88b5));
+	CHECK(ps >= 0);
+	uint8_t *tx = v.ram + 0x70000;
+	memset(tx, 0, 12 + 60);
+	memset(tx + 12, 0xff, 6);
+	memcpy(tx + 18, "\x52\x54\x00\x00\x00\x01", 6);
+	tx[24] = 0x88;
+	tx[25] = 0xb5;
+	memcpy(tx + 26, "again!", 6);
+	put_desc(v.ram, 1, 0, 0x70000, 72, 0);
+	put_avail(v.ram, 1, 0, 0);
+	fake_vplat_kick(d, 1);
+	uint8_t got[256];
+	ssize_t r = -1;
+	for (int i = 0; i < 50 && r < 0; i++) {
+		evloop_run_once(v.loop, 10);
+		r = recv(ps, got, sizeof(got), 0);
+	}
+	CHECK(r >= 20 && memcmp(got + 14, "again!", 6) == 0);
+	close(ps);
+
+	/* a device of that name that is not a tap: logged, left alone, down */
+	CHECK_EQ(system("ip link del kvt3"), 0);
+	CHECK(link_becomes(&v, n, false));
+	CHECK_EQ(make_tap("kvt3", true), 0);
+	CHECK_EQ(set_flags("kvt3", true), 0);
+	for (int i = 0; i < 20; i++)
+		evloop_run_once(v.loop, 10);
+	net_get_stats(n, &st);
+	CHECK(!st.link_up);
+	fake_vplat_detach(d);
+	net_destroy(n, false);
+	CHECK_EQ(system("ip link del kvt3"), 0);
+	fake_vplat_fini(&v);
+}
+
 int main(void)
 {
 	if (unshare(CLONE_NEWNET) < 0) {
@@ -195,5 +332,6 @@ int main(void)
 	log_init(&lg, LOG_ERROR, "test");
 	RUN(test_open_create);
 	RUN(test_device_on_tap);
+	RUN(test_link_follows_tap);
 	return unit_done();
 }
