@@ -30,7 +30,7 @@
 #ifndef KVMRUN_CAPS_H
 #define KVMRUN_CAPS_H
 
-#include "vmm/log.h"
+#include "lib/log.h"
 
 /* Returns 0, or -errno when the capabilities could not be dropped (the
  * caller then fails rather than run privileged). */

@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8

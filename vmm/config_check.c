@@ -11,7 +11,7 @@
 
 #include "cpu/layout.h"
 #include "vmm/config_priv.h"
-#include "vmm/cpulist.h"
+#include "lib/cpulist.h"
 
 #define MIN_MEM (16ull << 20)
 #define SUN_PATH_MAX 107           /* sizeof(sockaddr_un.sun_path) - 1 */

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "vmm/config_priv.h"
-#include "vmm/cpulist.h"
+#include "lib/cpulist.h"
 
 #define VIRTIO_BLK_ID_BYTES 20     /* virtio spec 5.2.6: GET_ID string */
 #define TAP_NAME_MAX 15            /* IFNAMSIZ - 1 */

@@ -21,7 +21,7 @@
 #include "mem/ram_stats.h"
 #include "vmm/config.h"
 #include "vmm/control_priv.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
 
 _Static_assert(CONTROL_MAX_NODES == RAM_STATS_MAX_NODES, "control_mem holds ram_stats' nodes");

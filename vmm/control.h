@@ -61,8 +61,8 @@
 #include <stdio.h>
 
 #include "virtio/balloon.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 #define CONTROL_MAX_LINE 4096
 #define CONTROL_MAX_CLIENTS 16

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define IRQ_ROUTING_PINS 24      /* IOAPIC pins; GSIs above are MSI */
 #define IRQ_ROUTING_MAX_MSI 1024 /* every MSI-X vector of the largest config: vm_virtio.c */

@@ -12,7 +12,7 @@
 
 #include "vmm/config.h"
 #include "vmm/control.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 #include "vmm/vm.h"
 
 #ifndef KVMRUN_VERSION

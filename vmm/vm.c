@@ -17,7 +17,7 @@
 #include "cpu/regs.h"
 #include "vmm/caps.h"
 #include "vmm/control.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
 
 /* Just below the LAPIC/IOAPIC-free top of the hole, where QEMU puts them. */

@@ -4,7 +4,7 @@
  *
  *	struct vm *vm;
  *	if (vm_create(&cfg, &vm) == 0) {
- *		int code = vm_run(vm);   // returns an exit code (vmm/exitcode.h)
+ *		int code = vm_run(vm);   // returns an exit code (lib/exitcode.h)
  *		vm_destroy(vm);
  *	}
  *
@@ -24,7 +24,7 @@ struct vm;
 __attribute__((warn_unused_result))
 int vm_create(const struct vm_config *cfg, struct vm **out);
 
-/* Runs the guest until it ends and returns the exit code (vmm/exitcode.h),
+/* Runs the guest until it ends and returns the exit code (lib/exitcode.h),
  * or VM_RESTART when the guest rebooted under on_reboot=restart (destroy
  * and create the VM again to honour it). The vCPU threads are joined
  * before it returns. */

@@ -16,7 +16,7 @@
 #include "devices/mc146818.h"
 #include "devices/ns16550.h"
 #include "devices/pvpanic.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
 
 #define CTRL_A 0x01

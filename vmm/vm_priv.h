@@ -19,9 +19,9 @@
 #include "mem/ram.h"
 #include "vmm/config.h"
 #include "virtio/device.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 #include "vmm/irq_routing.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 #include "vmm/vm.h"
 
 struct ns16550;

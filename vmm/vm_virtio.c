@@ -11,7 +11,7 @@
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
 
 /* Each virtio-pci device has a vector per queue and one for its config; the

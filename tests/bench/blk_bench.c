@@ -52,7 +52,7 @@
 #include <unistd.h>
 
 #include "virtio/blk.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #define RAM_SIZE (64u << 20)
 #define QSIZE 256u

@@ -36,7 +36,7 @@
 
 #include "net/net.h"
 #include "net/tap.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #define TAP "nb0"
 #define RAM_SIZE (64u << 20)

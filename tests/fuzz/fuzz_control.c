@@ -34,8 +34,8 @@
 #include <unistd.h>
 
 #include "vmm/control.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -32,8 +32,8 @@
 
 #include "mem/guest_mem.h"
 #include "virtio/device.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 #define FDRV_CHECK(name, c) do { if (!(c)) { \
 	fprintf(stderr, "%s: invariant failed: %s (line %d)\n", name, #c, __LINE__); \

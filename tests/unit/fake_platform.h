@@ -12,8 +12,8 @@
 
 #include "mem/guest_mem.h"
 #include "virtio/device.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 /* Maps @size bytes of zeroed anonymous memory and registers it in @mem as
  * RAM at gpa 0; exits the test on failure. */

@@ -11,7 +11,7 @@
 #include "fake_platform.h"
 #include "unit.h"
 #include "virtio/balloon.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #define RAM_SIZE (8u << 20)
 #define QSIZE 16u

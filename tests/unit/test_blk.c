@@ -15,7 +15,7 @@
 #include "fake_platform.h"
 #include "unit.h"
 #include "virtio/blk.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #define RAM_SIZE (4u << 20)
 #define QSIZE 64u

@@ -1,7 +1,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "vmm/cpulist.h"
+#include "lib/cpulist.h"
 #include "unit.h"
 
 static void test_parse_good(void)

@@ -1,4 +1,4 @@
-/* The event loop (vmm/evloop.c): registration rules, dispatch, pausing,
+/* The event loop (lib/evloop.c): registration rules, dispatch, pausing,
  * handlers deleted or replaced by an earlier callback of the same round,
  * and a number of descriptors that no fixed table bounds (a VM with many
  * vCPUs and disks watches hundreds: one kick eventfd per queue). */
@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 struct hit {
 	struct evloop *l;

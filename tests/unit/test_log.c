@@ -1,4 +1,4 @@
-/* Logging (vmm/log.c): the line format with and without a VM name, level
+/* Logging (lib/log.c): the line format with and without a VM name, level
  * filtering, one write per line (cut to the buffer, never unterminated),
  * level names, and the rate limit a hostile guest meets. */
 #include <errno.h>
@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "unit.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 /* A logger writing into a pipe, and what it wrote. */
 struct cap {

@@ -18,7 +18,7 @@
 #include "net/vhost.h"
 #include "fake_platform.h"
 #include "unit.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #define RAM_SIZE (2u << 20)
 #define QSIZE 16u

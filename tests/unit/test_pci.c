@@ -16,8 +16,8 @@
 #include "unit.h"
 #include "virtio/device.h"
 #include "virtio/pci.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 /* ---- fake platform ---- */
 

@@ -22,7 +22,7 @@
 #include "net/tap.h"
 #include "fake_platform.h"
 #include "unit.h"
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 static struct logger lg;
 

@@ -1,4 +1,4 @@
-#include "vmm/evloop.h"
+#include "lib/evloop.h"
 
 #include <errno.h>
 #include <stdlib.h>

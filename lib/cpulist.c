@@ -1,6 +1,6 @@
 /* CPU lists as the kernel prints them ("0-3,6,8-9"): parse, format, and a
  * look at which host CPUs are online. */
-#include "vmm/cpulist.h"
+#include "lib/cpulist.h"
 
 #include <errno.h>
 #include <stdbool.h>

@@ -1,4 +1,4 @@
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
