@@ -2,7 +2,8 @@
 own virtio_balloon driver, hugepages, prefaulting, vCPU pinning and KSM
 (Debian's cloud kernel, the agent of tests/linux/guest/agent.sh).
 
-Balloon, on 4 KiB pages and again on 2 MiB hugepages (mem_hugepages=2M),
+Balloon, on 4 KiB pages and again on 2 MiB hugepages (mem_hugepages=2M
+with balloon.hugepage_giveback=on, without which hugepages stay reserved),
 one boot each (balloon.stats_period=1, deflate_on_oom=on):
 - the guest first writes, then frees, most of its memory, so the host holds
   it (RSS);
@@ -111,7 +112,8 @@ def balloon_boot(c: Checker, f: linuxguest.Files, huge: bool) -> None:
     w = 'balloon on 2M pages' if huge else 'balloon'
     d = tempfile.mkdtemp(prefix='kvmrun-lmem-')
     sock = os.path.join(d, 'ctl.sock')
-    extra = ['mem_hugepages=2M'] if huge else []
+    # Hugepages go back to the host's pool only when asked (README: Memory).
+    extra = ['mem_hugepages=2M', 'balloon.hugepage_giveback=on'] if huge else []
     vm = VM(linuxguest.kvmrun_cmd(f, [f'mem={MEM >> 20}M', 'cpus=1', 'balloon=on',
                                       'balloon.stats_period=1', 'balloon.deflate_on_oom=on',
                                       f'control={sock}'] + extra), 'mem-' + ('2m' if huge else '4k'))
@@ -231,7 +233,8 @@ def fpr_boot(c: Checker, f: linuxguest.Files, huge: bool, no_prefault: int | Non
     w = 'free page reporting on 2M pages' if huge else 'free page reporting'
     d = tempfile.mkdtemp(prefix='kvmrun-lmem-')
     sock = os.path.join(d, 'ctl.sock')
-    extra = ['mem_hugepages=2M'] if huge else ['mem_prefault=on', 'cpus=2', 'cpu_affinity=0,1']
+    extra = (['mem_hugepages=2M', 'balloon.hugepage_giveback=on'] if huge
+             else ['mem_prefault=on', 'cpus=2', 'cpu_affinity=0,1'])
     vm = VM(linuxguest.kvmrun_cmd(f, [f'mem={MEM >> 20}M', 'balloon=on',
                                       'balloon.free_page_reporting=on', f'control={sock}'] + extra),
             'fpr-' + ('2m' if huge else '4k'))
