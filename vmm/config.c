@@ -118,7 +118,7 @@ const struct key_def config_keys[] = {
 	DISKK("cache", cache, T_ENUM, .names = cache_names),
 	DISKK("io", io, T_ENUM, .names = io_names),
 	DISKK("queues", queues, T_UINT, RANGE(0, CONFIG_MAX_CPUS)),
-	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, CONFIG_MAX_SUBMIT_BATCH)),
+	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, ENGINE_MAX_SUBMIT_BATCH)),
 	DISKK("serial", serial, T_STR, .check = config_check_disk_serial),
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
@@ -420,7 +420,7 @@ void config_init(struct vm_config *c)
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		c->disks[i].cache = DISK_CACHE_NONE;
 		c->disks[i].io = DISK_IO_URING;
-		c->disks[i].submit_batch = CONFIG_DEFAULT_SUBMIT_BATCH;
+		c->disks[i].submit_batch = ENGINE_DEFAULT_SUBMIT_BATCH;
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
 		c->nets[i].vhost = TRISTATE_AUTO;

@@ -38,13 +38,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "block/engine.h"
+#include "block/image.h"
 #include "lib/log.h"
+#include "mem/ram.h"
 
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
 #define CONFIG_MAX_NETS 4
-#define CONFIG_MAX_SUBMIT_BATCH 256 /* diskN.submit_batch: the io_uring ring's size */
-#define CONFIG_DEFAULT_SUBMIT_BATCH 2 /* why two: block/uring.c */
 #define CONFIG_DEFAULT_SERIAL_MAX_SIZE (1ull << 30) /* serial.max_size: 1G */
 
 #define CONFIG_MAX_LINE (64 * 1024)        /* bytes in one line */
@@ -63,9 +64,6 @@ struct config_origin {
 #define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
-enum hugepages { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
-enum disk_cache { DISK_CACHE_NONE, DISK_CACHE_WRITEBACK };
-enum disk_io { DISK_IO_URING, DISK_IO_SYNC };
 enum tristate { TRISTATE_AUTO, TRISTATE_ON, TRISTATE_OFF };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
@@ -77,7 +75,8 @@ struct disk_config {
 	enum disk_cache cache; /* default none (O_DIRECT) */
 	enum disk_io io;       /* default io_uring */
 	unsigned queues;       /* 0 = one per vCPU */
-	unsigned submit_batch; /* requests per io_uring submit, 1..256; default 2 */
+	unsigned submit_batch; /* requests per io_uring submit, 1..ENGINE_MAX_SUBMIT_BATCH;
+				* default ENGINE_DEFAULT_SUBMIT_BATCH */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
