@@ -60,8 +60,8 @@ static const struct enum_name cache_names[] = {
 static const struct enum_name io_names[] = {
 	{ "io_uring", DISK_IO_URING }, { "sync", DISK_IO_SYNC }, { NULL, 0 },
 };
-static const struct enum_name tristate_names[] = {
-	{ "auto", TRISTATE_AUTO }, { "on", TRISTATE_ON }, { "off", TRISTATE_OFF }, { NULL, 0 },
+static const struct enum_name vhost_names[] = {
+	{ "auto", NET_VHOST_AUTO }, { "on", NET_VHOST_ON }, { "off", NET_VHOST_OFF }, { NULL, 0 },
 };
 static const struct enum_name transport_names[] = {
 	{ "pci", TRANSPORT_PCI }, { "mmio", TRANSPORT_MMIO }, { NULL, 0 },
@@ -123,8 +123,8 @@ const struct key_def config_keys[] = {
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
 	NETK("mac", mac, T_SPECIAL, SPECIAL(config_set_mac, config_print_mac)),
-	NETK("vhost", vhost, T_ENUM, .names = tristate_names),
-	NETK("queues", queues, T_UINT, RANGE(1, 16)),
+	NETK("vhost", vhost, T_ENUM, .names = vhost_names),
+	NETK("queues", queues, T_UINT, RANGE(1, NET_MAX_PAIRS)),
 	NETK("mtu", mtu, T_UINT, RANGE(68, 65535)),
 };
 
@@ -423,7 +423,7 @@ void config_init(struct vm_config *c)
 		c->disks[i].submit_batch = ENGINE_DEFAULT_SUBMIT_BATCH;
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
-		c->nets[i].vhost = TRISTATE_AUTO;
+		c->nets[i].vhost = NET_VHOST_AUTO;
 		c->nets[i].queues = 1;
 		c->nets[i].mtu = 1500;
 	}

@@ -42,6 +42,7 @@
 #include "block/image.h"
 #include "lib/log.h"
 #include "mem/ram.h"
+#include "net/net.h"
 
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
@@ -64,7 +65,6 @@ struct config_origin {
 #define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
-enum tristate { TRISTATE_AUTO, TRISTATE_ON, TRISTATE_OFF };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
@@ -86,7 +86,7 @@ struct net_config {
 	char *tap;             /* required when present */
 	uint8_t mac[6];
 	bool mac_set;          /* else derived from the VM name */
-	enum tristate vhost;   /* default auto */
+	enum net_vhost vhost;  /* default auto */
 	unsigned queues;       /* queue pairs; default 1 */
 	unsigned mtu;          /* default 1500 */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
