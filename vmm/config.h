@@ -216,6 +216,9 @@ int config_parse_size(const char *s, uint64_t *out);        /* 512, 64K, 128M, 2
 int config_parse_bool(const char *s, bool *out);             /* on/off (also yes/no, true/false, 1/0) */
 int config_parse_uint(const char *s, uint64_t max, uint64_t *out); /* decimal; -ERANGE if > max */
 int config_parse_mac(const char *s, uint8_t mac[6]);        /* 52:54:00:12:34:56, syntax only */
+/* The size format config_parse_size() reads back: "128M", "1G", "4097K",
+ * "513", the largest binary unit that is exact. Writes @buf, returns it. */
+const char *config_fmt_size(uint64_t v, char *buf, size_t len);
 
 /* The valid key closest to @key by edit distance, for "did you mean";
  * NULL when nothing is close. Indexed keys are matched with their index

@@ -103,8 +103,6 @@ void config_report_key(struct vm_config *c, struct config_diag *d, const char *k
 /* @s made safe to print into @buf (control and non-ASCII bytes as '?',
  * cut short with "..."); "\"\"" for an empty string. */
 const char *config_shown(const char *s, char *buf, size_t len);
-/* "128M", "1G", "4097K", "513": the largest binary unit that is exact. */
-const char *config_fmt_size(uint64_t v, char *buf, size_t len);
 /* Blank within a line: space, tab, CR, VT, FF. */
 bool config_is_blank(char c);
 /* Unquotes the value at @s (which starts with '"') in place. Returns NULL
