@@ -43,6 +43,7 @@
 #include "lib/log.h"
 #include "mem/ram.h"
 #include "net/net.h"
+#include "vmm/config_value.h"
 
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
@@ -210,15 +211,8 @@ int config_check_host(struct vm_config *c, const struct config_host *h, struct c
  * printed joined to the cwd. */
 void config_print(const struct vm_config *c, FILE *out);
 
-/* Value parsers, shared with tests. Each returns 0 or -EINVAL/-ERANGE. */
-int config_parse_size(const char *s, uint64_t *out);        /* 512, 64K, 128M, 2G, 1T; K/M/G/T
-							       * any case, binary, optional B/iB */
-int config_parse_bool(const char *s, bool *out);             /* on/off (also yes/no, true/false, 1/0) */
-int config_parse_uint(const char *s, uint64_t max, uint64_t *out); /* decimal; -ERANGE if > max */
-int config_parse_mac(const char *s, uint8_t mac[6]);        /* 52:54:00:12:34:56, syntax only */
-/* The size format config_parse_size() reads back: "128M", "1G", "4097K",
- * "513", the largest binary unit that is exact. Writes @buf, returns it. */
-const char *config_fmt_size(uint64_t v, char *buf, size_t len);
+/* The value parsers (config_parse_size(), _bool(), _uint(), _mac()) and
+ * config_fmt_size(), shared with tests: vmm/config_value.h. */
 
 /* The valid key closest to @key by edit distance, for "did you mean";
  * NULL when nothing is close. Indexed keys are matched with their index
