@@ -30,7 +30,6 @@
 #include <sys/uio.h>
 
 #include "block/image.h"
-#include "vmm/config.h"
 #include "lib/log.h"
 
 enum engine_op {
@@ -89,18 +88,30 @@ struct engine_stats {
 	uint64_t overflowed;      /* requests that waited for ring space */
 };
 
+/* The backend to run; URING falls back to SYNC when io_uring cannot be
+ * set up. */
+enum disk_io { DISK_IO_URING, DISK_IO_SYNC };
+
+/* SQ entries of an io_uring ring when engine_params.ring_size is 0. */
+#define ENGINE_DEFAULT_RING_SIZE 256
+/* engine_params.submit_batch: two by default (block/uring.c says why);
+ * more than a ring holds would never be reached. */
+#define ENGINE_DEFAULT_SUBMIT_BATCH 2
+#define ENGINE_MAX_SUBMIT_BATCH ENGINE_DEFAULT_RING_SIZE
+
 struct engine_params {
 	enum disk_io io;                /* DISK_IO_URING falls back to sync when
 					 * io_uring cannot be set up */
-	unsigned ring_size;             /* SQ entries; 0 = 256. At most this
+	unsigned ring_size;             /* SQ entries; 0 = ENGINE_DEFAULT_RING_SIZE.
+					 * At most this
 					 * many requests are in the kernel. */
 	unsigned max_workers_bounded;   /* io-wq workers for file I/O; 0 = 4 */
 	unsigned max_workers_unbounded; /* io-wq workers otherwise; 0 = 4 */
 	unsigned submit_batch;          /* io_uring: engine_queue() submits as
 					 * soon as this many requests are
 					 * staged, without waiting for
-					 * engine_submit(); 0 = 2 (see
-					 * block/uring.c for why). */
+					 * engine_submit(); 0 =
+					 * ENGINE_DEFAULT_SUBMIT_BATCH. */
 };
 
 struct engine;

@@ -18,8 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/config.h"
 #include "lib/log.h"
+
+/* How the image's data meets the host page cache: NONE opens it O_DIRECT. */
+enum disk_cache { DISK_CACHE_NONE, DISK_CACHE_WRITEBACK };
 
 struct image {
 	int fd;

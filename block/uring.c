@@ -40,9 +40,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define URING_DEFAULT_ENTRIES 256
 #define URING_DEFAULT_WORKERS 4
-#define URING_DEFAULT_SUBMIT_BATCH 2
 #define URING_MAX_RETRIES 16
 #define URING_FIXED_FD 0 /* index of the image in the registered files */
 
@@ -358,7 +356,7 @@ int uring_create(struct image *img, const struct engine_params *p,
 	u->base.img = img;
 	u->base.event_fd = -1;
 
-	unsigned entries = p->ring_size ? p->ring_size : URING_DEFAULT_ENTRIES;
+	unsigned entries = p->ring_size ? p->ring_size : ENGINE_DEFAULT_RING_SIZE;
 	struct io_uring_params params;
 	memset(&params, 0, sizeof(params));
 	/* Newest flag set first; a kernel that does not know a flag refuses
@@ -375,7 +373,7 @@ int uring_create(struct image *img, const struct engine_params *p,
 	}
 	u->ring_ready = true;
 	u->cq_limit = params.cq_entries;
-	u->submit_batch = p->submit_batch ? p->submit_batch : URING_DEFAULT_SUBMIT_BATCH;
+	u->submit_batch = p->submit_batch ? p->submit_batch : ENGINE_DEFAULT_SUBMIT_BATCH;
 
 	r = io_uring_register_files(&u->ring, &img->fd, 1);
 	if (r < 0) {

@@ -10,9 +10,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "mem/guest_mem.h"
-#include "vmm/config.h"
 #include "lib/log.h"
+#include "mem/guest_mem.h"
+
+/* What backs guest RAM: small pages, or hugetlb pages of one size. */
+enum hugepages { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
 
 struct ram_opts {
 	uint64_t size;                /* bytes, multiple of the page size */

@@ -539,7 +539,7 @@ static int open_vhost(struct net *n, const struct net_params *p)
 static int choose_backend(struct net *n, const struct net_params *p)
 {
 	const struct logger *lg = n->plat->log;
-	if (p->fds || p->cfg->vhost == TRISTATE_OFF) {
+	if (p->fds || p->vhost == NET_VHOST_OFF) {
 		n->backend = NET_BACKEND_USERSPACE;
 		return 0;
 	}
@@ -548,7 +548,7 @@ static int choose_backend(struct net *n, const struct net_params *p)
 		n->backend = NET_BACKEND_VHOST;
 		return 0;
 	}
-	if (p->cfg->vhost == TRISTATE_ON) {
+	if (p->vhost == NET_VHOST_ON) {
 		log_err(lg, n->short_name, "net%u.vhost=on but vhost-net cannot be used: "
 			"/dev/vhost-net: %s (%s, or net%u.vhost=auto|off)", p->index,
 			strerror(-rc), rc == -ENOENT ? "modprobe vhost_net" : "check its permissions",
@@ -634,8 +634,7 @@ static void watch_tap(struct net *n)
 
 int net_create(const struct net_params *p, struct net **out)
 {
-	const struct net_config *cfg = p->cfg;
-	if (!p->plat->loop || cfg->queues < 1 || cfg->queues > NET_MAX_PAIRS)
+	if (!p->plat->loop || p->queues < 1 || p->queues > NET_MAX_PAIRS)
 		return -EINVAL;
 	struct net *n = calloc(1, sizeof(*n));
 	if (!n)
@@ -643,9 +642,9 @@ int net_create(const struct net_params *p, struct net **out)
 	n->plat = p->plat;
 	snprintf(n->name, sizeof(n->name), "virtio-net%u", p->index);
 	snprintf(n->short_name, sizeof(n->short_name), "net%u", p->index);
-	n->max_pairs = cfg->queues;
+	n->max_pairs = p->queues;
 	n->active_pairs = 1;
-	n->mtu = cfg->mtu ? cfg->mtu : 1500;
+	n->mtu = p->mtu;
 	n->injected = p->fds != NULL;
 	n->sync_fd = -1;
 	n->watch_fd = -1;
@@ -656,10 +655,7 @@ int net_create(const struct net_params *p, struct net **out)
 		*q = (struct net_pair){ .n = n, .index = i, .fd = -1, .err_fd = -1,
 					.vhost = { .fd = -1 }, .call = { { .fd = -1 }, { .fd = -1 } } };
 	}
-	if (cfg->mac_set)
-		memcpy(n->config.mac, cfg->mac, 6);
-	else
-		net_default_mac(p->vm_name, p->index, n->config.mac);
+	memcpy(n->config.mac, p->mac, 6);
 	n->config.status = VIRTIO_NET_S_LINK_UP;
 	n->config.max_virtqueue_pairs = (uint16_t)n->max_pairs;
 	n->config.mtu = (uint16_t)n->mtu;
@@ -667,7 +663,7 @@ int net_create(const struct net_params *p, struct net **out)
 	int rc = choose_backend(n, p);
 	unsigned tap_off = TAP_OFF_CSUM | TAP_OFF_TSO4 | TAP_OFF_TSO6 | TAP_OFF_ECN | TAP_OFF_UFO;
 	if (rc == 0 && !n->injected) {
-		struct tap_params tp = { .name = cfg->tap, .nr_queues = n->max_pairs,
+		struct tap_params tp = { .name = p->tap, .nr_queues = n->max_pairs,
 					 .mtu = n->mtu, .persist = p->persist_tap };
 		rc = tap_open(&n->tap, &tp, p->plat->log, n->short_name);
 		tap_off = n->tap.offloads;

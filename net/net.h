@@ -47,7 +47,6 @@
 #include <stdint.h>
 
 #include "virtio/device.h"
-#include "vmm/config.h"
 
 /* 5.1.1 Device ID */
 #define VIRTIO_ID_NET 1
@@ -108,20 +107,27 @@ struct virtio_net_hdr_v1 {
 
 enum net_backend { NET_BACKEND_USERSPACE, NET_BACKEND_VHOST };
 
+/* Whether the data path runs in vhost-net: AUTO when /dev/vhost-net opens. */
+enum net_vhost { NET_VHOST_AUTO, NET_VHOST_ON, NET_VHOST_OFF };
+
 struct net;
 
+/* Resolved values: the caller has applied every default. */
 struct net_params {
-	const struct net_config *cfg;  /* tap, mac, vhost, queues, mtu */
+	const char *tap;               /* the host tap's name */
+	uint8_t mac[6];                /* the guest's (see net_default_mac()) */
+	enum net_vhost vhost;
+	unsigned queues;               /* queue pairs, 1..NET_MAX_PAIRS */
+	unsigned mtu;
 	unsigned index;                /* "net0", "virtio-net0" */
-	const char *vm_name;           /* for the default MAC; NULL: "kvmrun" */
 	const struct virtio_platform *plat; /* plat->loop is required */
 	/* Leave a tap kvmrun creates persistent (owned by the euid), so the
 	 * VM can re-attach it after a restart without CAP_NET_ADMIN (see
 	 * vmm/caps.h: it then outlives kvmrun). */
 	bool persist_tap;
-	/* Tests and benchmarks: use these descriptors (cfg->queues of them,
+	/* Tests and benchmarks: use these descriptors (queues of them,
 	 * non-blocking, one frame with its 12-byte header per read/write: a
-	 * tap, or a SOCK_SEQPACKET socket) instead of opening cfg->tap. No
+	 * tap, or a SOCK_SEQPACKET socket) instead of opening tap. No
 	 * tap ioctls are made on them; the backend is userspace. Borrowed. */
 	const int *fds;
 };

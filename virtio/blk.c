@@ -740,7 +740,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 {
 	*out = NULL;
 	const struct logger *lg = p->plat->log;
-	if (!p->cfg || !p->cfg->path || !p->plat->loop || p->nr_queues == 0 ||
+	if (!p->path || !p->plat->loop || p->nr_queues == 0 ||
 	    p->nr_queues > VIRTIO_MAX_QUEUES)
 		return -EINVAL;
 	const char *serial = p->serial;
@@ -765,8 +765,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 	}
 	memcpy(b->serial, serial, strlen(serial)); /* NUL-padded, not terminated */
 
-	int r = image_open(&b->img, b->disk_name, p->cfg->path, p->cfg->readonly,
-			   p->cfg->cache, lg);
+	int r = image_open(&b->img, b->disk_name, p->path, p->readonly, p->cache, lg);
 	if (r < 0)
 		goto fail;
 	b->img_open = true;
@@ -779,7 +778,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		.max_write_zeroes_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
 	};
 
-	struct engine_params ep = { .io = p->cfg->io, .submit_batch = p->cfg->submit_batch };
+	struct engine_params ep = { .io = p->io, .submit_batch = p->submit_batch };
 	r = engine_create(&b->img, &ep, &b->eng);
 	if (r < 0)
 		goto fail;
@@ -804,7 +803,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		goto fail;
 	}
 	b->eng_watched = true;
-	log_info(lg, b->name, "%s: %" PRIu64 " sectors, %u queue%s, %s%s%s%s", p->cfg->path,
+	log_info(lg, b->name, "%s: %" PRIu64 " sectors, %u queue%s, %s%s%s%s", p->path,
 		 b->capacity, b->nr_queues, b->nr_queues == 1 ? "" : "s", engine_name(b->eng),
 		 b->img.readonly ? ", read-only" : "", b->lim.discard ? ", discard" : "",
 		 b->img.direct ? ", O_DIRECT" : "");

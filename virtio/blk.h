@@ -29,9 +29,10 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "block/engine.h"
+#include "block/image.h"
 #include "virtio/device.h"
 #include "virtio/queue.h"
-#include "vmm/config.h"
 
 /* 5.2.1 Device ID */
 #define VIRTIO_ID_BLOCK 2
@@ -182,9 +183,13 @@ const char *blk_parse_error_name(enum blk_parse_error e);
 
 struct virtio_blk;
 
+/* Resolved values: the caller has applied every default. */
 struct virtio_blk_params {
-	const struct disk_config *cfg; /* path, readonly, cache, io, submit_batch
-					* (0: the engine's default) */
+	const char *path;              /* image file or block device (block/image.h) */
+	bool readonly;
+	enum disk_cache cache;
+	enum disk_io io;
+	unsigned submit_batch;         /* engine_params.submit_batch (block/engine.h) */
 	unsigned index;                /* disk number: names "disk0", "virtio-blk0" */
 	unsigned nr_queues;            /* resolved by the caller, 1..VIRTIO_MAX_QUEUES */
 	const struct virtio_platform *plat; /* plat->loop is required */
@@ -214,8 +219,8 @@ struct virtio_blk_stats {
 	const char *engine;        /* "io_uring" or "sync" */
 };
 
-/* Opens the image (cfg->readonly, cfg->cache), creates its I/O engine
- * (cfg->io), watches the engine's event fd on plat->loop and initialises
+/* Opens the image (path, readonly, cache), creates its I/O engine (io,
+ * submit_batch), watches the engine's event fd on plat->loop and initialises
  * the virtio device (id 2) with @nr_queues request queues. The caller then
  * attaches a transport to virtio_blk_dev(). Returns 0 or -errno (logged). */
 __attribute__((warn_unused_result))

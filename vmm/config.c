@@ -1,6 +1,7 @@
 /* The VM configuration's key table. One static table of keys drives
- * lookup, setting, printing and freeing; see config.h for the syntax and
- * config_priv.h for how the parser is split across vmm/config*.c. */
+ * lookup, applying values, printing and freeing; the special keys' values
+ * are here too, as the table points at them. See config.h for the syntax
+ * and config_priv.h for how the parser is split across vmm/config*.c. */
 #include "vmm/config.h"
 
 #include <assert.h>
@@ -13,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/cpulist.h"
 #include "vmm/config_priv.h"
 
 static const char default_name[] = "kvmrun";
@@ -48,6 +50,211 @@ void config_report(struct config_diag *d, const char *file, unsigned line,
 	d->errors++;
 }
 
+/* ---- the special keys' values ----------------------------------------------
+ * Setters report their own errors and return 0 or -errno; @base is the
+ * vm_config (net_config for the mac). */
+
+static int config_set_affinity(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	unsigned cpus[CONFIG_MAX_CPUS];
+	size_t n = 0;
+	char vb[80];
+
+	if (*v) {
+		int r = cpulist_parse(v, cpus, CONFIG_MAX_CPUS, &n);
+		if (r == -ERANGE) {
+			set_error(x, "'%s' lists more than %d CPUs or a CPU above 65535",
+				  config_shown(v, vb, sizeof(vb)), CONFIG_MAX_CPUS);
+			return -EINVAL;
+		}
+		if (r) {
+			set_error(x, "'%s' is not a CPU list like 0-3,6 (ascending ranges, no duplicates)",
+				  config_shown(v, vb, sizeof(vb)));
+			return -EINVAL;
+		}
+	}
+	memcpy(c->cpu_affinity, cpus, n * sizeof(cpus[0]));
+	c->nr_cpu_affinity = (unsigned)n;
+	return 0;
+}
+
+static void config_print_affinity(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	char buf[CONFIG_MAX_CPUS * 12];
+	if (cpulist_format(c->cpu_affinity, c->nr_cpu_affinity, buf, sizeof(buf)) >= 0)
+		fputs(buf, out);
+}
+
+static int config_set_topology(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	uint64_t t[3];
+	char part[3][24], vb[80];
+
+	if (!*v || strcmp(v, "auto") == 0) {
+		c->topology_set = false;
+		return 0;
+	}
+	size_t a = strcspn(v, ":"), b = a + (v[a] ? 1 + strcspn(v + a + 1, ":") : 0);
+	if (!v[a] || !v[b] || a >= sizeof(part[0]) || b - a - 1 >= sizeof(part[0]) ||
+	    strlen(v + b + 1) >= sizeof(part[0]))
+		goto bad;
+	snprintf(part[0], sizeof(part[0]), "%.*s", (int)a, v);
+	snprintf(part[1], sizeof(part[1]), "%.*s", (int)(b - a - 1), v + a + 1);
+	snprintf(part[2], sizeof(part[2]), "%s", v + b + 1);
+	for (int i = 0; i < 3; i++)
+		if (config_parse_uint(part[i], CONFIG_MAX_CPUS, &t[i]) || t[i] == 0)
+			goto bad;
+	c->sockets = (unsigned)t[0];
+	c->cores = (unsigned)t[1];
+	c->threads = (unsigned)t[2];
+	c->topology_set = true;
+	return 0;
+bad:
+	set_error(x, "'%s' is not SOCKETS:CORES:THREADS (each 1..%d) or auto",
+		  config_shown(v, vb, sizeof(vb)), CONFIG_MAX_CPUS);
+	return -EINVAL;
+}
+
+static void config_print_topology(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->topology_set)
+		fprintf(out, "%u:%u:%u", c->sockets, c->cores, c->threads);
+	else
+		fputs("auto", out);
+}
+
+static int config_set_numa(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	uint64_t node;
+	char vb[80];
+
+	if (!*v || strcmp(v, "none") == 0) {
+		c->mem_numa_node = -1;
+		return 0;
+	}
+	if (config_parse_uint(v, INT_MAX, &node)) {
+		set_error(x, "'%s' is not a NUMA node number (>= 0) or none", config_shown(v, vb, sizeof(vb)));
+		return -EINVAL;
+	}
+	c->mem_numa_node = (int)node;
+	return 0;
+}
+
+static void config_print_numa(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->mem_numa_node < 0)
+		fputs("none", out);
+	else
+		fprintf(out, "%d", c->mem_numa_node);
+}
+
+static int config_set_serial(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	char *path = NULL, vb[80];
+	enum serial_mode mode;
+
+	if (strcmp(v, "stdio") == 0) {
+		mode = SERIAL_STDIO;
+	} else if (strcmp(v, "none") == 0) {
+		mode = SERIAL_NONE;
+	} else if (strncmp(v, "file:", 5) == 0 && v[5]) {
+		mode = SERIAL_FILE;
+		path = config_resolve_path(v + 5, x->basedir);
+		if (!path) {
+			set_error(x, "out of memory");
+			return -ENOMEM;
+		}
+	} else {
+		set_error(x, "'%s' is not one of: stdio, file:PATH, none", config_shown(v, vb, sizeof(vb)));
+		return -EINVAL;
+	}
+	free(c->serial_path);
+	c->serial_path = path;
+	c->serial = mode;
+	return 0;
+}
+
+static void config_print_serial(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->serial == SERIAL_FILE)
+		config_print_path(out, "file:", c->serial_path); /* quotes "file:/a b" whole */
+	else
+		fputs(c->serial == SERIAL_NONE ? "none" : "stdio", out);
+}
+
+static int config_set_control(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	char *path = NULL;
+
+	if (!*v) {
+		set_error(x, "empty path; give a socket path, or none for no control socket");
+		return -EINVAL;
+	}
+	if (strcmp(v, "none") != 0) {
+		path = config_resolve_path(v, x->basedir);
+		if (!path) {
+			set_error(x, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	free(c->control);
+	c->control = path;
+	return 0;
+}
+
+static void config_print_control(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->control)
+		config_print_path(out, "", c->control);
+	else
+		fputs("none", out);
+}
+
+static int config_set_mac(void *base, const char *v, const struct set_ctx *x)
+{
+	struct net_config *n = base;
+	uint8_t mac[6];
+	char vb[80];
+
+	if (!*v) {
+		n->mac_set = false;
+		return 0;
+	}
+	if (config_parse_mac(v, mac)) {
+		set_error(x, "'%s' is not a MAC address like 52:54:00:12:34:56", config_shown(v, vb, sizeof(vb)));
+		return -EINVAL;
+	}
+	if (mac[0] & 1) {
+		set_error(x, "%s is a multicast address; a NIC needs a unicast one (first byte even)", v);
+		return -EINVAL;
+	}
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
+		set_error(x, "00:00:00:00:00:00 is not a valid MAC address");
+		return -EINVAL;
+	}
+	memcpy(n->mac, mac, 6);
+	n->mac_set = true;
+	return 0;
+}
+
+static void config_print_mac(const void *base, FILE *out)
+{
+	const struct net_config *n = base;
+	if (n->mac_set)
+		fprintf(out, "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
+			n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+}
+
 /* ---- the key table -------------------------------------------------------- */
 
 static const struct enum_name hugepage_names[] = {
@@ -60,8 +267,8 @@ static const struct enum_name cache_names[] = {
 static const struct enum_name io_names[] = {
 	{ "io_uring", DISK_IO_URING }, { "sync", DISK_IO_SYNC }, { NULL, 0 },
 };
-static const struct enum_name tristate_names[] = {
-	{ "auto", TRISTATE_AUTO }, { "on", TRISTATE_ON }, { "off", TRISTATE_OFF }, { NULL, 0 },
+static const struct enum_name vhost_names[] = {
+	{ "auto", NET_VHOST_AUTO }, { "on", NET_VHOST_ON }, { "off", NET_VHOST_OFF }, { NULL, 0 },
 };
 static const struct enum_name transport_names[] = {
 	{ "pci", TRANSPORT_PCI }, { "mmio", TRANSPORT_MMIO }, { NULL, 0 },
@@ -118,13 +325,13 @@ const struct key_def config_keys[] = {
 	DISKK("cache", cache, T_ENUM, .names = cache_names),
 	DISKK("io", io, T_ENUM, .names = io_names),
 	DISKK("queues", queues, T_UINT, RANGE(0, CONFIG_MAX_CPUS)),
-	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, CONFIG_MAX_SUBMIT_BATCH)),
+	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, ENGINE_MAX_SUBMIT_BATCH)),
 	DISKK("serial", serial, T_STR, .check = config_check_disk_serial),
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
 	NETK("mac", mac, T_SPECIAL, SPECIAL(config_set_mac, config_print_mac)),
-	NETK("vhost", vhost, T_ENUM, .names = tristate_names),
-	NETK("queues", queues, T_UINT, RANGE(1, 16)),
+	NETK("vhost", vhost, T_ENUM, .names = vhost_names),
+	NETK("queues", queues, T_UINT, RANGE(1, NET_MAX_PAIRS)),
 	NETK("mtu", mtu, T_UINT, RANGE(68, 65535)),
 };
 
@@ -211,7 +418,6 @@ static int split_indexed(const char *key, enum key_group *g, unsigned long *inde
 	return 0;
 }
 
-/* Returns 0, -ENOENT for no such key, or -ERANGE for an index too big. */
 int config_key_lookup(const char *key, struct key_ref *r)
 {
 	enum key_group g;
@@ -222,10 +428,8 @@ int config_key_lookup(const char *key, struct key_ref *r)
 		r->def = key_find(g, sub);
 		if (!r->def)
 			return -ENOENT;
-		if (index >= config_groups[g].count)
-			return -ERANGE;
-		r->index = (unsigned)index;
-		return 0;
+		r->index = (unsigned)index; /* at most three digits */
+		return index >= config_groups[g].count ? -ERANGE : 0;
 	}
 	r->def = key_find(G_VM, key);
 	r->index = 0;
@@ -334,70 +538,15 @@ static int key_apply(const struct key_def *k, void *base, const char *v, const s
 	return -EINVAL;
 }
 
-static void mark_present(struct vm_config *c, const struct key_ref *r)
+int config_key_apply(struct vm_config *c, const struct key_ref *r, const char *v,
+		     const struct set_ctx *x)
 {
-	if (r->def->group == G_DISK)
+	int rc = key_apply(r->def, key_base(c, r), v, x);
+	if (rc == 0 && r->def->group == G_DISK)
 		c->disks[r->index].present = true;
-	else if (r->def->group == G_NET)
+	else if (rc == 0 && r->def->group == G_NET)
 		c->nets[r->index].present = true;
-}
-
-static int report_unknown(const char *key, int err, const struct set_ctx *x)
-{
-	char sug[CONFIG_MAX_SUGGEST_LEN + 16];
-	enum key_group g;
-	unsigned long index;
-	const char *sub;
-
-	if (err == -ERANGE && split_indexed(key, &g, &index, &sub))
-		set_error(x, "index %lu is out of range: %s0 to %s%u", index,
-			  config_groups[g].prefix, config_groups[g].prefix, config_groups[g].count - 1);
-	else if (config_suggest_key(key, sug, sizeof(sug)))
-		set_error(x, "unknown key, did you mean '%s'?", sug);
-	else
-		set_error(x, "unknown key");
-	return -EINVAL;
-}
-
-static bool same_file(const char *a, const char *b)
-{
-	return a && b && strcmp(a, b) == 0;
-}
-
-int config_set_at(struct vm_config *c, const char *key, const char *value,
-			 const struct set_ctx *x)
-{
-	struct key_ref ref;
-	int r = config_key_lookup(key, &ref);
-	if (r)
-		return report_unknown(key, r, x);
-
-	struct config_origin *o = config_key_origin(c, &ref);
-	if (same_file(o->file, x->file)) {
-		bool args = strcmp(x->file, CONFIG_CMDLINE_FILE) == 0;
-		set_error(x, "duplicate key (first set at %s %u)", args ? "argument" : "line", o->line);
-		return -EINVAL;
-	}
-	r = key_apply(ref.def, key_base(c, &ref), value, x);
-	if (r)
-		return r;
-	mark_present(c, &ref);
-	if (x->file) {
-		char *f = strdup(x->file);
-		if (f) {
-			free(o->file);
-			o->file = f;
-			o->line = x->line;
-		}
-	}
-	return 0;
-}
-
-int config_set(struct vm_config *c, const char *key, const char *value,
-	       const char *file, unsigned line, struct config_diag *d)
-{
-	struct set_ctx x = { .d = d, .file = file, .line = line, .key = key };
-	return config_set_at(c, key, value, &x) ? -EINVAL : 0;
+	return rc;
 }
 
 /* ---- init, free -------------------------------------------------------------- */
@@ -420,10 +569,10 @@ void config_init(struct vm_config *c)
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		c->disks[i].cache = DISK_CACHE_NONE;
 		c->disks[i].io = DISK_IO_URING;
-		c->disks[i].submit_batch = CONFIG_DEFAULT_SUBMIT_BATCH;
+		c->disks[i].submit_batch = ENGINE_DEFAULT_SUBMIT_BATCH;
 	}
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
-		c->nets[i].vhost = TRISTATE_AUTO;
+		c->nets[i].vhost = NET_VHOST_AUTO;
 		c->nets[i].queues = 1;
 		c->nets[i].mtu = 1500;
 	}

@@ -38,13 +38,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "block/engine.h"
+#include "block/image.h"
 #include "lib/log.h"
+#include "mem/ram.h"
+#include "net/net.h"
+#include "vmm/config_value.h"
 
 #define CONFIG_MAX_CPUS 64
 #define CONFIG_MAX_DISKS 8
 #define CONFIG_MAX_NETS 4
-#define CONFIG_MAX_SUBMIT_BATCH 256 /* diskN.submit_batch: the io_uring ring's size */
-#define CONFIG_DEFAULT_SUBMIT_BATCH 2 /* why two: block/uring.c */
 #define CONFIG_DEFAULT_SERIAL_MAX_SIZE (1ull << 30) /* serial.max_size: 1G */
 
 #define CONFIG_MAX_LINE (64 * 1024)        /* bytes in one line */
@@ -63,10 +66,6 @@ struct config_origin {
 #define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
-enum hugepages { HUGEPAGES_OFF, HUGEPAGES_2M, HUGEPAGES_1G };
-enum disk_cache { DISK_CACHE_NONE, DISK_CACHE_WRITEBACK };
-enum disk_io { DISK_IO_URING, DISK_IO_SYNC };
-enum tristate { TRISTATE_AUTO, TRISTATE_ON, TRISTATE_OFF };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
 enum on_reboot { ON_REBOOT_EXIT, ON_REBOOT_RESTART };
 
@@ -77,7 +76,8 @@ struct disk_config {
 	enum disk_cache cache; /* default none (O_DIRECT) */
 	enum disk_io io;       /* default io_uring */
 	unsigned queues;       /* 0 = one per vCPU */
-	unsigned submit_batch; /* requests per io_uring submit, 1..256; default 2 */
+	unsigned submit_batch; /* requests per io_uring submit, 1..ENGINE_MAX_SUBMIT_BATCH;
+				* default ENGINE_DEFAULT_SUBMIT_BATCH */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
@@ -87,7 +87,7 @@ struct net_config {
 	char *tap;             /* required when present */
 	uint8_t mac[6];
 	bool mac_set;          /* else derived from the VM name */
-	enum tristate vhost;   /* default auto */
+	enum net_vhost vhost;  /* default auto */
 	unsigned queues;       /* queue pairs; default 1 */
 	unsigned mtu;          /* default 1500 */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
@@ -211,12 +211,8 @@ int config_check_host(struct vm_config *c, const struct config_host *h, struct c
  * printed joined to the cwd. */
 void config_print(const struct vm_config *c, FILE *out);
 
-/* Value parsers, shared with tests. Each returns 0 or -EINVAL/-ERANGE. */
-int config_parse_size(const char *s, uint64_t *out);        /* 512, 64K, 128M, 2G, 1T; K/M/G/T
-							       * any case, binary, optional B/iB */
-int config_parse_bool(const char *s, bool *out);             /* on/off (also yes/no, true/false, 1/0) */
-int config_parse_uint(const char *s, uint64_t max, uint64_t *out); /* decimal; -ERANGE if > max */
-int config_parse_mac(const char *s, uint8_t mac[6]);        /* 52:54:00:12:34:56, syntax only */
+/* The value parsers (config_parse_size(), _bool(), _uint(), _mac()) and
+ * config_fmt_size(), shared with tests: vmm/config_value.h. */
 
 /* The valid key closest to @key by edit distance, for "did you mean";
  * NULL when nothing is close. Indexed keys are matched with their index

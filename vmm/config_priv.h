@@ -1,14 +1,17 @@
 /* The inside of the config parser, for vmm/config*.c only; the contract
  * with the rest of kvmrun is vmm/config.h.
  *
- *   config.c        the key table: lookup, setting, init/free, printing
- *   config_value.c  values as text: scalars, quoting, paths, the values of
- *                   the special keys and the checks of string keys
- *   config_file.c   reading config files and command-line arguments
+ *   config_value.c  values as text: scalars, quoting, paths and the checks
+ *                   of string keys (config_value.h); knows no key
+ *   config.c        the key table: lookup, applying values (the special
+ *                   keys' own), origins, messages, init/free, printing
  *   config_check.c  cross-key checks (config_validate) and "did you mean"
+ *   config_set.c    setting a key as written: unknown keys, duplicates
+ *   config_file.c   reading config files and command-line arguments
  *   config_host.c   checks against this host (config_check_host): the
  *                   files named exist and have the right type, RAM the
  *                   host can back
+ * Each calls only files listed above it.
  *
  * Everything here is single-threaded, like the public API. */
 #ifndef KVMRUN_CONFIG_PRIV_H
@@ -72,16 +75,16 @@ extern const size_t config_nr_keys;
 extern const struct group_def config_groups[];
 
 /* Resolves @key ("mem", "disk3.path"). Returns 0, -ENOENT for no such
- * key, or -ERANGE for a device index too big. */
+ * key, or -ERANGE for a device index too big (@r then names the key and
+ * the index asked for). */
 int config_key_lookup(const char *key, struct key_ref *r);
 /* Where the key @r was set in @c (file NULL: never). */
 struct config_origin *config_key_origin(struct vm_config *c, const struct key_ref *r);
 
-/* config_set() with the context of a file line or an argument: reports
- * unknown and duplicate keys and bad values, records the origin. Returns 0
- * or -errno (already reported). */
-int config_set_at(struct vm_config *c, const char *key, const char *value,
-		  const struct set_ctx *x);
+/* Sets the key @r of @c to @v (reporting a bad value) and marks its
+ * device present; the origin is the caller's. Returns 0 or -errno. */
+int config_key_apply(struct vm_config *c, const struct key_ref *r, const char *v,
+		     const struct set_ctx *x);
 
 /* Prints "FILE:LINE: KEY: message" to d->out and counts it. file NULL is a
  * default; line 0 and key NULL are left out. */
@@ -89,59 +92,28 @@ __attribute__((format(printf, 5, 6), nonnull(1, 5)))
 void config_report(struct config_diag *d, const char *file, unsigned line,
 		   const char *key, const char *fmt, ...);
 
+/* config_report() at the place a set_ctx describes. */
+#define set_error(x, ...) config_report((x)->d, (x)->file, (x)->line, (x)->key, __VA_ARGS__)
+
+/* ---- config_check.c ---- */
+
 /* config_report() at the place @key was set in @c ("(default)" when it
  * never was), for checks of a whole configuration. */
 __attribute__((format(printf, 4, 5), nonnull(1, 2, 3, 4)))
 void config_report_key(struct vm_config *c, struct config_diag *d, const char *key,
 		       const char *fmt, ...);
 
-/* config_report() at the place a set_ctx describes. */
-#define set_error(x, ...) config_report((x)->d, (x)->file, (x)->line, (x)->key, __VA_ARGS__)
+/* ---- config_set.c ---- */
 
-/* ---- config_value.c: values as text ---- */
-
-/* @s made safe to print into @buf (control and non-ASCII bytes as '?',
- * cut short with "..."); "\"\"" for an empty string. */
-const char *config_shown(const char *s, char *buf, size_t len);
-/* "128M", "1G", "4097K", "513": the largest binary unit that is exact. */
-const char *config_fmt_size(uint64_t v, char *buf, size_t len);
-/* Blank within a line: space, tab, CR, VT, FF. */
-bool config_is_blank(char c);
-/* Unquotes the value at @s (which starts with '"') in place. Returns NULL
- * or what is wrong. */
-const char *config_unquote(char *s);
-/* Prints @v (NULL: nothing), quoted where needed, so that
- * config_unquote() or a bare read gives it back. */
-void config_print_str(FILE *out, const char *v);
-/* Prints @prefix and the path @v; a relative one is joined to the cwd. */
-void config_print_path(FILE *out, const char *prefix, const char *v);
-/* @v as stored: joined to @basedir if relative (@basedir NULL: as given).
- * Malloc'd; NULL when out of memory. */
-char *config_resolve_path(const char *v, const char *basedir);
-
-/* The T_SPECIAL keys' setters (report their own errors, 0 or -errno) and
- * printers; @base is the vm_config (net_config for the mac). */
-int config_set_affinity(void *base, const char *v, const struct set_ctx *x);
-void config_print_affinity(const void *base, FILE *out);
-int config_set_topology(void *base, const char *v, const struct set_ctx *x);
-void config_print_topology(const void *base, FILE *out);
-int config_set_numa(void *base, const char *v, const struct set_ctx *x);
-void config_print_numa(const void *base, FILE *out);
-int config_set_serial(void *base, const char *v, const struct set_ctx *x);
-void config_print_serial(const void *base, FILE *out);
-int config_set_control(void *base, const char *v, const struct set_ctx *x);
-void config_print_control(const void *base, FILE *out);
-int config_set_mac(void *base, const char *v, const struct set_ctx *x);
-void config_print_mac(const void *base, FILE *out);
+/* config_set() with the context of a file line or an argument: reports
+ * unknown and duplicate keys and bad values, records the origin. Returns 0
+ * or -errno (already reported). */
+int config_set_at(struct vm_config *c, const char *key, const char *value,
+		  const struct set_ctx *x);
 
 /* ---- config_host.c ---- */
 
 /* What a file of mode @m is, for messages: "a directory", "a FIFO", ... */
 const char *config_file_kind(mode_t m);
-
-/* The T_STR keys' checks: NULL, or why @v is not valid. */
-const char *config_check_name(const char *v);
-const char *config_check_tap(const char *v);
-const char *config_check_disk_serial(const char *v);
 
 #endif

@@ -1,8 +1,8 @@
 /* Values as text: the scalar parsers (sizes, numbers, booleans, MACs),
- * quoting and unquoting, paths, and the values of the special keys
- * (cpu_affinity, cpu_topology, mem_numa_node, serial, netN.mac) and the
- * checks of the string keys that the key table in config.c points at. */
-#include "vmm/config.h"
+ * quoting and unquoting, paths, and the checks of the string keys that the
+ * key table in config.c points at. Nothing here knows a key or struct
+ * vm_config: the keys are built on it. */
+#include "vmm/config_value.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -12,8 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "vmm/config_priv.h"
-#include "lib/cpulist.h"
 
 #define VIRTIO_BLK_ID_BYTES 20     /* virtio spec 5.2.6: GET_ID string */
 #define TAP_NAME_MAX 15            /* IFNAMSIZ - 1 */
@@ -268,208 +266,7 @@ char *config_resolve_path(const char *v, const char *basedir)
 	return asprintf(&p, "%s%s%s", basedir, sep, v) < 0 ? NULL : p;
 }
 
-/* ---- special keys -------------------------------------------------------- */
-
-int config_set_affinity(void *base, const char *v, const struct set_ctx *x)
-{
-	struct vm_config *c = base;
-	unsigned cpus[CONFIG_MAX_CPUS];
-	size_t n = 0;
-	char vb[80];
-
-	if (*v) {
-		int r = cpulist_parse(v, cpus, CONFIG_MAX_CPUS, &n);
-		if (r == -ERANGE) {
-			set_error(x, "'%s' lists more than %d CPUs or a CPU above 65535",
-				  config_shown(v, vb, sizeof(vb)), CONFIG_MAX_CPUS);
-			return -EINVAL;
-		}
-		if (r) {
-			set_error(x, "'%s' is not a CPU list like 0-3,6 (ascending ranges, no duplicates)",
-				  config_shown(v, vb, sizeof(vb)));
-			return -EINVAL;
-		}
-	}
-	memcpy(c->cpu_affinity, cpus, n * sizeof(cpus[0]));
-	c->nr_cpu_affinity = (unsigned)n;
-	return 0;
-}
-
-void config_print_affinity(const void *base, FILE *out)
-{
-	const struct vm_config *c = base;
-	char buf[CONFIG_MAX_CPUS * 12];
-	if (cpulist_format(c->cpu_affinity, c->nr_cpu_affinity, buf, sizeof(buf)) >= 0)
-		fputs(buf, out);
-}
-
-int config_set_topology(void *base, const char *v, const struct set_ctx *x)
-{
-	struct vm_config *c = base;
-	uint64_t t[3];
-	char part[3][24], vb[80];
-
-	if (!*v || strcmp(v, "auto") == 0) {
-		c->topology_set = false;
-		return 0;
-	}
-	size_t a = strcspn(v, ":"), b = a + (v[a] ? 1 + strcspn(v + a + 1, ":") : 0);
-	if (!v[a] || !v[b] || a >= sizeof(part[0]) || b - a - 1 >= sizeof(part[0]) ||
-	    strlen(v + b + 1) >= sizeof(part[0]))
-		goto bad;
-	snprintf(part[0], sizeof(part[0]), "%.*s", (int)a, v);
-	snprintf(part[1], sizeof(part[1]), "%.*s", (int)(b - a - 1), v + a + 1);
-	snprintf(part[2], sizeof(part[2]), "%s", v + b + 1);
-	for (int i = 0; i < 3; i++)
-		if (config_parse_uint(part[i], CONFIG_MAX_CPUS, &t[i]) || t[i] == 0)
-			goto bad;
-	c->sockets = (unsigned)t[0];
-	c->cores = (unsigned)t[1];
-	c->threads = (unsigned)t[2];
-	c->topology_set = true;
-	return 0;
-bad:
-	set_error(x, "'%s' is not SOCKETS:CORES:THREADS (each 1..%d) or auto",
-		  config_shown(v, vb, sizeof(vb)), CONFIG_MAX_CPUS);
-	return -EINVAL;
-}
-
-void config_print_topology(const void *base, FILE *out)
-{
-	const struct vm_config *c = base;
-	if (c->topology_set)
-		fprintf(out, "%u:%u:%u", c->sockets, c->cores, c->threads);
-	else
-		fputs("auto", out);
-}
-
-int config_set_numa(void *base, const char *v, const struct set_ctx *x)
-{
-	struct vm_config *c = base;
-	uint64_t node;
-	char vb[80];
-
-	if (!*v || strcmp(v, "none") == 0) {
-		c->mem_numa_node = -1;
-		return 0;
-	}
-	if (config_parse_uint(v, INT_MAX, &node)) {
-		set_error(x, "'%s' is not a NUMA node number (>= 0) or none", config_shown(v, vb, sizeof(vb)));
-		return -EINVAL;
-	}
-	c->mem_numa_node = (int)node;
-	return 0;
-}
-
-void config_print_numa(const void *base, FILE *out)
-{
-	const struct vm_config *c = base;
-	if (c->mem_numa_node < 0)
-		fputs("none", out);
-	else
-		fprintf(out, "%d", c->mem_numa_node);
-}
-
-int config_set_serial(void *base, const char *v, const struct set_ctx *x)
-{
-	struct vm_config *c = base;
-	char *path = NULL, vb[80];
-	enum serial_mode mode;
-
-	if (strcmp(v, "stdio") == 0) {
-		mode = SERIAL_STDIO;
-	} else if (strcmp(v, "none") == 0) {
-		mode = SERIAL_NONE;
-	} else if (strncmp(v, "file:", 5) == 0 && v[5]) {
-		mode = SERIAL_FILE;
-		path = config_resolve_path(v + 5, x->basedir);
-		if (!path) {
-			set_error(x, "out of memory");
-			return -ENOMEM;
-		}
-	} else {
-		set_error(x, "'%s' is not one of: stdio, file:PATH, none", config_shown(v, vb, sizeof(vb)));
-		return -EINVAL;
-	}
-	free(c->serial_path);
-	c->serial_path = path;
-	c->serial = mode;
-	return 0;
-}
-
-void config_print_serial(const void *base, FILE *out)
-{
-	const struct vm_config *c = base;
-	if (c->serial == SERIAL_FILE)
-		config_print_path(out, "file:", c->serial_path); /* quotes "file:/a b" whole */
-	else
-		fputs(c->serial == SERIAL_NONE ? "none" : "stdio", out);
-}
-
-int config_set_control(void *base, const char *v, const struct set_ctx *x)
-{
-	struct vm_config *c = base;
-	char *path = NULL;
-
-	if (!*v) {
-		set_error(x, "empty path; give a socket path, or none for no control socket");
-		return -EINVAL;
-	}
-	if (strcmp(v, "none") != 0) {
-		path = config_resolve_path(v, x->basedir);
-		if (!path) {
-			set_error(x, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	free(c->control);
-	c->control = path;
-	return 0;
-}
-
-void config_print_control(const void *base, FILE *out)
-{
-	const struct vm_config *c = base;
-	if (c->control)
-		config_print_path(out, "", c->control);
-	else
-		fputs("none", out);
-}
-
-int config_set_mac(void *base, const char *v, const struct set_ctx *x)
-{
-	struct net_config *n = base;
-	uint8_t mac[6];
-	char vb[80];
-
-	if (!*v) {
-		n->mac_set = false;
-		return 0;
-	}
-	if (config_parse_mac(v, mac)) {
-		set_error(x, "'%s' is not a MAC address like 52:54:00:12:34:56", config_shown(v, vb, sizeof(vb)));
-		return -EINVAL;
-	}
-	if (mac[0] & 1) {
-		set_error(x, "%s is a multicast address; a NIC needs a unicast one (first byte even)", v);
-		return -EINVAL;
-	}
-	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
-		set_error(x, "00:00:00:00:00:00 is not a valid MAC address");
-		return -EINVAL;
-	}
-	memcpy(n->mac, mac, 6);
-	n->mac_set = true;
-	return 0;
-}
-
-void config_print_mac(const void *base, FILE *out)
-{
-	const struct net_config *n = base;
-	if (n->mac_set)
-		fprintf(out, "%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0], n->mac[1],
-			n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-}
+/* ---- checks of the string keys ------------------------------------------ */
 
 const char *config_check_name(const char *v)
 {

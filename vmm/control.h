@@ -27,29 +27,11 @@
  *
  * A malformed request (unknown command or key, a bad size, arguments to a
  * command that takes none, a NUL byte) is answered "error ..." and changes
- * nothing. A line longer than CONTROL_MAX_LINE is answered
- * "error line too long" and the connection is closed.
+ * nothing.
  *
- * Robustness: sockets are non-blocking and everything runs on the VM's
- * event loop; a client whose unread responses pass CONTROL_OUT_MAX bytes
- * is dropped; a connection idle (nothing received) for the idle timeout
- * (CONTROL_IDLE_TIMEOUT_MS by default) is closed; at most
- * CONTROL_MAX_CLIENTS connections at once, and when a new one arrives with
- * every slot taken, the connection idle the longest is closed to make room
- * for it, so scripts that leave connections open never lock a client out.
- *
- * Access: the socket is made mode 0600 before it is bound (fchmod on the
- * socket, so no window and no path that could be a symbolic link), and a
- * connection is served only if SO_PEERCRED says its process runs as this
- * one's effective uid, or as root; others get "error permission denied".
- * Both hold even when the socket's directory is more open than it should.
- *
- * The path: while it runs, a server holds an exclusive flock(2) on
- * PATH.lock (created 0600, not through a symbolic link, removed at the
- * end). A socket file at PATH is replaced only by the holder of that lock
- * and only if nothing accepts connections on it, so two VMs starting on
- * the same path cannot both take it, nor one remove the other's socket
- * between its bind() and its listen().
+ * The socket is a line server (lib/linesrv.h): its framing, limits, access
+ * check and path lock are the control socket's. Hooks (control_ops) give
+ * the commands their VM, so nothing here knows struct vm.
  *
  * Threads: the event thread only (create, destroy, every callback). */
 #ifndef KVMRUN_CONTROL_H
@@ -58,24 +40,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 
-#include "virtio/balloon.h"
 #include "lib/evloop.h"
+#include "lib/linesrv.h"
 #include "lib/log.h"
+#include "mem/ram_stats.h"
+#include "virtio/balloon.h"
 
-#define CONTROL_MAX_LINE 4096
-#define CONTROL_MAX_CLIENTS 16
-#define CONTROL_IDLE_TIMEOUT_MS 60000
-#define CONTROL_OUT_MAX (64 * 1024)
-#define CONTROL_MAX_RESPONSE 2048
-#define CONTROL_MAX_NODES 64
+#define CONTROL_MAX_LINE LINESRV_MAX_LINE
+#define CONTROL_MAX_CLIENTS LINESRV_MAX_CLIENTS
+#define CONTROL_IDLE_TIMEOUT_MS LINESRV_IDLE_TIMEOUT_MS
+#define CONTROL_OUT_MAX LINESRV_OUT_MAX
+#define CONTROL_MAX_RESPONSE LINESRV_MAX_RESPONSE
 
 struct control;
-struct vm;
 
 /* What `status` says about the VM. */
-struct control_vm {
+struct control_status {
 	const char *state;     /* "starting", "running", "stopping" */
 	const char *name;
 	unsigned cpus;
@@ -83,24 +64,18 @@ struct control_vm {
 	const char *transport; /* "pci" or "mmio" */
 };
 
-/* Guest RAM as the host sees it (`memory`): the VM's settings and the
- * facts of mem/ram_stats.h (CONTROL_MAX_NODES == RAM_STATS_MAX_NODES). */
+/* Guest RAM as the host sees it (`memory`): the VM's settings and what
+ * the host kernel says about the RAM mapping. */
 struct control_mem {
 	uint64_t ram;          /* guest RAM bytes */
 	uint64_t page_size;    /* backing page size */
-	uint64_t rss;          /* resident bytes of the RAM mapping (hugetlb included) */
-	uint64_t hugetlb;      /* of which hugetlb pages */
-	uint64_t thp;          /* of which transparent hugepages */
-	uint64_t swap;
 	bool merge;            /* mem_merge=on (MADV_MERGEABLE) */
-	int64_t ksm_merging_pages; /* this process's merged pages; -1: unknown */
-	char numa_policy[32];  /* from numa_maps: "default", "bind:0", ... */
-	uint64_t node_pages[CONTROL_MAX_NODES]; /* resident pages per NUMA node */
+	struct ram_stats stats;
 };
 
 /* How a control server reaches its VM; every hook runs on the event thread. */
 struct control_ops {
-	void (*vm)(void *cookie, struct control_vm *out);
+	void (*status)(void *cookie, struct control_status *out);
 	int (*memory)(void *cookie, struct control_mem *out);   /* 0 or -errno */
 	/* false: the VM has no balloon */
 	bool (*balloon_get)(void *cookie, struct virtio_balloon_info *out);
@@ -118,10 +93,9 @@ struct control_params {
 	unsigned idle_timeout_ms;   /* 0: CONTROL_IDLE_TIMEOUT_MS */
 };
 
-/* Listens on @p->path (a stale socket file there, one nobody listens on,
- * is replaced; anything else is an error naming the path) with mode 0600,
- * holding PATH.lock (see above). Returns 0 or -errno (logged): -EADDRINUSE
- * when another server has the path. */
+/* Serves the protocol on a line server listening on @p->path (see
+ * linesrv_create()). Returns 0 or -errno (logged): -EADDRINUSE when
+ * another VM has the path. */
 __attribute__((warn_unused_result))
 int control_create(const struct control_params *p, struct control **out);
 
@@ -129,10 +103,7 @@ int control_create(const struct control_params *p, struct control **out);
  * still the socket this server made, and the lock file. NULL: no-op. */
 void control_destroy(struct control *c);
 
-/* Serves one more connection on @fd (made non-blocking; owned from now on,
- * closed even on failure), closing the longest-idle one first when
- * CONTROL_MAX_CLIENTS are connected. 0, -EACCES (answered "error permission
- * denied") when its peer runs as another user (SO_PEERCRED), or -errno. */
+/* Serves one more connection on @fd: linesrv_add_client(). */
 __attribute__((warn_unused_result))
 int control_add_client(struct control *c, int fd);
 
@@ -143,27 +114,6 @@ void control_execute(struct control *c, const char *line, char *resp, size_t res
 
 /* Connections currently served (for tests). */
 unsigned control_nr_clients(const struct control *c);
-
-/* ---- helpers, exposed for tests ---- */
-
-/* Writes @v as a size string ("256M", "0", "4097"); returns @buf. */
-const char *control_format_size(uint64_t v, char *buf, size_t len);
-
-/* The /proc parsers of mem/ram_stats.h, filling a control_mem: */
-/* ram_stats_scan_smaps(): sets rss, hugetlb, thp and swap from the smaps
- * entries of the mappings lying within [@start, @end); -ENOENT if none. */
-int control_scan_smaps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out);
-/* ram_stats_scan_numa_maps(): sets numa_policy and adds to node_pages from
- * the numa_maps lines of mappings starting within [@start, @end). */
-int control_scan_numa_maps(FILE *f, uint64_t start, uint64_t end, struct control_mem *out);
-
-/* ---- the VM's control socket (vmm/vm.c) ---- */
-
-/* Creates vm->control for vm->cfg->control (nothing when unset). */
-__attribute__((warn_unused_result))
-int control_start(struct vm *vm);
-/* Destroys vm->control. */
-void control_stop(struct vm *vm);
 
 /* `kvmrun ctl SOCKET COMMAND [ARGS...]` (vmm/ctl.c): sends the arguments
  * as one request line and prints the response line. @argv[0] is "ctl".

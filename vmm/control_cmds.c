@@ -1,6 +1,6 @@
 /* One control request (see control.h): the request parser, the command
- * table and its handlers, and the response line they build. The socket
- * server that feeds it lines is control.c. */
+ * table and its handlers, and the response line they build. control.c
+ * feeds it the lines of a line server (lib/linesrv.c). */
 #include "vmm/control.h"
 
 #include <errno.h>
@@ -47,27 +47,10 @@ static void resp_error(struct resp *r, const char *fmt, ...)
 	r->error = true;
 }
 
-const char *control_format_size(uint64_t v, char *buf, size_t len)
-{
-	static const char suffix[] = "KMGT";
-	int shift = 0;
-	for (int i = 4; i >= 1; i--) {
-		if (v && v % (1ull << (10 * i)) == 0) {
-			shift = i;
-			break;
-		}
-	}
-	if (shift)
-		snprintf(buf, len, "%" PRIu64 "%c", v >> (10 * shift), suffix[shift - 1]);
-	else
-		snprintf(buf, len, "%" PRIu64, v);
-	return buf;
-}
-
 static void resp_size(struct resp *r, const char *key, uint64_t v)
 {
 	char s[32];
-	resp_add(r, " %s=%s", key, control_format_size(v, s, sizeof(s)));
+	resp_add(r, " %s=%s", key, config_fmt_size(v, s, sizeof(s)));
 }
 
 /* A string value made safe for the line format: blanks, '=' and
@@ -142,33 +125,33 @@ static void add_memory(struct control *c, struct resp *r)
 {
 	struct control_mem m;
 	memset(&m, 0, sizeof(m));
-	m.ksm_merging_pages = -1;
+	m.stats.ksm_merging_pages = -1;
 	if (!c->ops->memory || c->ops->memory(c->cookie, &m) < 0) {
 		resp_add(r, " ram_rss=unknown");
 		return;
 	}
 	resp_size(r, "ram", m.ram);
 	resp_size(r, "page_size", m.page_size);
-	resp_size(r, "ram_rss", m.rss);
-	resp_size(r, "hugetlb", m.hugetlb);
-	resp_size(r, "thp", m.thp);
-	resp_size(r, "swap", m.swap);
-	resp_str(r, "numa_policy", m.numa_policy[0] ? m.numa_policy : "default");
+	resp_size(r, "ram_rss", m.stats.rss);
+	resp_size(r, "hugetlb", m.stats.hugetlb);
+	resp_size(r, "thp", m.stats.thp);
+	resp_size(r, "swap", m.stats.swap);
+	resp_str(r, "numa_policy", m.stats.numa_policy[0] ? m.stats.numa_policy : "default");
 	char nodes[256] = "", pages[512] = "";
 	size_t nl = 0, pl = 0;
-	for (unsigned n = 0; n < CONTROL_MAX_NODES; n++) {
-		if (!m.node_pages[n])
+	for (unsigned n = 0; n < RAM_STATS_MAX_NODES; n++) {
+		if (!m.stats.node_pages[n])
 			continue;
 		nl += (size_t)snprintf(nodes + nl, sizeof(nodes) - nl, "%s%u", nl ? "," : "", n);
 		pl += (size_t)snprintf(pages + pl, sizeof(pages) - pl, "%sN%u:%" PRIu64,
-				       pl ? "," : "", n, m.node_pages[n]);
+				       pl ? "," : "", n, m.stats.node_pages[n]);
 		if (nl >= sizeof(nodes) - 8 || pl >= sizeof(pages) - 32)
 			break;
 	}
 	resp_add(r, " numa_nodes=%s numa_pages=%s", nl ? nodes : "none", pl ? pages : "none");
 	resp_add(r, " merge=%s", m.merge ? "on" : "off");
-	if (m.ksm_merging_pages >= 0)
-		resp_add(r, " ksm_merged_pages=%" PRId64, m.ksm_merging_pages);
+	if (m.stats.ksm_merging_pages >= 0)
+		resp_add(r, " ksm_merged_pages=%" PRId64, m.stats.ksm_merging_pages);
 	else
 		resp_add(r, " ksm_merged_pages=unknown");
 }
@@ -182,9 +165,9 @@ static void cmd_status(struct control *c, const struct request *q, struct resp *
 {
 	if (!req_check_args(q, no_args, r))
 		return;
-	struct control_vm v = { .state = "running" };
-	if (c->ops->vm)
-		c->ops->vm(c->cookie, &v);
+	struct control_status v = { .state = "running" };
+	if (c->ops->status)
+		c->ops->status(c->cookie, &v);
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
@@ -240,11 +223,11 @@ static void cmd_balloon(struct control *c, const struct request *q, struct resp 
 		}
 		int rc = c->ops->balloon_set(c->cookie, bytes);
 		if (rc == -ERANGE) {
-			struct control_vm v = { 0 };
-			if (c->ops->vm)
-				c->ops->vm(c->cookie, &v);
+			struct control_status v = { 0 };
+			if (c->ops->status)
+				c->ops->status(c->cookie, &v);
 			resp_error(r, "balloon: target=%s is more than guest RAM (mem=%s)",
-				   safe_arg(t, b, sizeof(b)), control_format_size(v.mem, s, sizeof(s)));
+				   safe_arg(t, b, sizeof(b)), config_fmt_size(v.mem, s, sizeof(s)));
 			return;
 		}
 		if (rc < 0) {

@@ -1,8 +1,7 @@
 /* The inside of the control server, for vmm/control*.c only; the contract
  * is vmm/control.h.
  *
- *   control.c       the socket server: listening, connections, line
- *                   framing, and the VM's hooks
+ *   control.c       the protocol on a line server (lib/linesrv.h)
  *   control_cmds.c  one request line: parsing, the command table, the
  *                   handlers and the response line
  *
@@ -13,29 +12,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
+#include "lib/linesrv.h"
 #include "vmm/control.h"
 
-struct control_client;
-
 struct control {
-	struct evloop *loop;
-	const struct logger *log;
+	struct linesrv *srv;
 	const struct control_ops *ops;
 	void *cookie;
-	int listen_fd;
-	char *path;                      /* NULL when not listening */
-	dev_t sock_dev;                  /* identity of the socket file we made */
-	ino_t sock_ino;
-	char *lock_path;                 /* PATH.lock, held while lock_fd is open */
-	int lock_fd;
-	uid_t owner;                     /* effective uid that may connect (and root) */
-	uint64_t idle_ns;                /* idle connections are closed after this */
-	int idle_fd;                     /* timerfd checking for them, or -1 */
-	bool idle_armed;
-	uint64_t created_ns;
-	struct control_client *clients[CONTROL_MAX_CLIENTS];
+	uint64_t created_ns;             /* CLOCK_MONOTONIC, for uptime_ms */
 };
 
 /* Executes one request line (no '\n', at most CONTROL_MAX_LINE bytes or it

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,6 +16,8 @@
 
 #include "cpu/layout.h"
 #include "cpu/regs.h"
+#include "mem/ram_stats.h"
+#include "virtio/balloon.h"
 #include "vmm/caps.h"
 #include "vmm/control.h"
 #include "lib/exitcode.h"
@@ -223,6 +226,82 @@ static int vm_setup_loop(struct vm *vm)
 	return evloop_add(vm->loop, vm->timer_fd, EPOLLIN, on_timer, vm);
 }
 
+/* ---- the control socket's view of the VM (control_ops) ---- */
+
+static void control_hook_status(void *cookie, struct control_status *out)
+{
+	struct vm *vm = cookie;
+	out->state = atomic_load(&vm->exit_code) != -1 ? "stopping" :
+		     vm->running ? "running" : "starting";
+	out->name = vm->cfg->name;
+	out->cpus = vm->cfg->cpus;
+	out->mem = vm->cfg->mem;
+	out->transport = vm->cfg->transport == TRANSPORT_MMIO ? "mmio" : "pci";
+}
+
+static int control_hook_memory(void *cookie, struct control_mem *out)
+{
+	struct vm *vm = cookie;
+	out->ram = vm->ram.size;
+	out->page_size = vm->ram.page_size;
+	out->merge = vm->cfg->mem_merge;
+	return ram_stats_read(vm->ram.base, vm->ram.size, &out->stats);
+}
+
+static bool control_hook_balloon_get(void *cookie, struct virtio_balloon_info *out)
+{
+	struct vm *vm = cookie;
+	if (!vm->balloon)
+		return false;
+	virtio_balloon_get(vm->balloon, out);
+	return true;
+}
+
+static int control_hook_balloon_set(void *cookie, uint64_t bytes)
+{
+	struct vm *vm = cookie;
+	if (!vm->balloon)
+		return -ENODEV;
+	int rc = virtio_balloon_set_target(vm->balloon, bytes);
+	if (rc == 0)
+		log_info(&vm->log, "control", "balloon target %" PRIu64 " MiB", bytes >> 20);
+	return rc;
+}
+
+static void control_hook_stop(void *cookie)
+{
+	vm_request_exit(cookie, EXIT_GUEST_POWEROFF, "stop on the control socket");
+}
+
+static const struct control_ops vm_control_ops = {
+	.status = control_hook_status,
+	.memory = control_hook_memory,
+	.balloon_get = control_hook_balloon_get,
+	.balloon_set = control_hook_balloon_set,
+	.stop = control_hook_stop,
+};
+
+/* Creates vm->control for cfg->control (nothing when unset). */
+static int vm_control_start(struct vm *vm)
+{
+	if (!vm->cfg->control)
+		return 0;
+	struct control_params p = {
+		.path = vm->cfg->control, .loop = vm->loop, .log = &vm->log,
+		.ops = &vm_control_ops, .cookie = vm,
+	};
+	int rc = control_create(&p, &vm->control);
+	if (rc == 0)
+		log_info(&vm->log, "control", "listening on %s", vm->cfg->control);
+	return rc;
+}
+
+static void vm_control_stop(struct vm *vm)
+{
+	control_destroy(vm->control);
+	vm->control = NULL;
+}
+
 static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 {
 	vm->cfg = cfg;
@@ -274,7 +353,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (rc == 0)
 		rc = vm_create_vcpus(vm);
 	if (rc == 0)
-		rc = control_start(vm);
+		rc = vm_control_start(vm);
 	if (rc == 0 && cfg->drop_caps)
 		rc = caps_drop(&vm->log); /* last: vm_run's threads inherit empty sets */
 	if (rc < 0) {
@@ -392,7 +471,7 @@ void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
-	control_stop(vm);
+	vm_control_stop(vm);
 	vm_stop_vcpus(vm);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);

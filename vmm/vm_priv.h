@@ -109,7 +109,7 @@ struct vm {
 	struct net *nets[CONFIG_MAX_NETS]; /* virtio-net devices (vm_virtio.c) */
 
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
-	struct control *control;        /* control=PATH (vmm/control.c) */
+	struct control *control;        /* control=PATH (vm.c) */
 };
 
 /* The platform devices, created in order and destroyed in reverse

@@ -126,13 +126,34 @@ static int create_disk(struct vm *vm, unsigned i)
 	char serial[21];
 	disk_serial(vm, i, serial, sizeof(serial));
 	struct virtio_blk_params p = {
-		.cfg = dc, .index = i,
+		.path = dc->path, .readonly = dc->readonly, .cache = dc->cache, .io = dc->io,
+		.submit_batch = dc->submit_batch, .index = i,
 		.nr_queues = dc->queues ? dc->queues : vm->cfg->cpus,
 		.plat = &vm->vplat, .serial = serial,
 	};
 	int rc = virtio_blk_create(&p, &vm->disks[i]);
 	if (rc == 0)
 		rc = attach_transport(vm, virtio_blk_dev(vm->disks[i]));
+	return rc;
+}
+
+static int create_net(struct vm *vm, unsigned i)
+{
+	const struct net_config *nc = &vm->cfg->nets[i];
+	/* with capabilities dropped, a restart can re-attach a tap that
+	 * kvmrun created only if it outlives this VM (see net.h) */
+	struct net_params p = {
+		.tap = nc->tap, .vhost = nc->vhost, .queues = nc->queues, .mtu = nc->mtu,
+		.index = i, .plat = &vm->vplat,
+		.persist_tap = vm->cfg->drop_caps && vm->cfg->on_reboot == ON_REBOOT_RESTART,
+	};
+	if (nc->mac_set)
+		memcpy(p.mac, nc->mac, sizeof(p.mac));
+	else
+		net_default_mac(vm->cfg->name, i, p.mac);
+	int rc = net_create(&p, &vm->nets[i]);
+	if (rc == 0)
+		rc = attach_transport(vm, net_dev(vm->nets[i]));
 	return rc;
 }
 
@@ -189,16 +210,7 @@ int vm_virtio_create(struct vm *vm)
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++) {
 		if (!vm->cfg->nets[i].present)
 			continue;
-		/* with capabilities dropped, a restart can re-attach a tap that
-		 * kvmrun created only if it outlives this VM (see net.h) */
-		struct net_params p = {
-			.cfg = &vm->cfg->nets[i], .index = i, .vm_name = vm->cfg->name,
-			.plat = &vm->vplat,
-			.persist_tap = vm->cfg->drop_caps && vm->cfg->on_reboot == ON_REBOOT_RESTART,
-		};
-		int rc = net_create(&p, &vm->nets[i]);
-		if (rc == 0)
-			rc = attach_transport(vm, net_dev(vm->nets[i]));
+		int rc = create_net(vm, i);
 		if (rc < 0) {
 			log_err(&vm->log, "vm", "net%u.tap=%s: not attached: %s", i,
 				vm->cfg->nets[i].tap, strerror(-rc));

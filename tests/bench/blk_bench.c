@@ -31,7 +31,7 @@
  *                  [--poll-us N] [--submit-batch N] [--no-fio] [--keep]
  * --poll-us sets the device's busy-poll budget (virtio_blk_params.poll_us,
  * default 0: off); --submit-batch the requests the engine stages before
- * it submits them (disk_config.submit_batch, the diskN.submit_batch key;
+ * it submits them (virtio_blk_params.submit_batch, the diskN.submit_batch key;
  * default 2; 256 submits each notification's batch in one syscall). The
  * file (default /var/tmp/kvmrun-blk-bench.img, 1 GiB) is filled with data
  * first: a sparse file reads its holes without any I/O. */
@@ -99,7 +99,6 @@ struct bench {
 	struct evloop *loop;
 	struct logger lg;
 	struct virtio_platform plat;
-	struct disk_config dc;
 	struct virtio_blk *blk;
 	struct virtio_dev *d;
 	int irq_fd;
@@ -111,7 +110,7 @@ struct bench {
 	uint64_t size, seq_off;
 	uint64_t rng;
 	unsigned poll_us;     /* virtio_blk_params.poll_us */
-	unsigned submit_batch; /* disk_config.submit_batch */
+	unsigned submit_batch; /* virtio_blk_params.submit_batch */
 };
 
 static void on_signal_queue(struct virtio_dev *d, unsigned q)
@@ -503,11 +502,10 @@ static int bench_start(struct bench *b, const char *path)
 		return r;
 	log_init(&b->lg, LOG_WARN, "bench");
 	b->plat = (struct virtio_platform){ .mem = &b->mem, .loop = b->loop, .log = &b->lg };
-	b->dc = (struct disk_config){ .present = true, .path = (char *)path,
-				      .cache = DISK_CACHE_NONE, .io = DISK_IO_URING,
-				      .submit_batch = b->submit_batch };
-	struct virtio_blk_params p = { .cfg = &b->dc, .index = 0, .nr_queues = 1,
-				       .plat = &b->plat, .serial = "bench", .poll_us = b->poll_us };
+	struct virtio_blk_params p = { .path = path, .cache = DISK_CACHE_NONE,
+				       .io = DISK_IO_URING, .submit_batch = b->submit_batch,
+				       .index = 0, .nr_queues = 1, .plat = &b->plat,
+				       .serial = "bench", .poll_us = b->poll_us };
 	r = virtio_blk_create(&p, &b->blk);
 	if (r < 0)
 		return r;

@@ -194,7 +194,6 @@ struct drv {
 	struct evloop *loop;
 	struct logger lg;
 	struct virtio_platform plat;
-	struct net_config nc;
 	struct net *n;
 	struct virtio_dev *d;
 	uint16_t avail[2], last_used[2];
@@ -256,9 +255,9 @@ static int drv_start(struct drv *v)
 		return -1;
 	log_init(&v->lg, LOG_WARN, "bench");
 	v->plat = (struct virtio_platform){ .mem = &v->mem, .loop = v->loop, .log = &v->lg };
-	v->nc = (struct net_config){ .present = true, .tap = TAP, .vhost = TRISTATE_OFF,
-				     .queues = 1, .mtu = 1500 };
-	struct net_params p = { .cfg = &v->nc, .vm_name = "bench", .plat = &v->plat };
+	struct net_params p = { .tap = TAP, .vhost = NET_VHOST_OFF, .queues = 1, .mtu = 1500,
+				.plat = &v->plat };
+	net_default_mac("bench", 0, p.mac);
 	if (net_create(&p, &v->n) < 0)
 		return -1;
 	v->d = net_dev(v->n);

@@ -1,5 +1,5 @@
 /* libFuzzer target for the control socket's line protocol: the server
- * (vmm/control.c: connections, line framing, output back-pressure, the
+ * (lib/linesrv.c: connections, line framing, output back-pressure, the
  * line-length limit) and the requests (vmm/control_cmds.c: parsing, the
  * command table, sizes, the response line), over a real event loop and a
  * Unix stream socketpair, with fake VM hooks. Whoever can connect to the
@@ -43,16 +43,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	fprintf(stderr, "fuzz_control: invariant failed: %s (line %d)\n", #c, __LINE__); \
 	abort(); } } while (0)
 
-struct vm;
-/* control.c's VM hooks call this; the harness gives its own hooks, so
- * reaching it is a bug. */
-void vm_request_exit(struct vm *vm, int code, const char *why);
-void vm_request_exit(struct vm *vm, int code, const char *why)
-{
-	(void)vm; (void)code; (void)why;
-	abort();
-}
-
 struct fz {
 	uint8_t flags;
 	uint64_t target, actual;
@@ -65,10 +55,10 @@ struct fz {
 	char in[256 * 1024];   /* responses read, not yet split (last: not cleared) */
 };
 
-static void op_vm(void *cookie, struct control_vm *out)
+static void op_status(void *cookie, struct control_status *out)
 {
 	(void)cookie;
-	*out = (struct control_vm){ .state = "running", .name = "fuzz", .cpus = 2,
+	*out = (struct control_status){ .state = "running", .name = "fuzz", .cpus = 2,
 				    .mem = 256ull << 20, .transport = "pci" };
 }
 
@@ -77,11 +67,11 @@ static int op_memory(void *cookie, struct control_mem *out)
 	struct fz *f = cookie;
 	out->ram = 256ull << 20;
 	out->page_size = 4096;
-	out->rss = f->actual;
-	out->ksm_merging_pages = -1;
-	snprintf(out->numa_policy, sizeof(out->numa_policy), "default");
-	out->node_pages[0] = 12;
-	out->node_pages[3] = 1;
+	out->stats.rss = f->actual;
+	out->stats.ksm_merging_pages = -1;
+	snprintf(out->stats.numa_policy, sizeof(out->stats.numa_policy), "default");
+	out->stats.node_pages[0] = 12;
+	out->stats.node_pages[3] = 1;
 	return f->flags & 8 ? -ENOENT : 0;
 }
 
@@ -122,7 +112,7 @@ static void op_stop(void *cookie)
 }
 
 static const struct control_ops ops = {
-	.vm = op_vm, .memory = op_memory, .balloon_get = op_balloon_get,
+	.status = op_status, .memory = op_memory, .balloon_get = op_balloon_get,
 	.balloon_set = op_balloon_set, .stop = op_stop,
 };
 

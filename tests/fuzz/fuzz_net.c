@@ -105,16 +105,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f.gone = f.gone0 = false;
 	fdrv_init(&f.drv, NAME);
 
-	struct net_config nc = { .present = true, .tap = "fuzz0", .vhost = TRISTATE_OFF,
-				 .queues = f.pairs, .mtu = data[8] & 8 ? 9000 : 1500 };
 	int fds[MAX_PAIRS];
 	for (unsigned i = 0; i < f.pairs; i++) {
 		CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 				 f.sv[i]) == 0);
 		fds[i] = f.sv[i][0];
 	}
-	struct net_params p = { .cfg = &nc, .index = 0, .vm_name = "fuzz", .plat = &f.drv.plat,
+	struct net_params p = { .tap = "fuzz0", .vhost = NET_VHOST_OFF, .queues = f.pairs,
+				.mtu = data[8] & 8 ? 9000 : 1500, .index = 0, .plat = &f.drv.plat,
 				.fds = fds };
+	net_default_mac("fuzz", 0, p.mac);
 	CHECK(net_create(&p, &f.n) == 0);
 	struct virtio_dev *d = net_dev(f.n);
 	if (!(data[8] & 1))

@@ -36,7 +36,6 @@ struct env {
 	struct evloop *loop;
 	struct logger lg;
 	struct virtio_platform plat;
-	struct disk_config dc;
 	char *path;
 	struct virtio_blk *b;
 	struct virtio_dev *d;
@@ -89,10 +88,9 @@ static bool env_create(struct env *e, const char *path, bool readonly, enum disk
 	CHECK_EQ(evloop_create(&e->loop), 0);
 	log_init(&e->lg, LOG_ERROR, "test");
 	e->plat = (struct virtio_platform){ .mem = &e->mem, .loop = e->loop, .log = &e->lg };
-	e->dc = (struct disk_config){ .present = true, .path = (char *)path,
-				      .readonly = readonly, .cache = DISK_CACHE_NONE, .io = io };
 	struct virtio_blk_params p = {
-		.cfg = &e->dc, .index = 3, .nr_queues = 2, .plat = &e->plat,
+		.path = path, .readonly = readonly, .cache = DISK_CACHE_NONE, .io = io,
+		.submit_batch = ENGINE_DEFAULT_SUBMIT_BATCH, .index = 3, .nr_queues = 2, .plat = &e->plat,
 		.serial = "kvmrun-test-serial",
 	};
 	int r = virtio_blk_create(&p, &e->b);

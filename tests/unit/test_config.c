@@ -297,7 +297,7 @@ static void test_every_key(void)
 	CHECK_STREQ(c.nets[3].tap, "tap0");
 	CHECK(c.nets[3].mac_set);
 	CHECK_EQ(c.nets[3].mac[5], 0xcc);
-	CHECK_EQ(c.nets[3].vhost, TRISTATE_OFF);
+	CHECK_EQ(c.nets[3].vhost, NET_VHOST_OFF);
 	CHECK_EQ(c.nets[3].queues, 4);
 	CHECK_EQ(c.nets[3].mtu, 9000);
 	check_round_trip(&c);

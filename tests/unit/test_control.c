@@ -1,4 +1,4 @@
-/* The control socket server (vmm/control.c) over fake VM hooks: requests
+/* The control socket (vmm/control.c on lib/linesrv.c) over fake VM hooks: requests
  * through a socketpair and through a real listening socket, malformed
  * input, clients that do not read, and the /proc parsers. */
 #include <errno.h>
@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "mem/ram_stats.h"
+#include "vmm/config.h"
 #include "vmm/control.h"
 
 struct fake {
@@ -25,7 +27,7 @@ struct fake {
 	int set_rc;
 };
 
-static void fake_vm(void *cookie, struct control_vm *out)
+static void fake_status(void *cookie, struct control_status *out)
 {
 	out->state = "running";
 	out->name = "ci vm=1"; /* blanks and '=' must not break the line format */
@@ -38,10 +40,10 @@ static int fake_memory(void *cookie, struct control_mem *out)
 {
 	out->ram = 512ull << 20;
 	out->page_size = 4096;
-	out->rss = 300ull << 20;
-	out->node_pages[0] = 76800;
-	out->ksm_merging_pages = 12;
-	snprintf(out->numa_policy, sizeof(out->numa_policy), "bind:0");
+	out->stats.rss = 300ull << 20;
+	out->stats.node_pages[0] = 76800;
+	out->stats.ksm_merging_pages = 12;
+	snprintf(out->stats.numa_policy, sizeof(out->stats.numa_policy), "bind:0");
 	return 0;
 }
 
@@ -76,7 +78,7 @@ static void fake_stop(void *cookie)
 }
 
 static const struct control_ops fake_ops = {
-	.vm = fake_vm, .memory = fake_memory, .balloon_get = fake_balloon_get,
+	.status = fake_status, .memory = fake_memory, .balloon_get = fake_balloon_get,
 	.balloon_set = fake_balloon_set, .stop = fake_stop,
 };
 
@@ -621,12 +623,12 @@ static void test_execute_and_sizes(void)
 	env_destroy(&e);
 
 	char s[32];
-	CHECK_STREQ(control_format_size(0, s, sizeof(s)), "0");
-	CHECK_STREQ(control_format_size(4097, s, sizeof(s)), "4097");
-	CHECK_STREQ(control_format_size(1536 * 1024, s, sizeof(s)), "1536K");
-	CHECK_STREQ(control_format_size(256ull << 20, s, sizeof(s)), "256M");
-	CHECK_STREQ(control_format_size(3ull << 30, s, sizeof(s)), "3G");
-	CHECK_STREQ(control_format_size(2ull << 40, s, sizeof(s)), "2T");
+	CHECK_STREQ(config_fmt_size(0, s, sizeof(s)), "0");
+	CHECK_STREQ(config_fmt_size(4097, s, sizeof(s)), "4097");
+	CHECK_STREQ(config_fmt_size(1536 * 1024, s, sizeof(s)), "1536K");
+	CHECK_STREQ(config_fmt_size(256ull << 20, s, sizeof(s)), "256M");
+	CHECK_STREQ(config_fmt_size(3ull << 30, s, sizeof(s)), "3G");
+	CHECK_STREQ(config_fmt_size(2ull << 40, s, sizeof(s)), "2T");
 }
 
 static void test_proc_parsers(void)
@@ -648,16 +650,16 @@ static void test_proc_parsers(void)
 		"7fff00000000-7fff00021000 rw-p 00000000 00:00 0 [stack]\n"
 		"Rss:                  16 kB\n";
 	FILE *f = fmemopen((void *)smaps, sizeof(smaps) - 1, "r");
-	struct control_mem m;
+	struct ram_stats m;
 	memset(&m, 0, sizeof(m));
-	CHECK_EQ(control_scan_smaps(f, 0x7f0000000000ull, 0x7f0020000000ull, &m), 0);
+	CHECK_EQ(ram_stats_scan_smaps(f, 0x7f0000000000ull, 0x7f0020000000ull, &m), 0);
 	CHECK_EQ(m.rss, (102400ull + 4096) << 10);
 	CHECK_EQ(m.hugetlb, 4096ull << 10);
 	CHECK_EQ(m.thp, 40960ull << 10);
 	CHECK_EQ(m.swap, 4096);
 	fclose(f);
 	f = fmemopen((void *)smaps, sizeof(smaps) - 1, "r");
-	CHECK_EQ(control_scan_smaps(f, 0x1000, 0x2000, &m), -ENOENT);
+	CHECK_EQ(ram_stats_scan_smaps(f, 0x1000, 0x2000, &m), -ENOENT);
 	fclose(f);
 
 	static const char numa[] =
@@ -666,7 +668,7 @@ static void test_proc_parsers(void)
 		"7f0008000000 bind:0 anon=10 N1=10 kernelpagesize_kB=4\n";
 	f = fmemopen((void *)numa, sizeof(numa) - 1, "r");
 	memset(&m, 0, sizeof(m));
-	CHECK_EQ(control_scan_numa_maps(f, 0x7f0000000000ull, 0x7f0020000000ull, &m), 0);
+	CHECK_EQ(ram_stats_scan_numa_maps(f, 0x7f0000000000ull, 0x7f0020000000ull, &m), 0);
 	CHECK_STREQ(m.numa_policy, "bind:0");
 	CHECK_EQ(m.node_pages[0], 25000);
 	CHECK_EQ(m.node_pages[1], 610);

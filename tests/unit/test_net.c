@@ -30,7 +30,7 @@
 
 struct env {
 	struct fake_vplat v; /* RAM, loop, logger, platform, interrupt counts */
-	struct net_config nc;
+	unsigned pairs;
 	int sv[NET_MAX_PAIRS][2];      /* [0] device side, [1] test side */
 	struct net *n;
 	struct virtio_dev *d;
@@ -48,16 +48,16 @@ static bool env_create(struct env *e, unsigned pairs)
 {
 	memset(e, 0, sizeof(*e));
 	fake_vplat_init(&e->v, RAM_SIZE, true);
-	e->nc = (struct net_config){ .present = true, .tap = "fake0", .vhost = TRISTATE_OFF,
-				     .queues = pairs, .mtu = 1500 };
+	e->pairs = pairs;
 	int fds[NET_MAX_PAIRS];
 	for (unsigned i = 0; i < pairs; i++) {
 		CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
 				    e->sv[i]), 0);
 		fds[i] = e->sv[i][0];
 	}
-	struct net_params p = { .cfg = &e->nc, .index = 0, .vm_name = "unit", .plat = &e->v.plat,
-				.fds = fds };
+	struct net_params p = { .tap = "fake0", .vhost = NET_VHOST_OFF, .queues = pairs,
+				.mtu = 1500, .index = 0, .plat = &e->v.plat, .fds = fds };
+	net_default_mac("unit", 0, p.mac);
 	int rc = net_create(&p, &e->n);
 	CHECK_EQ(rc, 0);
 	if (rc < 0)
@@ -71,7 +71,7 @@ static void env_destroy(struct env *e)
 {
 	fake_vplat_detach(e->d);
 	net_destroy(e->n, false);
-	for (unsigned i = 0; i < e->nc.queues; i++) {
+	for (unsigned i = 0; i < e->pairs; i++) {
 		close(e->sv[i][0]);
 		if (e->sv[i][1] >= 0)
 			close(e->sv[i][1]);
@@ -642,9 +642,8 @@ static void test_vhost_pure(void)
 		log_init(&e.v.lg, LOG_ERROR, "test");
 		e.v.lg.fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
 		e.v.plat = (struct virtio_platform){ .mem = &m, .loop = e.v.loop, .log = &e.v.lg };
-		e.nc = (struct net_config){ .present = true, .tap = "kvt-none", .vhost = TRISTATE_ON,
-					    .queues = 1, .mtu = 1500 };
-		struct net_params p = { .cfg = &e.nc, .plat = &e.v.plat };
+		struct net_params p = { .tap = "kvt-none", .vhost = NET_VHOST_ON, .queues = 1,
+					.mtu = 1500, .plat = &e.v.plat };
 		struct net *n = NULL;
 		CHECK_EQ(net_create(&p, &n), -ENOENT);
 		CHECK(n == NULL);

@@ -129,9 +129,9 @@ static void test_device_on_tap(void)
 	struct evloop *loop;
 	CHECK_EQ(evloop_create(&loop), 0);
 	struct virtio_platform plat = { .mem = &mem, .loop = loop, .log = &lg };
-	struct net_config nc = { .present = true, .tap = "kvt2", .vhost = TRISTATE_OFF,
-				 .queues = 1, .mtu = 1500 };
-	struct net_params p = { .cfg = &nc, .vm_name = "unit", .plat = &plat };
+	struct net_params p = { .tap = "kvt2", .vhost = NET_VHOST_OFF, .queues = 1, .mtu = 1500,
+				.plat = &plat };
+	net_default_mac("unit", 0, p.mac);
 	struct net *n;
 	CHECK_EQ(net_create(&p, &n), 0);
 	CHECK_EQ(set_up("kvt2"), 0);
@@ -245,9 +245,9 @@ static void test_link_follows_tap(void)
 {
 	struct fake_vplat v;
 	fake_vplat_init(&v, RAM_SIZE, true);
-	struct net_config nc = { .present = true, .tap = "kvt3", .vhost = TRISTATE_OFF,
-				 .queues = 1, .mtu = 1500 };
-	struct net_params p = { .cfg = &nc, .vm_name = "unit", .plat = &v.plat };
+	struct net_params p = { .tap = "kvt3", .vhost = NET_VHOST_OFF, .queues = 1, .mtu = 1500,
+				.plat = &v.plat };
+	net_default_mac("unit", 0, p.mac);
 	struct net *n;
 	CHECK_EQ(net_create(&p, &n), 0);
 	struct virtio_dev *d = net_dev(n);
