@@ -8,19 +8,14 @@ discards and a reset. Input format: see fuzz_balloon.c and fuzz_driver.h."""
 import os
 import struct
 
-from fdrv_seeds import DEV_A, DEV_B, DEV_C, RAM_B, RESET, Ring, op, raw_bytes, raw_run
+from fdrv_seeds import (BUF, DEV_A, DEV_B, DEV_C, RAM_B, RESET, Ring, header, op, raw_bytes,
+                        raw_run, write_corpus)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, 'corpus_balloon')
 
 STATS_VQ, DEFLATE_ON_OOM, REPORTING = 1 << 1, 1 << 2, 1 << 5
-ALL = 0xffffffffffffffff
-BUF = 0x20000
-HUGE, STATS, OOM, REPORT, FAIL = 2, 4, 8, 16, 32
-
-
-def header(flags=0, features=ALL):
-    return struct.pack('<Q', features) + bytes([flags])
+HUGE, STATS, OOM, REPORT, FAIL = 2, 4, 8, 16, 32  # header() cfg bits
 
 
 def pfns(*nums):
@@ -28,7 +23,6 @@ def pfns(*nums):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     s = {}
     gap = (0x200000 >> 12) + 5          # inside the gap between the regions
     past = (0x600000 >> 12) + 1         # past the end of RAM
@@ -77,12 +71,7 @@ def main():
     body += inf.chain([(BUF, 64, False)]) + inf.kick() + op(DEV_B)
     s['failing-discards-reset'] = header(FAIL | OOM) + body
 
-    for name in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, name))
-    for name, data in s.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(s)} seeds in {OUT}')
+    write_corpus(OUT, s)
 
 
 if __name__ == '__main__':

@@ -8,6 +8,8 @@ then every segment's bytes)."""
 import os
 import struct
 
+from fdrv_seeds import write_corpus
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, 'corpus_blk_parse')
 
@@ -34,7 +36,6 @@ def seed(readable, writable, iov_cap=64, limits=3, max_dwz_segs=16, capacity=CAP
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     st = b'\xff'
     s = {
         'read_4k': seed([req_hdr(T_IN, 8)], [b'\0' * 4096, st]),
@@ -71,12 +72,7 @@ def main():
         'write_zeroes_empty': seed([req_hdr(T_WZ)], [st]),
         'write_zeroes_writable_data': seed([req_hdr(T_WZ), dwz(0, 8)], [b'\0' * 16, st]),
     }
-    for name in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, name))
-    for name, data in s.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(s)} seeds in {OUT}')
+    write_corpus(OUT, s)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,8 @@ the limit, EOF in the middle of a line, and a client that does not read
 its answers over small socket buffers. Input format: see fuzz_control.c."""
 import os
 
+from fdrv_seeds import write_corpus
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, 'corpus_control')
 
@@ -26,7 +28,6 @@ def seed(flags, records, numbers=b'\x10\x00\x08\x00\x01\x00\x00\x00'):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     cmds = [b'status\n', b'memory\n', b'balloon\n', b'balloon target=128M\n',
             b'balloon-stats\n', b'help\n', b'stop\n']
     s = {
@@ -52,12 +53,7 @@ def main():
         'listening-crowded': seed(LISTEN | CROWD, [b'help\n', b'status\n']),
         'listening-no-reader': seed(LISTEN | SMALL | NO_READ, [b'help\n' * 50] * 40),
     }
-    for name in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, name))
-    for name, data in s.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(s)} seeds in {OUT}')
+    write_corpus(OUT, s)
 
 
 if __name__ == '__main__':

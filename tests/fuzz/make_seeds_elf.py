@@ -7,6 +7,8 @@ elf_parse(). Input format: the image itself."""
 import os
 import struct
 
+from fdrv_seeds import write_corpus
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, 'corpus_elf')
 PT_LOAD, PT_NOTE, PT_DYNAMIC = 1, 4, 2
@@ -37,7 +39,6 @@ def elf32(phdrs, payload, entry=0x100000):
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     hdr64 = 64 + 56 * 2
     xen = note(b'Xen', 18, struct.pack('<I', 0x100040))
     text = b'\x90' * 256
@@ -77,12 +78,7 @@ def main():
     s['big-endian'] = good[:5] + b'\x02' + good[6:]
     s['bad-class'] = good[:4] + b'\x03' + good[5:]
     s['magic-only'] = b'\x7fELF'
-    for name in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, name))
-    for name, data in s.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(s)} seeds in {OUT}')
+    write_corpus(OUT, s)
 
 
 if __name__ == '__main__':

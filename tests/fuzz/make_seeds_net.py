@@ -8,18 +8,17 @@ with buffers in flight. Input format: see fuzz_net.c and fuzz_driver.h."""
 import os
 import struct
 
-from fdrv_seeds import DEV_A, DEV_B, DEV_C, PUMP, RAM_B, RESET, Ring, indirect_table, op, raw_bytes
+from fdrv_seeds import ALL, BUF, DEV_A, DEV_B, DEV_C, PUMP, RAM_B, RESET, Ring, indirect_table
+from fdrv_seeds import header as fdrv_header, op, raw_bytes, write_corpus
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, 'corpus_net')
 
 MRG, CTRL_VQ, MQ = 1 << 15, 1 << 17, 1 << 22
-ALL = 0xffffffffffffffff
-BUF = 0x20000
 
 
 def header(features=ALL, pairs=1, mtu9000=False):
-    return struct.pack('<Q', features) + bytes([((pairs - 1) << 1) | (8 if mtu9000 else 0)])
+    return fdrv_header(((pairs - 1) << 1) | (8 if mtu9000 else 0), features)
 
 
 def frame(length, pair=0, gso=False):
@@ -35,7 +34,6 @@ def net_hdr(flags=0, gso_type=0, hdr_len=0, gso_size=0, csum_start=0, csum_offse
 
 
 def main():
-    os.makedirs(OUT, exist_ok=True)
     s = {}
 
     rx = Ring(0)
@@ -109,12 +107,7 @@ def main():
     s['features-refused'] = header(ALL, pairs=2)[:8] + bytes([1 | 2]) + Ring(1).chain(
         [(BUF, 60, False)]) + op(DEV_C, 0)
 
-    for name in os.listdir(OUT):
-        os.unlink(os.path.join(OUT, name))
-    for name, data in s.items():
-        with open(os.path.join(OUT, name), 'wb') as f:
-            f.write(data)
-    print(f'{len(s)} seeds in {OUT}')
+    write_corpus(OUT, s)
 
 
 if __name__ == '__main__':

@@ -6,6 +6,8 @@
  * used to block kvmrun for ever. Host facts are given, not probed, so the
  * limits are tested on both sides of their boundaries. And the errors the
  * disk and tap set-up finds at start-up name the key they came from. */
+#define UNIT_CONFIG_CAPTURE /* unit.h: struct capture, cap_open() */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,41 +21,6 @@
 #include "net/tap.h"
 #include "unit.h"
 #include "vmm/config.h"
-
-struct capture {
-	char *text;
-	size_t len;
-	struct config_diag d;
-};
-
-static void cap_open(struct capture *cap)
-{
-	cap->text = NULL;
-	cap->len = 0;
-	cap->d.out = open_memstream(&cap->text, &cap->len);
-	cap->d.errors = 0;
-}
-
-static const char *cap_text(struct capture *cap)
-{
-	fflush(cap->d.out);
-	return cap->text ? cap->text : "";
-}
-
-static void cap_close(struct capture *cap)
-{
-	fclose(cap->d.out);
-	free(cap->text);
-}
-
-#define CHECK_HAS(hay, needle) do { \
-	const char *_h = (hay), *_n = (needle); \
-	unit.checks++; \
-	if (!strstr(_h, _n)) { \
-		fprintf(stderr, "  \"%s\" not in:\n%s\n", _n, _h); \
-		unit_fail(__FILE__, __LINE__, "strstr(" #hay ", " #needle ")"); \
-	} \
-} while (0)
 
 static char dir[64];
 

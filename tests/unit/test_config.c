@@ -2,6 +2,8 @@
  * (the configs/ directory of the source tree): the golden test of the
  * example configs, each loading and validating with no error and
  * round-tripping through config_print. */
+#define UNIT_CONFIG_CAPTURE /* unit.h: struct capture, cap_open() */
+
 #include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -11,43 +13,6 @@
 
 #include "vmm/config.h"
 #include "unit.h"
-
-/* Diagnostics captured in memory. */
-struct capture {
-	char *text;
-	size_t len;
-	struct config_diag d;
-};
-
-static void cap_open(struct capture *cap)
-{
-	cap->text = NULL;
-	cap->len = 0;
-	cap->d.out = open_memstream(&cap->text, &cap->len);
-	cap->d.errors = 0;
-}
-
-/* The messages so far (stays valid until cap_close). */
-static const char *cap_text(struct capture *cap)
-{
-	fflush(cap->d.out);
-	return cap->text ? cap->text : "";
-}
-
-static void cap_close(struct capture *cap)
-{
-	fclose(cap->d.out);
-	free(cap->text);
-}
-
-#define CHECK_HAS(hay, needle) do { \
-	const char *_h = (hay), *_n = (needle); \
-	unit.checks++; \
-	if (!strstr(_h, _n)) { \
-		fprintf(stderr, "  \"%s\" not in:\n%s\n", _n, _h); \
-		unit_fail(__FILE__, __LINE__, "strstr(" #hay ", " #needle ")"); \
-	} \
-} while (0)
 
 static char tmpdir[64];
 
