@@ -133,10 +133,14 @@ report_topology() {
 # The guest's clock against the host's: the RTC (which reads the host's
 # time) ticks whole seconds, so time uptime from one RTC second edge to
 # another, about 10 s of guest time apart.
+# Only shell builtins between the edge and the uptime read: a process
+# started there can take a tenth of a second in a loaded nested lane, and
+# would make the two ends of the measurement late by different amounts.
 rtc_edge() {
-	s=$(cat /sys/class/rtc/rtc0/since_epoch)
-	while [ "$(cat /sys/class/rtc/rtc0/since_epoch)" = "$s" ]; do usleep 2000; done
-	echo "$(cat /sys/class/rtc/rtc0/since_epoch) $(cut -d' ' -f1 /proc/uptime)"
+	read -r s </sys/class/rtc/rtc0/since_epoch
+	while read -r n </sys/class/rtc/rtc0/since_epoch && [ "$n" = "$s" ]; do usleep 1000; done
+	read -r u _ </proc/uptime
+	echo "$n $u"
 }
 report_clock() {
 	set -- $(rtc_edge)
