@@ -31,7 +31,7 @@
 
 #include "block/image.h"
 #include "vmm/config.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 enum engine_op {
 	ENGINE_OP_READ,

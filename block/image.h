@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "vmm/config.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 struct image {
 	int fd;

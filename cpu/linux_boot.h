@@ -23,7 +23,7 @@
 #include "cpu/boot.h"
 #include "cpu/e820.h"
 #include "mem/guest_mem.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define LINUX_BOOT_E820_MAX 128 /* entries in boot_params.e820_table */
 

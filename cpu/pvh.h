@@ -12,7 +12,7 @@
 #include "cpu/e820.h"
 #include "cpu/elf.h"
 #include "mem/guest_mem.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 struct pvh_params {
 	const struct elf_image *elf;  /* parsed, has_pvh set */

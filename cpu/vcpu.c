@@ -14,7 +14,7 @@
 
 #include "cpu/cpuid.h"
 #include "cpu/regs.h"
-#include "vmm/exitcode.h"
+#include "lib/exitcode.h"
 
 int vcpu_kick_signal(void)
 {

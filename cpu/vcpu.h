@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 struct kvm_run;
 struct kvm_cpuid2;

@@ -21,7 +21,7 @@
 
 #include "devices/bus.h"
 #include "devices/irq.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 /* SLP_TYP of \_S5 in the DSDT; the PM1 control block powers off on it. */
 #define ACPI_PM_SLP_TYP_S5 5

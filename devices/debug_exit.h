@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define DEBUG_EXIT_NR_PORTS 4
 

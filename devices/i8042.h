@@ -20,7 +20,7 @@
 #define KVMRUN_I8042_H
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 struct i8042;
 

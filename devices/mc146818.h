@@ -23,7 +23,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define MC146818_NR_PORTS 2
 

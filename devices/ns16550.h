@@ -41,7 +41,7 @@
 
 #include "devices/bus.h"
 #include "devices/irq.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define NS16550_NR_PORTS 8
 #define NS16550_RX_BUF   4096 /* bytes ns16550_input can hold, FIFO included */

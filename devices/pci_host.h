@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define PCI_HOST_SLOTS    32  /* slot 0 is the host bridge */
 #define PCI_HOST_BARS     6

@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 #include "devices/bus.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define PVPANIC_PANICKED     (1u << 0)
 #define PVPANIC_CRASH_LOADED (1u << 1)

@@ -12,7 +12,7 @@
 
 #include "mem/guest_mem.h"
 #include "vmm/config.h"
-#include "vmm/log.h"
+#include "lib/log.h"
 
 struct ram_opts {
 	uint64_t size;                /* bytes, multiple of the page size */

@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "vmm/log.h"
+#include "lib/log.h"
 
 #define TAP_MAX_QUEUES 16
 #define TAP_VNET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */

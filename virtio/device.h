@@ -20,8 +20,8 @@
 #include <stdint.h>
 
 #include "mem/guest_mem.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "lib/evloop.h"
+#include "lib/log.h"
 
 /* 2.1 Device Status Field */
 #define VIRTIO_STATUS_ACKNOWLEDGE        1
