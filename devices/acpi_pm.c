@@ -171,6 +171,23 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 	sci_apply(pm, level);
 }
 
+/* All or nothing: a failure leaves no port pointing at @pm. */
+static int register_ports(struct bus *pio, struct acpi_pm *pm)
+{
+	int rc = bus_register(pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN, &evt_ops, pm, "acpi-pm1a-evt");
+	if (rc)
+		return rc;
+	rc = bus_register(pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN, &cnt_ops, pm, "acpi-pm1a-cnt");
+	if (rc == 0 && !pm->p.reset_port_forwarded) {
+		rc = bus_register(pio, PORT_ACPI_RESET, 1, &reset_ops, pm, "acpi-reset");
+		if (rc)
+			(void)bus_unmap(pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN);
+	}
+	if (rc)
+		(void)bus_unmap(pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN);
+	return rc;
+}
+
 int acpi_pm_create(struct bus *pio, const struct acpi_pm_params *p,
 		   struct acpi_pm **out)
 {
@@ -186,14 +203,8 @@ int acpi_pm_create(struct bus *pio, const struct acpi_pm_params *p,
 		free(pm);
 		return -rc;
 	}
-	rc = bus_register(pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN, &evt_ops, pm, "acpi-pm1a-evt");
-	if (rc == 0)
-		rc = bus_register(pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN, &cnt_ops, pm, "acpi-pm1a-cnt");
-	if (rc == 0 && !p->reset_port_forwarded)
-		rc = bus_register(pio, PORT_ACPI_RESET, 1, &reset_ops, pm, "acpi-reset");
+	rc = register_ports(pio, pm);
 	if (rc) {
-		/* the bus has no unregister: a failed create means the VM is
-		 * being torn down, and the bus with it */
 		log_err(p->log, "acpi_pm", "cannot register ports: %s", strerror(-rc));
 		pthread_mutex_destroy(&pm->lock);
 		free(pm);

@@ -351,12 +351,14 @@ int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_par
 	int rc = pci_host_add_function(h, NULL, NULL, &bridge, &slot);
 	if (rc == 0)
 		rc = bus_register(pio, PORT_PCI_CONFIG, 8, &conf_ops, h, "pci-conf");
-	if (rc == 0)
+	if (rc == 0) {
 		rc = bus_register(mmio, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, &window_ops, h,
 				  "pci-mmio");
+		if (rc < 0)
+			(void)bus_unmap(pio, PORT_PCI_CONFIG, 8);
+	}
 	if (rc < 0) {
 		log_err(p->log, "pci", "creating the host bridge: %s", strerror(-rc));
-		/* a range registered on @pio stays: set-up fails as a whole */
 		pci_host_destroy(h);
 		return rc;
 	}

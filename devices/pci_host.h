@@ -116,9 +116,8 @@ struct pci_function_params {
 /* Allocates the host, registers PORT_PCI_CONFIG (8 ports) on @pio and the
  * whole PCI window (LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE) on @mmio, and
  * creates the host bridge at 00:00.0. Returns 0, -ENOMEM, -EINVAL or the
- * bus error (-EEXIST). Call before vCPUs start. Buses cannot unregister:
- * after a failure the VM set-up is abandoned (the config ports may stay
- * registered to freed memory), as for every device. */
+ * bus error (-EEXIST). Call before vCPUs start. A failure leaves nothing
+ * mapped. */
 __attribute__((warn_unused_result))
 int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_params *p,
 		    struct pci_host **out);

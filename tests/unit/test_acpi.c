@@ -615,6 +615,7 @@ static void test_pm_port_conflict(void)
 	};
 	struct acpi_pm *pm = NULL;
 	CHECK_EQ(acpi_pm_create(&b, &p, &pm), -EEXIST);
+	CHECK_EQ(b.nr_ranges, 1); /* the PM1 blocks came off again */
 	p.poweroff = NULL;
 	CHECK_EQ(acpi_pm_create(&b, &p, &pm), -EINVAL);
 	close(quiet_log.fd);
