@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/layout.h"
 
 /* Status register */
 #define STR_OBF     0x01 /* output buffer full */
@@ -245,11 +244,11 @@ int i8042_create(struct bus *pio, const struct i8042_params *p, struct i8042 **o
 	/* Two ranges: 0x61-0x63 belong to other devices (PC speaker, NMI).
 	 * If the second cannot go in, the first comes off again: a failure
 	 * leaves nothing pointing at @k. */
-	err = bus_register(pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042-data");
+	err = bus_register(pio, p->data_port, 1, &i8042_data_ops, k, "i8042-data");
 	if (!err) {
-		err = bus_register(pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042-cmd");
+		err = bus_register(pio, p->cmd_port, 1, &i8042_cmd_ops, k, "i8042-cmd");
 		if (err)
-			(void)bus_unmap(pio, PORT_I8042_DATA, 1);
+			(void)bus_unmap(pio, p->data_port, 1);
 	}
 	if (err) {
 		if (k->log)
