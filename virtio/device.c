@@ -254,6 +254,11 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q)
 		return;
 	if (!vq_should_notify(d->queues[q].vq))
 		return;
+	virtio_dev_signal_queue(d, q);
+}
+
+void virtio_dev_signal_queue(struct virtio_dev *d, unsigned q)
+{
 	d->isr |= VIRTIO_ISR_QUEUE;
 	if (d->tops && d->tops->signal_queue)
 		d->tops->signal_queue(d, q);

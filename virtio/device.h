@@ -164,6 +164,10 @@ bool virtio_dev_queue_enable(struct virtio_dev *d, unsigned q);
 /* For device models (dev->lock held): signal the driver that queue @q has
  * used buffers, honouring VIRTIO_F_EVENT_IDX / NO_INTERRUPT. */
 void virtio_dev_used(struct virtio_dev *d, unsigned q);
+/* Signals queue @q's interrupt with no suppression check: for used rings
+ * another party filled and already decided to notify about (vhost's call
+ * eventfd). dev->lock held. */
+void virtio_dev_signal_queue(struct virtio_dev *d, unsigned q);
 /* For device models (dev->lock held): queue @q has more work than one
  * notify may do (its budget ran out while the driver kept the ring full):
  * signal the queue's kick eventfd so the event loop calls notify again on
