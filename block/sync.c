@@ -3,7 +3,7 @@
  * completions are delivered by engine_reap() after one eventfd write, the
  * same way io_uring's are. Used with diskN.io=sync and when io_uring cannot
  * be set up. It blocks the event thread for the duration of each batch. */
-#include "block/engine.h"
+#include "block/engine_priv.h"
 
 #include <errno.h>
 #include <stdlib.h>

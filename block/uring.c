@@ -29,7 +29,7 @@
  * memory, CQ overflow backlog) leave the SQEs in the SQ ring and retry on the
  * next reap, which completions (or, with nothing in flight, a kick of our
  * own eventfd after a few yields) guarantee. */
-#include "block/engine.h"
+#include "block/engine_priv.h"
 
 #include <errno.h>
 #include <liburing.h>

@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "cpu/layout.h"
-#include "devices/acpi_pm.h"
-#include "devices/pci_host.h"
 
 #define OEM_ID       "KVMRUN"
 #define OEM_TABLE_ID "KVMRUNVM"
@@ -393,50 +391,47 @@ static void gas_io(struct abuf *a, uint16_t port, uint8_t bits, uint8_t access)
 }
 
 /* Name(_PRT, Package(){ Package(){0xNNNNFFFF, pin, source, index}, ... })
- * (ACPI 6.5, 6.2.13): INTA# (pin 0) of every slot 1..31 wired straight to
- * GSI pci_host_slot_gsi(slot) (source 0: the index is a GSI), the line
- * devices/pci_host.c puts in the interrupt line register and virtio-pci
- * raises. Only INTA#: every function is single-function and uses pin A. */
-static void aml_name_prt(struct abuf *a)
+ * (ACPI 6.5, 6.2.13): INTA# (pin 0) of every slot 1..nr_slots-1 wired
+ * straight to its GSI (source 0: the index is a GSI). Only INTA#: every
+ * function is single-function and uses pin A. */
+static void aml_name_prt(struct abuf *a, const struct acpi_pci_host *h)
 {
 	ab_u8(a, AML_NAME);
 	aml_namestring(a, "_PRT");
 	ab_u8(a, AML_PACKAGE);
 	size_t outer = aml_pkg_begin(a);
-	ab_u8(a, PCI_HOST_SLOTS - 1);
-	for (unsigned slot = 1; slot < PCI_HOST_SLOTS; slot++) {
+	ab_u8(a, (uint8_t)(h->nr_slots - 1));
+	for (unsigned slot = 1; slot < h->nr_slots; slot++) {
 		ab_u8(a, AML_PACKAGE);
 		size_t entry = aml_pkg_begin(a);
 		ab_u8(a, 4);
 		aml_integer(a, ((uint64_t)slot << 16) | 0xffff); /* device, any function */
 		aml_integer(a, 0);                               /* INTA# */
 		aml_integer(a, 0);                               /* no link device */
-		aml_integer(a, pci_host_slot_gsi(slot));         /* GSI */
+		aml_integer(a, h->slot_gsi[slot]);               /* GSI */
 		aml_pkg_end(a, entry);
 	}
 	aml_pkg_end(a, outer);
 }
 
-/* The ISA-style devices every VM has, described in the DSDT so that the
- * guest's ACPI enumeration finds them (and binds drivers by _HID). */
-struct legacy_device {
-	const char *name;
-	const char *hid;       /* EISA id (PNPxxxx) or a plain string id */
-	bool eisa;
-	int uid;               /* -1: none */
-	struct { uint16_t base; uint8_t len; } io[2];
-	int irq;               /* -1: none */
-};
+static void aml_pci_host(struct abuf *a, const struct acpi_pci_host *h)
+{
+	struct restemplate rt;
+	size_t dev = aml_device_begin(a, "PCI0");
+	aml_name_eisa(a, "_HID", "PNP0A03");
+	aml_name_int(a, "_SEG", 0);
+	aml_name_int(a, "_BBN", 0);
+	aml_name_int(a, "_UID", 0);
+	rt_init(&rt);
+	rt_bus_number(&rt, 0, 0);
+	rt_io(&rt, h->config_port, h->config_len);
+	rt_dword_memory(&rt, h->window_base, h->window_size);
+	aml_name_crs(a, &rt);
+	aml_name_prt(a, h);
+	aml_pkg_end(a, dev);
+}
 
-static const struct legacy_device legacy_devices[] = {
-	{ "COM1", "PNP0501", true, 1, { { PORT_COM1, 8 } }, GSI_COM1 },
-	{ "PS2K", "PNP0303", true, -1, { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } }, 1 },
-	{ "RTC", "PNP0B00", true, -1, { { PORT_RTC, 2 } }, 8 },
-	/* QEMU's pvpanic id, which Linux's pvpanic-mmio driver matches */
-	{ "PEVT", "QEMU0001", false, -1, { { PORT_PVPANIC, 1 } }, -1 },
-};
-
-static void aml_legacy_device(struct abuf *a, const struct legacy_device *d)
+static void aml_isa_device(struct abuf *a, const struct acpi_device *d)
 {
 	struct restemplate rt;
 	size_t dev = aml_device_begin(a, d->name);
@@ -447,7 +442,7 @@ static void aml_legacy_device(struct abuf *a, const struct legacy_device *d)
 	if (d->uid >= 0)
 		aml_name_int(a, "_UID", (uint64_t)d->uid);
 	rt_init(&rt);
-	for (size_t i = 0; i < 2 && d->io[i].len; i++)
+	for (unsigned i = 0; i < d->nr_io; i++)
 		rt_io(&rt, d->io[i].base, d->io[i].len);
 	if (d->irq >= 0)
 		rt_irq(&rt, (unsigned)d->irq);
@@ -466,8 +461,8 @@ static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 	ab_u8(a, AML_PACKAGE);
 	size_t pkg = aml_pkg_begin(a);
 	ab_u8(a, 4);
-	aml_integer(a, ACPI_PM_SLP_TYP_S5);
-	aml_integer(a, ACPI_PM_SLP_TYP_S5);
+	aml_integer(a, p->fixed.slp_typ_s5);
+	aml_integer(a, p->fixed.slp_typ_s5);
 	aml_integer(a, 0);
 	aml_integer(a, 0);
 	aml_pkg_end(a, pkg);
@@ -483,24 +478,11 @@ static void build_dsdt(struct abuf *a, const struct acpi_params *p)
 		aml_pkg_end(a, dev);
 	}
 
-	if (p->pci) {
-		struct restemplate rt;
-		size_t dev = aml_device_begin(a, "PCI0");
-		aml_name_eisa(a, "_HID", "PNP0A03");
-		aml_name_int(a, "_SEG", 0);
-		aml_name_int(a, "_BBN", 0);
-		aml_name_int(a, "_UID", 0);
-		rt_init(&rt);
-		rt_bus_number(&rt, 0, 0);
-		rt_io(&rt, PORT_PCI_CONFIG, 8);
-		rt_dword_memory(&rt, (uint32_t)LAYOUT_PCI_MMIO, (uint32_t)LAYOUT_PCI_MMIO_SIZE);
-		aml_name_crs(a, &rt);
-		aml_name_prt(a);
-		aml_pkg_end(a, dev);
-	}
+	if (p->pci)
+		aml_pci_host(a, &p->pci_host);
 
-	for (size_t i = 0; i < sizeof(legacy_devices) / sizeof(legacy_devices[0]); i++)
-		aml_legacy_device(a, &legacy_devices[i]);
+	for (unsigned i = 0; i < p->nr_devices; i++)
+		aml_isa_device(a, &p->devices[i]);
 
 	for (unsigned i = 0; i < p->nr_virtio_mmio; i++) {
 		static const char hex[] = "0123456789ABCDEF";
@@ -553,19 +535,15 @@ static void build_madt(struct abuf *a, const struct acpi_params *p)
 	ab_u32(a, (uint32_t)LAYOUT_IOAPIC);
 	ab_u32(a, 0); /* GSI base */
 
-	ab_u8(a, 2);  /* Interrupt Source Override: ISA IRQ0 (PIT) -> GSI2 */
-	ab_u8(a, 10);
-	ab_u8(a, 0);
-	ab_u8(a, 0);
-	ab_u32(a, 2);
-	ab_u16(a, 0); /* conforms to the bus */
-
-	ab_u8(a, 2);  /* SCI: level, active-high */
-	ab_u8(a, 10);
-	ab_u8(a, 0);
-	ab_u8(a, GSI_ACPI_SCI);
-	ab_u32(a, GSI_ACPI_SCI);
-	ab_u16(a, 0x0d); /* polarity 01 active-high, trigger 11 level */
+	for (unsigned i = 0; i < p->nr_overrides; i++) {
+		const struct acpi_irq_override *o = &p->overrides[i];
+		ab_u8(a, 2);  /* Interrupt Source Override */
+		ab_u8(a, 10);
+		ab_u8(a, 0);  /* ISA */
+		ab_u8(a, o->irq);
+		ab_u32(a, o->gsi);
+		ab_u16(a, o->flags);
+	}
 
 	ab_u8(a, 4);  /* Local APIC NMI: all processors, LINT1 */
 	ab_u8(a, 6);
@@ -577,7 +555,8 @@ static void build_madt(struct abuf *a, const struct acpi_params *p)
 }
 
 /* FADT (5.2.9), revision 6.5 layout, full (not hardware-reduced) ACPI. */
-static void build_fadt(struct abuf *a, uint32_t facs, uint32_t dsdt)
+static void build_fadt(struct abuf *a, const struct acpi_fixed_hw *f, uint32_t facs,
+		       uint32_t dsdt)
 {
 	size_t start = a->len;
 	table_header(a, "FACP", 6);
@@ -585,22 +564,22 @@ static void build_fadt(struct abuf *a, uint32_t facs, uint32_t dsdt)
 	ab_u32(a, dsdt);                 /* 40 DSDT */
 	ab_u8(a, 0);                     /* 44 reserved */
 	ab_u8(a, 0);                     /* 45 Preferred_PM_Profile: unspecified */
-	ab_u16(a, GSI_ACPI_SCI);         /* 46 SCI_INT */
+	ab_u16(a, f->sci);               /* 46 SCI_INT */
 	ab_u32(a, 0);                    /* 48 SMI_CMD: ACPI always enabled */
 	ab_u8(a, 0);                     /* 52 ACPI_ENABLE */
 	ab_u8(a, 0);                     /* 53 ACPI_DISABLE */
 	ab_u8(a, 0);                     /* 54 S4BIOS_REQ */
 	ab_u8(a, 0);                     /* 55 PSTATE_CNT */
-	ab_u32(a, PORT_ACPI_PM1A_EVT);   /* 56 PM1a_EVT_BLK */
+	ab_u32(a, f->pm1a_evt);          /* 56 PM1a_EVT_BLK */
 	ab_u32(a, 0);                    /* 60 PM1b_EVT_BLK */
-	ab_u32(a, PORT_ACPI_PM1A_CNT);   /* 64 PM1a_CNT_BLK */
+	ab_u32(a, f->pm1a_cnt);          /* 64 PM1a_CNT_BLK */
 	ab_u32(a, 0);                    /* 68 PM1b_CNT_BLK */
 	ab_u32(a, 0);                    /* 72 PM2_CNT_BLK */
 	ab_u32(a, 0);                    /* 76 PM_TMR_BLK: none */
 	ab_u32(a, 0);                    /* 80 GPE0_BLK */
 	ab_u32(a, 0);                    /* 84 GPE1_BLK */
-	ab_u8(a, 4);                     /* 88 PM1_EVT_LEN */
-	ab_u8(a, 2);                     /* 89 PM1_CNT_LEN */
+	ab_u8(a, f->pm1_evt_len);        /* 88 PM1_EVT_LEN */
+	ab_u8(a, f->pm1_cnt_len);        /* 89 PM1_CNT_LEN */
 	ab_u8(a, 0);                     /* 90 PM2_CNT_LEN */
 	ab_u8(a, 0);                     /* 91 PM_TMR_LEN */
 	ab_u8(a, 0);                     /* 92 GPE0_BLK_LEN */
@@ -623,15 +602,15 @@ static void build_fadt(struct abuf *a, uint32_t facs, uint32_t dsdt)
 	/* 112 Flags: WBINVD, PROC_C1, SLP_BUTTON (none), FIX_RTC (no RTC
 	 * wake status), RESET_REG_SUP; power button is the fixed feature */
 	ab_u32(a, (1u << 0) | (1u << 2) | (1u << 5) | (1u << 6) | (1u << 10));
-	gas_io(a, PORT_ACPI_RESET, 8, 1); /* 116 RESET_REG */
-	ab_u8(a, ACPI_PM_RESET_VALUE);   /* 128 RESET_VALUE */
+	gas_io(a, f->reset_port, 8, 1);  /* 116 RESET_REG */
+	ab_u8(a, f->reset_value);        /* 128 RESET_VALUE */
 	ab_u16(a, 0);                    /* 129 ARM_BOOT_ARCH */
 	ab_u8(a, 5);                     /* 131 FADT minor version */
 	ab_u64(a, 0);                    /* 132 X_FIRMWARE_CTRL: 0, FIRMWARE_CTRL is set (5.2.9) */
 	ab_u64(a, dsdt);                 /* 140 X_DSDT */
-	gas_io(a, PORT_ACPI_PM1A_EVT, 32, 2); /* 148 X_PM1a_EVT_BLK */
+	gas_io(a, f->pm1a_evt, (uint8_t)(f->pm1_evt_len * 8), 2); /* 148 X_PM1a_EVT_BLK */
 	gas_io(a, 0, 0, 0);              /* 160 X_PM1b_EVT_BLK */
-	gas_io(a, PORT_ACPI_PM1A_CNT, 16, 2); /* 172 X_PM1a_CNT_BLK */
+	gas_io(a, f->pm1a_cnt, (uint8_t)(f->pm1_cnt_len * 8), 2); /* 172 X_PM1a_CNT_BLK */
 	gas_io(a, 0, 0, 0);              /* 184 X_PM1b_CNT_BLK */
 	gas_io(a, 0, 0, 0);              /* 196 X_PM2_CNT_BLK */
 	gas_io(a, 0, 0, 0);              /* 208 X_PM_TMR_BLK */
@@ -673,6 +652,25 @@ static void build_sdt(struct abuf *a, const char *sig, const uint64_t *tables,
 	table_finish(a, start);
 }
 
+static bool bad_device(const struct acpi_device *d)
+{
+	return !d->name || !d->hid || d->nr_io > ACPI_DEVICE_MAX_IO || d->irq >= 16;
+}
+
+/* True if what the board described cannot be encoded. */
+static bool check_board(const struct acpi_params *p)
+{
+	if (p->nr_devices > ACPI_MAX_DEVICES || p->nr_overrides > ACPI_MAX_OVERRIDES)
+		return true;
+	for (unsigned i = 0; i < p->nr_devices; i++)
+		if (bad_device(&p->devices[i]))
+			return true;
+	for (unsigned i = 0; i < p->nr_overrides; i++)
+		if (p->overrides[i].gsi >= ACPI_IOAPIC_PINS)
+			return true;
+	return p->pci && (p->pci_host.nr_slots < 2 || p->pci_host.nr_slots > ACPI_PCI_MAX_SLOTS);
+}
+
 static int check_params(const struct acpi_params *p, uint64_t gpa, uint64_t max_len)
 {
 	if (p->nr_cpus == 0 || p->nr_cpus > ACPI_MAX_CPUS || !p->apic_ids)
@@ -684,6 +682,8 @@ static int check_params(const struct acpi_params *p, uint64_t gpa, uint64_t max_
 			if (p->apic_ids[i] == p->apic_ids[j])
 				return -EINVAL;
 	}
+	if (check_board(p))
+		return -EINVAL;
 	if (p->nr_virtio_mmio > ACPI_MAX_VIRTIO_MMIO)
 		return -EINVAL;
 	for (unsigned i = 0; i < p->nr_virtio_mmio; i++) {
@@ -727,7 +727,7 @@ int acpi_build(const struct acpi_params *p, struct guest_mem *m, uint64_t gpa,
 
 	ab_align(&a, 16);
 	uint64_t fadt = gpa + a.len;
-	build_fadt(&a, (uint32_t)facs, (uint32_t)dsdt);
+	build_fadt(&a, &p->fixed, (uint32_t)facs, (uint32_t)dsdt);
 
 	ab_align(&a, 16);
 	uint64_t madt = gpa + a.len;

@@ -40,21 +40,8 @@
 #define LAYOUT_IOAPIC        0xfec00000ull
 #define LAYOUT_LAPIC         0xfee00000ull
 
-/* Legacy ports */
-#define PORT_COM1            0x3f8
-#define PORT_I8042_DATA      0x60
-#define PORT_I8042_CMD       0x64
-#define PORT_RTC             0x70
-#define PORT_DEBUG_EXIT      0x501
-#define PORT_PVPANIC         0x505   /* QEMU0001 in the DSDT */
-#define PORT_ACPI_PM1A_EVT   0x600   /* 4 bytes: status, enable */
-#define PORT_ACPI_PM1A_CNT   0x604   /* 2 bytes */
-#define PORT_ACPI_RESET      0xcf9
-#define PORT_PCI_CONFIG      0xcf8   /* 8 bytes: 0xcf8 address, 0xcfc data */
-
-/* GSIs */
-#define GSI_COM1             4
-#define GSI_ACPI_SCI         9
+/* GSIs of the virtio-mmio slots (the board's own devices and their
+ * ports: vmm/board.h) */
 #define GSI_VIRTIO_BASE      16      /* virtio-mmio slot i gets GSI 16+i */
 #define GSI_VIRTIO_SLOTS     8       /* ... up to the IOAPIC's last pin, 23 */
 

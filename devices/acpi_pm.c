@@ -5,10 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/layout.h"
 
-#define PM1_EVT_LEN 4
-#define PM1_CNT_LEN 2
 #define RESET_RST_CPU 0x04
 
 /* PM1_CNT bits that keep a value: SCI_EN (forced 1), BM_RLS (1),
@@ -48,13 +45,13 @@ static void evt_read(void *cookie, uint64_t off, void *data, unsigned len)
 	struct acpi_pm *pm = cookie;
 	uint8_t *d = data;
 	pthread_mutex_lock(&pm->lock);
-	uint8_t regs[PM1_EVT_LEN] = {
+	uint8_t regs[ACPI_PM1_EVT_LEN] = {
 		(uint8_t)pm->sts, (uint8_t)(pm->sts >> 8),
 		(uint8_t)pm->en, (uint8_t)(pm->en >> 8),
 	};
 	pthread_mutex_unlock(&pm->lock);
 	for (unsigned i = 0; i < len; i++)
-		d[i] = off + i < PM1_EVT_LEN ? regs[off + i] : 0xff;
+		d[i] = off + i < ACPI_PM1_EVT_LEN ? regs[off + i] : 0xff;
 }
 
 static void evt_write(void *cookie, uint64_t off, const void *data, unsigned len)
@@ -62,7 +59,7 @@ static void evt_write(void *cookie, uint64_t off, const void *data, unsigned len
 	struct acpi_pm *pm = cookie;
 	const uint8_t *d = data;
 	pthread_mutex_lock(&pm->lock);
-	for (unsigned i = 0; i < len && off + i < PM1_EVT_LEN; i++) {
+	for (unsigned i = 0; i < len && off + i < ACPI_PM1_EVT_LEN; i++) {
 		unsigned reg = (unsigned)(off + i);
 		unsigned shift = (reg & 1) * 8;
 		uint16_t v = (uint16_t)(d[i] << shift);
@@ -85,7 +82,7 @@ static void cnt_read(void *cookie, uint64_t off, void *data, unsigned len)
 	uint16_t v = (uint16_t)(pm->cnt | ACPI_PM1_CNT_SCI_EN);
 	pthread_mutex_unlock(&pm->lock);
 	for (unsigned i = 0; i < len; i++)
-		d[i] = off + i < PM1_CNT_LEN ? (uint8_t)(v >> (8 * (off + i))) : 0xff;
+		d[i] = off + i < ACPI_PM1_CNT_LEN ? (uint8_t)(v >> (8 * (off + i))) : 0xff;
 }
 
 static void cnt_write(void *cookie, uint64_t off, const void *data, unsigned len)
@@ -98,7 +95,7 @@ static void cnt_write(void *cookie, uint64_t off, const void *data, unsigned len
 	pthread_mutex_lock(&pm->lock);
 	/* merge the bytes written into the current value, then act on it */
 	uint16_t v = pm->cnt;
-	for (unsigned i = 0; i < len && off + i < PM1_CNT_LEN; i++) {
+	for (unsigned i = 0; i < len && off + i < ACPI_PM1_CNT_LEN; i++) {
 		unsigned shift = (unsigned)(off + i) * 8;
 		v = (uint16_t)((v & ~(0xffu << shift)) | ((unsigned)d[i] << shift));
 	}
@@ -171,6 +168,23 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 	sci_apply(pm, level);
 }
 
+/* All or nothing: a failure leaves no port pointing at @pm. */
+static int register_ports(struct bus *pio, struct acpi_pm *pm)
+{
+	int rc = bus_register(pio, pm->p.evt_port, ACPI_PM1_EVT_LEN, &evt_ops, pm, "acpi-pm1a-evt");
+	if (rc)
+		return rc;
+	rc = bus_register(pio, pm->p.cnt_port, ACPI_PM1_CNT_LEN, &cnt_ops, pm, "acpi-pm1a-cnt");
+	if (rc == 0 && !pm->p.reset_port_forwarded) {
+		rc = bus_register(pio, pm->p.reset_port, 1, &reset_ops, pm, "acpi-reset");
+		if (rc)
+			(void)bus_unmap(pio, pm->p.cnt_port, ACPI_PM1_CNT_LEN);
+	}
+	if (rc)
+		(void)bus_unmap(pio, pm->p.evt_port, ACPI_PM1_EVT_LEN);
+	return rc;
+}
+
 int acpi_pm_create(struct bus *pio, const struct acpi_pm_params *p,
 		   struct acpi_pm **out)
 {
@@ -186,14 +200,8 @@ int acpi_pm_create(struct bus *pio, const struct acpi_pm_params *p,
 		free(pm);
 		return -rc;
 	}
-	rc = bus_register(pio, PORT_ACPI_PM1A_EVT, PM1_EVT_LEN, &evt_ops, pm, "acpi-pm1a-evt");
-	if (rc == 0)
-		rc = bus_register(pio, PORT_ACPI_PM1A_CNT, PM1_CNT_LEN, &cnt_ops, pm, "acpi-pm1a-cnt");
-	if (rc == 0 && !p->reset_port_forwarded)
-		rc = bus_register(pio, PORT_ACPI_RESET, 1, &reset_ops, pm, "acpi-reset");
+	rc = register_ports(pio, pm);
 	if (rc) {
-		/* the bus has no unregister: a failed create means the VM is
-		 * being torn down, and the bus with it */
 		log_err(p->log, "acpi_pm", "cannot register ports: %s", strerror(-rc));
 		pthread_mutex_destroy(&pm->lock);
 		free(pm);

@@ -1,7 +1,7 @@
-/* ACPI fixed hardware: the PM1a event block (PORT_ACPI_PM1A_EVT, 4 bytes:
- * PM1_STS then PM1_EN, 16 bits each), the PM1a control block
- * (PORT_ACPI_PM1A_CNT, 2 bytes) and the reset register (PORT_ACPI_RESET),
- * as the FADT built by cpu/acpi.c describes them.
+/* ACPI fixed hardware: the PM1a event block (4 bytes: PM1_STS then
+ * PM1_EN, 16 bits each), the PM1a control block (2 bytes) and the reset
+ * register, at the ports the board (vmm/board.c) gives them and describes
+ * in the FADT.
  *
  * PM1_STS is write-1-to-clear; PM1_CNT.SCI_EN (bit 0) always reads 1 (ACPI
  * is always enabled, there is no SMI_CMD). Writing SLP_EN (bit 13) with
@@ -23,9 +23,12 @@
 #include "devices/irq.h"
 #include "lib/log.h"
 
+#define ACPI_PM1_EVT_LEN 4
+#define ACPI_PM1_CNT_LEN 2
+
 /* SLP_TYP of \_S5 in the DSDT; the PM1 control block powers off on it. */
 #define ACPI_PM_SLP_TYP_S5 5
-/* FADT RESET_VALUE written to PORT_ACPI_RESET. */
+/* FADT RESET_VALUE written to the reset register. */
 #define ACPI_PM_RESET_VALUE 0x06
 
 /* PM1 register bits (ACPI 6.5, 4.8.3) */
@@ -38,13 +41,15 @@
 struct acpi_pm;
 
 struct acpi_pm_params {
+	/* PM1a event block (4 bytes), control block (2 bytes), reset
+	 * register (1 byte): 0x600, 0x604 and 0xcf9 on kvmrun's board */
+	uint16_t evt_port, cnt_port, reset_port;
 	void (*poweroff)(void *cookie); /* guest entered S5 */
 	void (*reset)(void *cookie);    /* guest wrote the reset register */
 	void *cookie;
 	const struct logger *log;       /* borrowed; must outlive the device */
 	struct irq_line sci;            /* optional (set == NULL: none) */
-	/* When the PCI host bridge owns 0xcf8-0xcff (PORT_PCI_CONFIG, 8
-	 * bytes), it cannot share 0xcf9 on the bus: set this, and have the
+	/* When the PCI host bridge owns 0xcf8-0xcff (its config ports), it cannot share 0xcf9 on the bus: set this, and have the
 	 * bridge forward 1-byte writes at 0xcf9 to acpi_pm_reset_write(). */
 	bool reset_port_forwarded;
 };

@@ -36,6 +36,19 @@ int bus_register(struct bus *b, uint64_t base, uint64_t len,
 	return 0;
 }
 
+int bus_unmap(struct bus *b, uint64_t base, uint64_t len)
+{
+	for (unsigned i = 0; i < b->nr_ranges; i++) {
+		if (b->ranges[i].base != base || b->ranges[i].len != len)
+			continue;
+		memmove(&b->ranges[i], &b->ranges[i + 1],
+			(b->nr_ranges - i - 1) * sizeof(b->ranges[0]));
+		b->nr_ranges--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
 const struct bus_range *bus_find(const struct bus *b, uint64_t addr, unsigned len)
 {
 	unsigned lo = 0, hi = b->nr_ranges;

@@ -40,6 +40,11 @@ __attribute__((warn_unused_result))
 int bus_register(struct bus *b, uint64_t base, uint64_t len,
 		 const struct bus_ops *ops, void *cookie, const char *name);
 
+/* Takes off the range mapped at exactly [base, base+len), so a device
+ * whose set-up fails part-way leaves nothing pointing at it. Set-up only,
+ * like bus_register. Returns 0, or -ENOENT if no such range is mapped. */
+int bus_unmap(struct bus *b, uint64_t base, uint64_t len);
+
 /* Dispatches an access. Returns true if a device handled it; otherwise a
  * read fills @data with 0xff. An access straddling a range's end is treated
  * as unmapped. */

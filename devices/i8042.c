@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/layout.h"
 
 /* Status register */
 #define STR_OBF     0x01 /* output buffer full */
@@ -243,16 +242,14 @@ int i8042_create(struct bus *pio, const struct i8042_params *p, struct i8042 **o
 	reset_locked(k);
 
 	/* Two ranges: 0x61-0x63 belong to other devices (PC speaker, NMI).
-	 * The bus cannot unmap, so check the second range can go in before
-	 * mapping the first: a failure leaves nothing pointing at @k. */
-	if (bus_find(pio, PORT_I8042_CMD, 1))
-		err = -EEXIST;
-	else if (pio->nr_ranges + 2 > BUS_MAX_RANGES)
-		err = -ENOSPC;
-	else
-		err = bus_register(pio, PORT_I8042_DATA, 1, &i8042_data_ops, k, "i8042-data");
-	if (!err)
-		err = bus_register(pio, PORT_I8042_CMD, 1, &i8042_cmd_ops, k, "i8042-cmd");
+	 * If the second cannot go in, the first comes off again: a failure
+	 * leaves nothing pointing at @k. */
+	err = bus_register(pio, p->data_port, 1, &i8042_data_ops, k, "i8042-data");
+	if (!err) {
+		err = bus_register(pio, p->cmd_port, 1, &i8042_cmd_ops, k, "i8042-cmd");
+		if (err)
+			(void)bus_unmap(pio, p->data_port, 1);
+	}
 	if (err) {
 		if (k->log)
 			log_err(k->log, WHO, "cannot map ports: %s", strerror(-err));

@@ -25,12 +25,13 @@
 struct i8042;
 
 struct i8042_params {
+	uint16_t data_port, cmd_port; /* 0x60 and 0x64 on a PC */
 	void (*reset)(void *cookie); /* guest pulsed the reset line */
 	void *cookie;
 	const struct logger *log;    /* may be NULL */
 };
 
-/* Maps PORT_I8042_DATA (0x60) and PORT_I8042_CMD (0x64) on @pio. Returns 0
+/* Maps p->data_port and p->cmd_port on @pio. Returns 0
  * and sets *out, -ENOMEM, or bus_register's error. Before vCPUs run. */
 __attribute__((warn_unused_result))
 int i8042_create(struct bus *pio, const struct i8042_params *p, struct i8042 **out);

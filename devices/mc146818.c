@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cpu/layout.h"
 
 #define REG_SEC     0x00
 #define REG_MIN     0x02
@@ -260,7 +259,7 @@ static void rtc_write(void *cookie, uint64_t offset, const void *buf, unsigned l
 
 static const struct bus_ops mc146818_ops = { .read = rtc_read, .write = rtc_write };
 
-int mc146818_create(struct bus *pio, const struct mc146818_params *p,
+int mc146818_create(struct bus *pio, uint16_t base, const struct mc146818_params *p,
 		    struct mc146818 **out)
 {
 	struct mc146818 *r = calloc(1, sizeof(*r));
@@ -275,7 +274,7 @@ int mc146818_create(struct bus *pio, const struct mc146818_params *p,
 	r->clock = p->clock;
 	r->clock_cookie = p->clock_cookie;
 	reset_locked(r);
-	err = bus_register(pio, PORT_RTC, MC146818_NR_PORTS, &mc146818_ops, r, "rtc");
+	err = bus_register(pio, base, MC146818_NR_PORTS, &mc146818_ops, r, "rtc");
 	if (err) {
 		if (r->log)
 			log_err(r->log, WHO, "cannot map ports: %s", strerror(-err));

@@ -37,10 +37,10 @@ struct mc146818_params {
 	void *clock_cookie;
 };
 
-/* Maps PORT_RTC (0x70-0x71) on @pio. Returns 0 and sets *out, -ENOMEM, or
+/* Maps [base, base+2) on @pio (0x70 on a PC). Returns 0 and sets *out, -ENOMEM, or
  * bus_register's error. Before vCPUs run. */
 __attribute__((warn_unused_result))
-int mc146818_create(struct bus *pio, const struct mc146818_params *p,
+int mc146818_create(struct bus *pio, uint16_t base, const struct mc146818_params *p,
 		    struct mc146818 **out);
 
 /* Clock registers back to defaults (24-hour BCD, offset 0); the rest of

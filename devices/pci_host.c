@@ -7,10 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/layout.h"
 
 /* Configuration mechanism #1 (PCI Local Bus 3.0, 3.2.2.3.2): enable bit,
  * then bus 23:16, device 15:11, function 10:8, register 7:2. */
+/* 0xcf9, the PC's reset control register, lies inside 0xcf8-0xcff */
+#define CF9_OFF 1
+
 #define CONF1_ENABLE    0x80000000u
 #define CONF1_ADDR_MASK 0x80fffffcu
 
@@ -51,6 +53,7 @@ struct pci_host {
 	pthread_mutex_t cfg_lock;   /* address register, headers, add/reset */
 	pthread_rwlock_t map_lock;  /* decoded BAR table */
 	uint32_t address;
+	uint64_t window_base, window_size;
 	uint64_t next_bar;          /* allocator (set-up only) */
 	struct pci_fn fn[PCI_HOST_SLOTS];
 };
@@ -71,8 +74,8 @@ static void fn_update_decode(struct pci_host *h, struct pci_fn *f)
 		if (!size)
 			continue;
 		uint64_t addr = le32_get(&f->hdr[PCI_CFG_BAR0 + 4 * b]) & BAR_ADDR_MASK;
-		bool dec = (cmd & PCI_COMMAND_MEMORY) && addr >= LAYOUT_PCI_MMIO &&
-			   addr + size <= LAYOUT_PCI_MMIO + LAYOUT_PCI_MMIO_SIZE;
+		bool dec = (cmd & PCI_COMMAND_MEMORY) && addr >= h->window_base &&
+			   addr + size <= h->window_base + h->window_size;
 		if (dec == f->decoded[b] && (!dec || addr == f->bar_addr[b]))
 			continue;
 		f->decoded[b] = dec;
@@ -161,7 +164,7 @@ static void conf_read(void *cookie, uint64_t off, void *data, unsigned len)
 		uint32_t a = h->address;
 		pthread_mutex_unlock(&h->cfg_lock);
 		memcpy(data, &a, 4);
-	} else if (off == PORT_ACPI_RESET - PORT_PCI_CONFIG && len == 1) {
+	} else if (off == CF9_OFF && len == 1) {
 		memset(data, 0, 1); /* the reset register reads 0 */
 	} else {
 		memset(data, 0xff, len); /* byte/word accesses at 0xcf8 are not config */
@@ -181,7 +184,7 @@ static void conf_write(void *cookie, uint64_t off, const void *data, unsigned le
 		pthread_mutex_lock(&h->cfg_lock);
 		h->address = a & CONF1_ADDR_MASK;
 		pthread_mutex_unlock(&h->cfg_lock);
-	} else if (off == PORT_ACPI_RESET - PORT_PCI_CONFIG && len == 1) {
+	} else if (off == CF9_OFF && len == 1) {
 		if (h->cf9_write)
 			h->cf9_write(h->cf9_cookie, *(const uint8_t *)data);
 	}
@@ -215,7 +218,7 @@ static void window_read(void *cookie, uint64_t off, void *data, unsigned len)
 	unsigned bar;
 	uint64_t boff;
 	pthread_rwlock_rdlock(&h->map_lock);
-	struct pci_fn *f = find_bar(h, LAYOUT_PCI_MMIO + off, len, &bar, &boff);
+	struct pci_fn *f = find_bar(h, h->window_base + off, len, &bar, &boff);
 	if (f)
 		f->ops->bar_read(f->cookie, bar, boff, data, len);
 	else
@@ -229,7 +232,7 @@ static void window_write(void *cookie, uint64_t off, const void *data, unsigned 
 	unsigned bar;
 	uint64_t boff;
 	pthread_rwlock_rdlock(&h->map_lock);
-	struct pci_fn *f = find_bar(h, LAYOUT_PCI_MMIO + off, len, &bar, &boff);
+	struct pci_fn *f = find_bar(h, h->window_base + off, len, &bar, &boff);
 	if (f)
 		f->ops->bar_write(f->cookie, bar, boff, data, len);
 	pthread_rwlock_unlock(&h->map_lock);
@@ -261,7 +264,8 @@ static void fn_init_header(struct pci_fn *f, const struct pci_function_params *p
 			le32_put(&w[PCI_CFG_BAR0 + 4 * b], 0xffffffffu);
 }
 
-static bool params_valid(const struct pci_function_params *p, const struct pci_function_ops *ops)
+static bool params_valid(const struct pci_host *h, const struct pci_function_params *p,
+			 const struct pci_function_ops *ops)
 {
 	if (p->cap_ptr && (p->cap_ptr < PCI_CFG_HEADER_END || p->cap_ptr % 4))
 		return false;
@@ -269,7 +273,7 @@ static bool params_valid(const struct pci_function_params *p, const struct pci_f
 		uint32_t s = p->bar_size[b];
 		if (!s)
 			continue;
-		if (s < 16 || (s & (s - 1)) || s > LAYOUT_PCI_MMIO_SIZE / 2)
+		if (s < 16 || (s & (s - 1)) || s > h->window_size / 2)
 			return false;
 		if (!ops || !ops->bar_read || !ops->bar_write)
 			return false;
@@ -280,7 +284,7 @@ static bool params_valid(const struct pci_function_params *p, const struct pci_f
 int pci_host_add_function(struct pci_host *h, const struct pci_function_ops *ops, void *cookie,
 			  const struct pci_function_params *p, unsigned *slot)
 {
-	if (!params_valid(p, ops))
+	if (!params_valid(h, p, ops))
 		return -EINVAL;
 	pthread_mutex_lock(&h->cfg_lock);
 	unsigned s = 0;
@@ -303,7 +307,7 @@ int pci_host_add_function(struct pci_host *h, const struct pci_function_ops *ops
 			continue;
 		uint64_t align = size < BAR_MIN_ALIGN ? BAR_MIN_ALIGN : size;
 		uint64_t base = (next + align - 1) & ~(align - 1);
-		if (base + size > LAYOUT_PCI_MMIO + LAYOUT_PCI_MMIO_SIZE) {
+		if (base + size > h->window_base + h->window_size) {
 			pthread_mutex_unlock(&h->cfg_lock);
 			log_err(h->log, "pci", "%s: PCI MMIO window full", p->name ? p->name : "?");
 			return -ENOSPC;
@@ -339,7 +343,9 @@ int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_par
 	h->log = p->log;
 	h->cf9_write = p->cf9_write;
 	h->cf9_cookie = p->cf9_cookie;
-	h->next_bar = LAYOUT_PCI_MMIO;
+	h->window_base = p->window_base;
+	h->window_size = p->window_size;
+	h->next_bar = p->window_base;
 	pthread_mutex_init(&h->cfg_lock, NULL);
 	pthread_rwlock_init(&h->map_lock, NULL);
 
@@ -350,13 +356,15 @@ int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_par
 	unsigned slot;
 	int rc = pci_host_add_function(h, NULL, NULL, &bridge, &slot);
 	if (rc == 0)
-		rc = bus_register(pio, PORT_PCI_CONFIG, 8, &conf_ops, h, "pci-conf");
-	if (rc == 0)
-		rc = bus_register(mmio, LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE, &window_ops, h,
+		rc = bus_register(pio, p->config_port, PCI_HOST_CONFIG_PORTS, &conf_ops, h, "pci-conf");
+	if (rc == 0) {
+		rc = bus_register(mmio, p->window_base, p->window_size, &window_ops, h,
 				  "pci-mmio");
+		if (rc < 0)
+			(void)bus_unmap(pio, p->config_port, PCI_HOST_CONFIG_PORTS);
+	}
 	if (rc < 0) {
 		log_err(p->log, "pci", "creating the host bridge: %s", strerror(-rc));
-		/* a range registered on @pio stays: set-up fails as a whole */
 		pci_host_destroy(h);
 		return rc;
 	}

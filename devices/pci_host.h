@@ -1,5 +1,5 @@
-/* The PCI host bridge: configuration mechanism #1 on PORT_PCI_CONFIG
- * (0xcf8 address register, 32-bit; 0xcfc-0xcff data, 1/2/4-byte accesses
+/* The PCI host bridge: configuration mechanism #1 on 8 config ports
+ * (on a PC 0xcf8: the address register, 32-bit; 0xcfc-0xcff data, 1/2/4-byte accesses
  * at any offset inside the dword), bus 0 only, a host bridge function at
  * 00:00.0 and up to PCI_HOST_SLOTS-1 single-function devices at 00:N.0.
  *
@@ -9,7 +9,7 @@
  * through bar_read/bar_write.
  *
  * BARs are 32-bit non-prefetchable memory BARs of a power-of-two size,
- * pre-programmed from LAYOUT_PCI_MMIO (naturally aligned) with memory
+ * pre-programmed from the window's base (naturally aligned) with memory
  * decoding enabled, as firmware would leave them. The sizing protocol works
  * and the guest may move a BAR: the host registers ONE MMIO bus range over
  * the whole PCI window and dispatches each access to the function whose
@@ -42,6 +42,7 @@
 #include "devices/bus.h"
 #include "lib/log.h"
 
+#define PCI_HOST_CONFIG_PORTS 8
 #define PCI_HOST_SLOTS    32  /* slot 0 is the host bridge */
 #define PCI_HOST_BARS     6
 #define PCI_HOST_GSI_BASE 16
@@ -79,7 +80,10 @@ struct pci_host;
 
 struct pci_host_params {
 	const struct logger *log;  /* borrowed; must outlive the host */
-	/* A guest byte write to port 0xcf9 (PORT_ACPI_RESET); may be NULL. */
+	uint16_t config_port;      /* first of PCI_HOST_CONFIG_PORTS (0xcf8) */
+	/* The 32-bit MMIO window the BARs are placed in */
+	uint64_t window_base, window_size;
+	/* A guest byte write to port 0xcf9 (config_port + 1); may be NULL. */
 	void (*cf9_write)(void *cookie, uint8_t value);
 	void *cf9_cookie;
 };
@@ -113,12 +117,11 @@ struct pci_function_params {
 	                               * of two >= 16 (allocated >= 4 KiB) */
 };
 
-/* Allocates the host, registers PORT_PCI_CONFIG (8 ports) on @pio and the
- * whole PCI window (LAYOUT_PCI_MMIO, LAYOUT_PCI_MMIO_SIZE) on @mmio, and
+/* Allocates the host, registers its config ports on @pio and the whole
+ * PCI window on @mmio, and
  * creates the host bridge at 00:00.0. Returns 0, -ENOMEM, -EINVAL or the
- * bus error (-EEXIST). Call before vCPUs start. Buses cannot unregister:
- * after a failure the VM set-up is abandoned (the config ports may stay
- * registered to freed memory), as for every device. */
+ * bus error (-EEXIST). Call before vCPUs start. A failure leaves nothing
+ * mapped. */
 __attribute__((warn_unused_result))
 int pci_host_create(struct bus *pio, struct bus *mmio, const struct pci_host_params *p,
 		    struct pci_host **out);

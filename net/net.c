@@ -269,9 +269,7 @@ static void on_call(void *cookie, uint32_t events)
 	pthread_mutex_lock(&d->lock);
 	if (virtio_dev_live(d)) {
 		/* vhost already applied event-idx suppression */
-		d->isr |= VIRTIO_ISR_QUEUE;
-		if (d->tops && d->tops->signal_queue)
-			d->tops->signal_queue(d, 2 * c->p->index + c->ring);
+		virtio_dev_signal_queue(d, 2 * c->p->index + c->ring);
 	}
 	pthread_mutex_unlock(&d->lock);
 }

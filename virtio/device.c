@@ -254,6 +254,11 @@ void virtio_dev_used(struct virtio_dev *d, unsigned q)
 		return;
 	if (!vq_should_notify(d->queues[q].vq))
 		return;
+	virtio_dev_signal_queue(d, q);
+}
+
+void virtio_dev_signal_queue(struct virtio_dev *d, unsigned q)
+{
 	d->isr |= VIRTIO_ISR_QUEUE;
 	if (d->tops && d->tops->signal_queue)
 		d->tops->signal_queue(d, q);
@@ -286,4 +291,54 @@ void virtio_dev_config_changed(struct virtio_dev *d)
 	d->isr |= VIRTIO_ISR_CONFIG;
 	if (d->tops && d->tops->signal_config)
 		d->tops->signal_config(d);
+}
+
+void virtio_dev_signal_fd(struct virtio_dev *d, int fd, const char *what)
+{
+	uint64_t one = 1;
+	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
+		log_ratelimited(d->plat->log, &d->rl, d->name, "%s: %s", what, strerror(errno));
+}
+
+void virtio_intx_init(struct virtio_intx *x)
+{
+	*x = (struct virtio_intx){ .fd = -1, .resample_fd = -1 };
+}
+
+int virtio_intx_wire(struct virtio_dev *d, struct virtio_intx *x, unsigned gsi,
+		     void (*on_resample)(void *cookie, uint32_t events), void *cookie)
+{
+	const struct virtio_platform *p = d->plat;
+	x->gsi = gsi;
+	x->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	x->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (x->fd < 0 || x->resample_fd < 0)
+		return -errno;
+	if (p->irqfd) {
+		int rc = p->irqfd(p->cookie, x->fd, gsi, x->resample_fd, true);
+		if (rc < 0)
+			return rc;
+		x->irqfd_on = true;
+	}
+	if (p->loop) {
+		int rc = evloop_add(p->loop, x->resample_fd, EPOLLIN, on_resample, cookie);
+		if (rc < 0)
+			return rc;
+		x->watched = true;
+	}
+	return 0;
+}
+
+void virtio_intx_unwire(struct virtio_dev *d, struct virtio_intx *x)
+{
+	const struct virtio_platform *p = d->plat;
+	if (x->watched)
+		evloop_del(p->loop, x->resample_fd);
+	if (x->irqfd_on)
+		p->irqfd(p->cookie, x->fd, x->gsi, x->resample_fd, false);
+	if (x->fd >= 0)
+		close(x->fd);
+	if (x->resample_fd >= 0)
+		close(x->resample_fd);
+	virtio_intx_init(x);
 }

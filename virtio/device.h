@@ -164,6 +164,10 @@ bool virtio_dev_queue_enable(struct virtio_dev *d, unsigned q);
 /* For device models (dev->lock held): signal the driver that queue @q has
  * used buffers, honouring VIRTIO_F_EVENT_IDX / NO_INTERRUPT. */
 void virtio_dev_used(struct virtio_dev *d, unsigned q);
+/* Signals queue @q's interrupt with no suppression check: for used rings
+ * another party filled and already decided to notify about (vhost's call
+ * eventfd). dev->lock held. */
+void virtio_dev_signal_queue(struct virtio_dev *d, unsigned q);
 /* For device models (dev->lock held): queue @q has more work than one
  * notify may do (its budget ran out while the driver kept the ring full):
  * signal the queue's kick eventfd so the event loop calls notify again on
@@ -177,5 +181,29 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 void virtio_dev_config_changed(struct virtio_dev *d);
 bool virtio_dev_has_feature(const struct virtio_dev *d, unsigned bit);
 bool virtio_dev_live(const struct virtio_dev *d); /* DRIVER_OK, not NEEDS_RESET */
+
+/* Writes 1 to the eventfd @fd (none if negative); a failure is logged,
+ * rate-limited, as "@what: error". Any thread. */
+void virtio_dev_signal_fd(struct virtio_dev *d, int fd, const char *what);
+
+/* A transport's level-triggered interrupt (virtio-pci INTx, virtio-mmio's
+ * line): an eventfd the platform turns into @gsi through an irqfd, and a
+ * resample eventfd it signals when the guest acknowledges the line,
+ * watched on the event loop. */
+struct virtio_intx {
+	int fd, resample_fd;
+	unsigned gsi;
+	bool irqfd_on, watched;
+};
+
+/* No eventfds yet: what virtio_intx_unwire may always be called on. */
+void virtio_intx_init(struct virtio_intx *x);
+/* Creates both eventfds, attaches the irqfd (if the platform has irqfds)
+ * and watches the resample fd with @on_resample (if it has a loop).
+ * Returns 0 or -errno; virtio_intx_unwire undoes whatever got done. */
+__attribute__((warn_unused_result))
+int virtio_intx_wire(struct virtio_dev *d, struct virtio_intx *x, unsigned gsi,
+		     void (*on_resample)(void *cookie, uint32_t events), void *cookie);
+void virtio_intx_unwire(struct virtio_dev *d, struct virtio_intx *x);
 
 #endif

@@ -34,8 +34,7 @@ struct virtio_mmio {
 	uint64_t base;
 	unsigned gsi;
 	uint32_t device_features_sel, driver_features_sel, queue_sel;
-	int irq_fd, resample_fd;
-	bool irqfd_on;
+	struct virtio_intx irq;
 	unsigned kicks_attached;
 };
 
@@ -47,7 +46,7 @@ static struct virtio_queue *selected(struct virtio_mmio *m)
 static void raise_irq(struct virtio_mmio *m)
 {
 	uint64_t one = 1;
-	if (m->irq_fd >= 0 && write(m->irq_fd, &one, sizeof(one)) < 0)
+	if (m->irq.fd >= 0 && write(m->irq.fd, &one, sizeof(one)) < 0)
 		log_ratelimited(m->d->plat->log, &m->d->rl, m->d->name,
 				"raising the interrupt: %s", strerror(errno));
 }
@@ -79,7 +78,7 @@ static void on_resample(void *cookie, uint32_t events)
 {
 	struct virtio_mmio *m = cookie;
 	uint64_t n;
-	if (read(m->resample_fd, &n, sizeof(n)) != sizeof(n))
+	if (read(m->irq.resample_fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	pthread_mutex_lock(&m->d->lock);
 	if (m->d->isr)
@@ -207,23 +206,6 @@ static void mmio_write(void *cookie, uint64_t off, const void *data, unsigned le
 
 static const struct bus_ops mmio_ops = { .read = mmio_read, .write = mmio_write };
 
-static int wire_irq(struct virtio_mmio *m)
-{
-	const struct virtio_platform *p = m->d->plat;
-	m->irq_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	m->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (m->irq_fd < 0 || m->resample_fd < 0)
-		return -errno;
-	if (p->irqfd) {
-		int rc = p->irqfd(p->cookie, m->irq_fd, m->gsi, m->resample_fd, true);
-		if (rc < 0)
-			return rc;
-		m->irqfd_on = true;
-	}
-	if (p->loop)
-		return evloop_add(p->loop, m->resample_fd, EPOLLIN, on_resample, m);
-	return 0;
-}
 
 int virtio_mmio_create(struct bus *mmio, uint64_t base, unsigned gsi,
 		       struct virtio_dev *d, struct virtio_mmio **out)
@@ -234,10 +216,10 @@ int virtio_mmio_create(struct bus *mmio, uint64_t base, unsigned gsi,
 	m->d = d;
 	m->base = base;
 	m->gsi = gsi;
-	m->irq_fd = m->resample_fd = -1;
+	virtio_intx_init(&m->irq);
 	d->tops = &mmio_tops;
 	d->transport = m;
-	int rc = wire_irq(m);
+	int rc = virtio_intx_wire(d, &m->irq, gsi, on_resample, m);
 	for (unsigned q = 0; rc == 0 && q < d->nr_queues && d->plat->ioeventfd; q++) {
 		rc = kick_attach(d, q, d->queues[q].kick_fd, true);
 		if (rc == 0)
@@ -259,17 +241,9 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
 {
 	if (!m)
 		return;
-	const struct virtio_platform *p = m->d->plat;
 	for (unsigned q = 0; q < m->kicks_attached; q++)
 		kick_attach(m->d, q, m->d->queues[q].kick_fd, false);
-	if (m->resample_fd >= 0 && p->loop)
-		evloop_del(p->loop, m->resample_fd);
-	if (m->irqfd_on)
-		p->irqfd(p->cookie, m->irq_fd, m->gsi, m->resample_fd, false);
-	if (m->irq_fd >= 0)
-		close(m->irq_fd);
-	if (m->resample_fd >= 0)
-		close(m->resample_fd);
+	virtio_intx_unwire(m->d, &m->irq);
 	m->d->tops = NULL;
 	m->d->transport = NULL;
 	free(m);

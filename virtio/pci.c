@@ -25,14 +25,6 @@
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_BALLOON 5
 
-void vpci_signal(struct virtio_pci *vp, int fd, const char *what)
-{
-	uint64_t one = 1;
-	if (fd >= 0 && write(fd, &one, sizeof(one)) < 0)
-		log_ratelimited(vp->d->plat->log, &vp->d->rl, vp->d->name, "%s: %s", what,
-				strerror(errno));
-}
-
 /* ---- INTx ---- */
 
 static void intx_raise(struct virtio_pci *vp)
@@ -40,7 +32,7 @@ static void intx_raise(struct virtio_pci *vp)
 	pci_host_set_intx_status(vp->host, vp->slot, true);
 	if (pci_host_command(vp->host, vp->slot) & PCI_COMMAND_INTX_DISABLE)
 		return;
-	vpci_signal(vp, vp->intx_fd, "raising INTx");
+	virtio_dev_signal_fd(vp->d, vp->intx.fd, "raising INTx");
 }
 
 /* Event thread: the guest EOI'd the level-triggered line and KVM lowered
@@ -50,10 +42,10 @@ static void on_resample(void *cookie, uint32_t events)
 	struct virtio_pci *vp = cookie;
 	uint64_t n;
 	(void)events;
-	if (read(vp->resample_fd, &n, sizeof(n)) != sizeof(n))
+	if (read(vp->intx.resample_fd, &n, sizeof(n)) != sizeof(n))
 		return;
 	pthread_mutex_lock(&vp->d->lock);
-	if (vp->d->isr && !msix_enabled(vp))
+	if (vp->d->isr && !msix_enabled(&vp->msix))
 		intx_raise(vp);
 	pthread_mutex_unlock(&vp->d->lock);
 }
@@ -63,8 +55,8 @@ static void on_resample(void *cookie, uint32_t events)
 static void tr_signal_queue(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_pci *vp = d->transport;
-	if (msix_enabled(vp))
-		msix_fire(vp, q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR);
+	if (msix_enabled(&vp->msix))
+		msix_fire(&vp->msix, q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR);
 	else
 		intx_raise(vp);
 }
@@ -72,8 +64,8 @@ static void tr_signal_queue(struct virtio_dev *d, unsigned q)
 static void tr_signal_config(struct virtio_dev *d)
 {
 	struct virtio_pci *vp = d->transport;
-	if (msix_enabled(vp))
-		msix_fire(vp, d->config_msix_vector);
+	if (msix_enabled(&vp->msix))
+		msix_fire(&vp->msix, d->config_msix_vector);
 	else
 		intx_raise(vp);
 }
@@ -111,7 +103,7 @@ static int tr_queue_irqfd(struct virtio_dev *d, unsigned q)
 {
 	struct virtio_pci *vp = d->transport;
 	unsigned v = q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR;
-	return msix_direct_fd(vp, v);
+	return msix_direct_fd(&vp->msix, v);
 }
 
 /* Tells the device that queue interrupts moved (see queue_irqfd). */
@@ -212,7 +204,7 @@ static uint64_t common_get(struct virtio_pci *vp, unsigned field)
  * the field back to learn whether the mapping took). */
 static uint16_t valid_vector(const struct virtio_pci *vp, uint64_t v)
 {
-	return v < vp->nr_vectors ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
+	return v < vp->msix.nr_vectors ? (uint16_t)v : VIRTIO_MSI_NO_VECTOR;
 }
 
 static void set_half(uint64_t *f, unsigned shift, unsigned len, uint64_t v)
@@ -318,7 +310,7 @@ static void bar0_read(struct virtio_pci *vp, uint64_t off, void *data, unsigned 
 	} else if (vpci_inside(off, len, VIRTIO_PCI_DEVICE_OFF, VIRTIO_PCI_DEVICE_MAX)) {
 		virtio_dev_config_read(d, (uint32_t)(off - VIRTIO_PCI_DEVICE_OFF), data, len);
 	} else {
-		(void)msix_bar_read(vp, off, data, len);
+		(void)msix_bar_read(&vp->msix, off, data, len);
 	}
 	/* notify area and gaps read 0 */
 }
@@ -335,8 +327,8 @@ static void bar0_write(struct virtio_pci *vp, uint64_t off, const void *data, un
 		/* 4.1.5.2: normally the ioeventfd catches this; one that got
 		 * here (another offset or width, no ioeventfd) kicks by hand. */
 		unsigned q = (unsigned)(off - VIRTIO_PCI_NOTIFY_OFF) / VIRTIO_PCI_NOTIFY_MULT;
-		vpci_signal(vp, d->queues[q].kick_fd, "forwarding a kick");
-	} else if (msix_bar_write(vp, off, data, len)) {
+		virtio_dev_signal_fd(vp->d, d->queues[q].kick_fd, "forwarding a kick");
+	} else if (msix_bar_write(&vp->msix, off, data, len)) {
 		irq_changed(vp);
 	}
 	/* ISR, PBA (read-only) and gaps: ignored */
@@ -429,12 +421,12 @@ static void fn_cfg_write(void *cookie, unsigned off, const void *data, unsigned 
 	struct virtio_pci *vp = cookie;
 	const uint8_t *v = data;
 	pthread_mutex_lock(&vp->d->lock);
-	uint16_t old_ctrl = msix_control(vp);
+	uint16_t old_ctrl = msix_control(&vp->msix);
 	for (unsigned i = 0; i < len; i++)
 		vp->cfg[off + i] = (uint8_t)((vp->cfg[off + i] & ~vp->wmask[off + i]) |
 					     (v[i] & vp->wmask[off + i]));
-	if (vp->msix_cap && touches(off, len, vp->msix_cap + 2, 2) && msix_control(vp) != old_ctrl) {
-		msix_sync_all(vp); /* enabled or unmasked: deliver what is pending */
+	if (vp->msix_cap && touches(off, len, vp->msix_cap + 2, 2) && msix_control(&vp->msix) != old_ctrl) {
+		msix_sync_all(&vp->msix); /* enabled or unmasked: deliver what is pending */
 		irq_changed(vp);
 	}
 	unsigned data_at = vp->pcicfg_cap + VCAP_PCI_DATA;
@@ -503,7 +495,8 @@ static void build_caps(struct virtio_pci *vp)
 	memset(&vp->wmask[vp->pcicfg_cap + VCAP_OFFSET], 0xff, 12);
 
 	vp->msix_cap = cap_add(vp, &at, &prev, PCI_CAP_ID_MSIX, MSIX_CAP_SIZE);
-	le16_put(&vp->cfg[vp->msix_cap + 2], (uint16_t)(vp->nr_vectors - 1));
+	vp->msix.cap = &vp->cfg[vp->msix_cap];
+	le16_put(&vp->cfg[vp->msix_cap + 2], (uint16_t)(vp->msix.nr_vectors - 1));
 	le32_put(&vp->cfg[vp->msix_cap + 4], VIRTIO_PCI_MSIX_TABLE); /* BIR 0 */
 	le32_put(&vp->cfg[vp->msix_cap + 8], VIRTIO_PCI_MSIX_PBA);   /* BIR 0 */
 	vp->wmask[vp->msix_cap + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL) >> 8;
@@ -511,25 +504,7 @@ static void build_caps(struct virtio_pci *vp)
 
 static int wire_intx(struct virtio_pci *vp)
 {
-	const struct virtio_platform *p = vp->d->plat;
-	vp->intx_gsi = pci_host_slot_gsi(vp->slot);
-	vp->intx_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	vp->resample_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vp->intx_fd < 0 || vp->resample_fd < 0)
-		return -errno;
-	if (p->irqfd) {
-		int rc = p->irqfd(p->cookie, vp->intx_fd, vp->intx_gsi, vp->resample_fd, true);
-		if (rc < 0)
-			return rc;
-		vp->intx_irqfd_on = true;
-	}
-	if (p->loop) {
-		int rc = evloop_add(p->loop, vp->resample_fd, EPOLLIN, on_resample, vp);
-		if (rc < 0)
-			return rc;
-		vp->resample_watched = true;
-	}
-	return 0;
+	return virtio_intx_wire(vp->d, &vp->intx, pci_host_slot_gsi(vp->slot), on_resample, vp);
 }
 
 static uint32_t class_of(uint32_t device_id)
@@ -551,14 +526,17 @@ int virtio_pci_create(struct pci_host *h, struct virtio_dev *d, struct virtio_pc
 		return -ENOMEM;
 	vp->d = d;
 	vp->host = h;
-	vp->intx_fd = vp->resample_fd = -1;
-	vp->nr_vectors = d->nr_queues + 1; /* one per queue, one for config */
+	virtio_intx_init(&vp->intx);
+	vp->msix.d = d;
+	vp->msix.table_off = VIRTIO_PCI_MSIX_TABLE;
+	vp->msix.pba_off = VIRTIO_PCI_MSIX_PBA;
+	vp->msix.nr_vectors = d->nr_queues + 1; /* one per queue, one for config */
 	for (unsigned v = 0; v < MSIX_MAX_VECTORS; v++)
-		vp->vec[v].fd = -1;
+		vp->msix.vec[v].fd = -1;
 	build_caps(vp);
-	msix_reset(vp);
+	msix_reset(&vp->msix);
 
-	int rc = msix_wire(vp);
+	int rc = msix_wire(&vp->msix);
 	if (rc == 0) {
 		d->tops = &pci_tops;
 		d->transport = vp;
@@ -600,7 +578,7 @@ void virtio_pci_reset(struct virtio_pci *vp)
 	virtio_dev_set_status(d, 0);
 	vp->dfselect = vp->gfselect = 0;
 	vp->queue_select = 0;
-	msix_reset(vp);
+	msix_reset(&vp->msix);
 	memset(&vp->cfg[vp->pcicfg_cap + VCAP_BAR], 0, 1);
 	memset(&vp->cfg[vp->pcicfg_cap + VCAP_OFFSET], 0, 12);
 	pci_host_set_intx_status(vp->host, vp->slot, false);
@@ -612,22 +590,14 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	if (!vp)
 		return;
 	struct virtio_dev *d = vp->d;
-	const struct virtio_platform *p = d->plat;
 	if (vp->added)
 		pci_host_remove_function(vp->host, vp->slot);
 	pthread_mutex_lock(&d->lock);
 	for (unsigned q = 0; q < d->nr_queues; q++)
 		kick_set(vp, q, false);
 	pthread_mutex_unlock(&d->lock);
-	if (vp->resample_watched)
-		evloop_del(p->loop, vp->resample_fd);
-	if (vp->intx_irqfd_on)
-		p->irqfd(p->cookie, vp->intx_fd, vp->intx_gsi, vp->resample_fd, false);
-	if (vp->intx_fd >= 0)
-		close(vp->intx_fd);
-	if (vp->resample_fd >= 0)
-		close(vp->resample_fd);
-	msix_unwire(vp);
+	virtio_intx_unwire(d, &vp->intx);
+	msix_unwire(&vp->msix);
 	if (d->transport == vp) {
 		d->tops = NULL;
 		d->transport = NULL;

@@ -19,21 +19,40 @@ void irq_routing_destroy(struct irq_routing *r)
 	pthread_mutex_destroy(&r->lock);
 }
 
+/* The IOAPIC pin an ISA IRQ (KVM raises it on the GSI of the same
+ * number) reaches: its own, unless the board overrides it. */
+static unsigned ioapic_pin(const struct irq_routing *r, unsigned gsi)
+{
+	for (unsigned i = 0; i < r->nr_overrides; i++)
+		if (r->overrides[i].irq == gsi)
+			return r->overrides[i].gsi;
+	return gsi;
+}
+
+/* A pin another IRQ is overridden onto belongs to that IRQ alone. */
+static bool pin_taken(const struct irq_routing *r, unsigned gsi)
+{
+	for (unsigned i = 0; i < r->nr_overrides; i++)
+		if (r->overrides[i].gsi == gsi && r->overrides[i].irq != gsi)
+			return true;
+	return false;
+}
+
 /* The legacy pins as a PC wires them, and as the MADT tells the guest:
  * ISA IRQ0 (the PIT, which KVM raises on GSI 0) reaches the IOAPIC on pin
- * 2 (the MADT's interrupt source override), and nothing else uses pin 2, so
- * an EOI on pin 2 maps back to GSI 0 alone. That reverse map matters: the
- * in-kernel PIT re-injects its next tick only once the previous one is
+ * 2 (the board's interrupt source override), and nothing else uses pin 2,
+ * so an EOI on pin 2 maps back to GSI 0 alone. That reverse map matters:
+ * the in-kernel PIT re-injects its next tick only once the previous one is
  * acknowledged through GSI 0's ack notifier. KVM's own default table
  * routes GSI 0 to pin 0 and GSI 2 to pin 2, so a guest that follows the
  * override gets no timer ticks at all once it switches to the IOAPIC.
- * GSI 2 is the PIC cascade and is not routed. GSIs 1-15 reach both the
- * PIC and the IOAPIC, 16-23 the IOAPIC only. */
-static unsigned fill_pins(struct kvm_irq_routing_entry *e)
+ * GSI 2 (the PIC cascade, whose pin the PIT took) is not routed. GSIs 1-15
+ * reach both the PIC and the IOAPIC, 16-23 the IOAPIC only. */
+static unsigned fill_pins(const struct irq_routing *r, struct kvm_irq_routing_entry *e)
 {
 	unsigned n = 0;
 	for (unsigned gsi = 0; gsi < IRQ_ROUTING_PINS; gsi++) {
-		if (gsi == 2)
+		if (pin_taken(r, gsi))
 			continue;
 		if (gsi < 16) {
 			e[n++] = (struct kvm_irq_routing_entry){
@@ -45,7 +64,7 @@ static unsigned fill_pins(struct kvm_irq_routing_entry *e)
 		}
 		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi == 0 ? 2 : gsi },
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = ioapic_pin(r, gsi) },
 		};
 	}
 	return n;
@@ -57,7 +76,7 @@ static int push_locked(struct irq_routing *r)
 	struct kvm_irq_routing *t = calloc(1, sizeof(*t) + max * sizeof(t->entries[0]));
 	if (!t)
 		return -ENOMEM;
-	unsigned n = fill_pins(t->entries);
+	unsigned n = fill_pins(r, t->entries);
 	for (unsigned i = 0; i < IRQ_ROUTING_MAX_MSI; i++) {
 		if (!r->routed[i])
 			continue;
@@ -75,9 +94,13 @@ static int push_locked(struct irq_routing *r)
 	return rc;
 }
 
-int irq_routing_start(struct irq_routing *r)
+int irq_routing_start(struct irq_routing *r, const struct acpi_irq_override *ov, unsigned n)
 {
+	if (n > ACPI_MAX_OVERRIDES)
+		return -EINVAL;
 	pthread_mutex_lock(&r->lock);
+	memcpy(r->overrides, ov, n * sizeof(*ov));
+	r->nr_overrides = n;
 	int rc = push_locked(r);
 	pthread_mutex_unlock(&r->lock);
 	return rc;

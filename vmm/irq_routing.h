@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cpu/acpi.h"
 #include "lib/log.h"
 
 #define IRQ_ROUTING_PINS 24      /* IOAPIC pins; GSIs above are MSI */
@@ -18,6 +19,8 @@ struct irq_routing {
 	int vm_fd;
 	const struct logger *log;
 	pthread_mutex_t lock;
+	unsigned nr_overrides;   /* the board's, as the MADT lists them */
+	struct acpi_irq_override overrides[ACPI_MAX_OVERRIDES];
 	bool used[IRQ_ROUTING_MAX_MSI];
 	bool routed[IRQ_ROUTING_MAX_MSI];
 	uint64_t addr[IRQ_ROUTING_MAX_MSI];
@@ -26,9 +29,11 @@ struct irq_routing {
 
 void irq_routing_init(struct irq_routing *r, int vm_fd, const struct logger *log);
 void irq_routing_destroy(struct irq_routing *r);
-/* Sends the legacy pin routes; after KVM_CREATE_IRQCHIP, before any vCPU
- * runs (KVM's default table misroutes the PIT: see irq_routing.c). */
-int irq_routing_start(struct irq_routing *r);
+/* Sends the legacy pin routes, wired as the board's interrupt source
+ * overrides say (board_describe: the same list the MADT gets); after
+ * KVM_CREATE_IRQCHIP, before any vCPU runs (KVM's default table misroutes
+ * the PIT: see irq_routing.c). At most ACPI_MAX_OVERRIDES. */
+int irq_routing_start(struct irq_routing *r, const struct acpi_irq_override *ov, unsigned n);
 /* A free GSI for an MSI route (not yet routed anywhere). */
 int irq_routing_alloc(struct irq_routing *r, unsigned *gsi);
 /* Points @gsi at MSI (@addr, @data) and pushes the table to KVM. */

@@ -18,7 +18,9 @@
 #include "cpu/regs.h"
 #include "mem/ram_stats.h"
 #include "virtio/balloon.h"
+#include "vmm/board.h"
 #include "vmm/caps.h"
+#include "vmm/console.h"
 #include "vmm/control.h"
 #include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
@@ -39,12 +41,14 @@ void vm_request_exit(struct vm *vm, int code, const char *why)
 	(void)r; /* an eventfd write of 1 cannot fail short of overflow */
 }
 
-static void vcpu_guest_exit(void *cookie, int code, const char *why)
+/* vm_request_exit for those below vm.c: vCPUs, the board, the console */
+static void on_exit_request(void *cookie, int code, const char *why)
 {
 	vm_request_exit(cookie, code, why);
 }
 
-void vm_set_irq(void *cookie, unsigned gsi, int level)
+/* KVM_IRQ_LINE, as an irq_line callback; cookie is the vm. */
+static void vm_set_irq(void *cookie, unsigned gsi, int level)
 {
 	struct vm *vm = cookie;
 	struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
@@ -107,6 +111,19 @@ static int kvm_create_vm(struct vm *vm)
 	return 0;
 }
 
+/* The legacy pins, wired as the board's description (and so the MADT)
+ * says. */
+static int start_routing(struct vm *vm)
+{
+	struct acpi_params *p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	board_describe(&vm->board_opts, p);
+	int rc = irq_routing_start(&vm->routing, p->overrides, p->nr_overrides);
+	free(p);
+	return rc;
+}
+
 /* After the memory slots: a slot added once the in-kernel irqchip exists
  * waits for an SRCU grace period (about 6 ms here); before, it does not. */
 static int kvm_create_platform(struct vm *vm)
@@ -118,7 +135,7 @@ static int kvm_create_platform(struct vm *vm)
 	if (rc == 0)
 		rc = vm_ioctl(vm, KVM_CREATE_IRQCHIP, NULL, "KVM_CREATE_IRQCHIP");
 	if (rc == 0)
-		rc = irq_routing_start(&vm->routing);
+		rc = start_routing(vm);
 	/* SPEAKER_DUMMY: KVM itself answers port 0x61 with PIT channel 2's
 	 * gate and output, which Linux (without kvm-clock) and the test
 	 * guests time the TSC against. Without it the port is unmapped and
@@ -306,7 +323,11 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 {
 	vm->cfg = cfg;
 	log_init(&vm->log, cfg->log_level, cfg->name);
-	vm->kvm_fd = vm->vm_fd = vm->exit_fd = vm->timer_fd = vm->serial_out_fd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->exit_fd = vm->timer_fd = -1;
+	vm->console.out_fd = vm->console.owned_fd = -1;
+	vm->board_opts = (struct board_opts){
+		.pci = cfg->transport == TRANSPORT_PCI, .debug_exit = cfg->debug_exit,
+	};
 	vm->ram.fd = -1;
 	atomic_init(&vm->exit_code, -1);
 	bus_init(&vm->pio, "pio");
@@ -319,9 +340,24 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 	vm->env.pio = &vm->pio;
 	vm->env.mmio = &vm->mmio;
 	vm->env.log = &vm->log;
-	vm->env.guest_exit = vcpu_guest_exit;
+	vm->env.guest_exit = on_exit_request;
 	vm->env.cookie = vm;
 	atomic_init(&vm->env.stop, false);
+}
+
+/* The console first: the board's UART writes where it says. */
+static int create_board(struct vm *vm)
+{
+	int rc = console_open(&vm->console, vm->cfg, &vm->log);
+	if (rc < 0)
+		return rc;
+	const struct board_env env = {
+		.pio = &vm->pio, .mmio = &vm->mmio, .log = &vm->log, .opts = vm->board_opts,
+		.serial_out_fd = vm->console.out_fd,
+		.serial_out_limit = console_out_limit(&vm->console),
+		.set_irq = vm_set_irq, .request_exit = on_exit_request, .cookie = vm,
+	};
+	return board_create(&vm->board, &env);
 }
 
 int vm_create(const struct vm_config *cfg, struct vm **out)
@@ -345,7 +381,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (rc == 0)
 		vm_virtio_platform_init(vm);
 	if (rc == 0)
-		rc = vm_devices_create(vm);
+		rc = create_board(vm);
 	if (rc == 0)
 		rc = vm_virtio_create(vm);
 	if (rc == 0)
@@ -419,7 +455,7 @@ int vm_run(struct vm *vm)
 	vm->running = true;
 	int rc = vm_arm_timer(vm);
 	if (rc == 0)
-		rc = vm_serial_start(vm);
+		rc = console_start(&vm->console, vm->loop, vm->board.uart, on_exit_request, vm);
 	if (rc == 0)
 		rc = vm_start_vcpus(vm);
 	if (rc < 0)
@@ -431,10 +467,10 @@ int vm_run(struct vm *vm)
 			vm_request_exit(vm, EXIT_VMM_ERROR, "event loop failed");
 			break;
 		}
-		vm_serial_poll(vm);
+		console_poll(&vm->console);
 	}
 	vm_stop_vcpus(vm);
-	vm_serial_stop(vm);
+	console_stop(&vm->console);
 	int code = atomic_load(&vm->exit_code);
 	if (code == VM_RESTART && vm->cfg->on_reboot == ON_REBOOT_EXIT)
 		code = EXIT_GUEST_POWEROFF;
@@ -477,7 +513,8 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm_virtio_destroy(vm);
-	vm_devices_destroy(vm);
+	board_destroy(&vm->board);
+	console_close(&vm->console);
 	evloop_destroy(vm->loop);
 	close_fd(&vm->exit_fd);
 	close_fd(&vm->timer_fd);

@@ -76,10 +76,8 @@ static int vm_build_acpi(struct vm *vm)
 	uint32_t *ids = calloc(vm->cfg->cpus, sizeof(*ids));
 	if (!ids)
 		return -ENOMEM;
-	struct acpi_params p = {
-		.nr_cpus = vm->cfg->cpus, .apic_ids = ids,
-		.pci = vm->cfg->transport == TRANSPORT_PCI,
-	};
+	struct acpi_params p = { .nr_cpus = vm->cfg->cpus, .apic_ids = ids };
+	board_describe(&vm->board_opts, &p);
 	for (unsigned i = 0; i < vm->cfg->cpus; i++)
 		ids[i] = cpuid_apic_id(&vm->topo, i);
 	for (unsigned i = 0; i < vm->nr_mmio && i < ACPI_MAX_VIRTIO_MMIO; i++)

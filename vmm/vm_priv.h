@@ -17,6 +17,8 @@
 #include "cpu/vcpu.h"
 #include "devices/bus.h"
 #include "mem/ram.h"
+#include "vmm/board.h"
+#include "vmm/console.h"
 #include "vmm/config.h"
 #include "virtio/device.h"
 #include "lib/evloop.h"
@@ -24,13 +26,6 @@
 #include "lib/log.h"
 #include "vmm/vm.h"
 
-struct ns16550;
-struct i8042;
-struct debug_exit;
-struct mc146818;
-struct acpi_pm;
-struct pvpanic;
-struct pci_host;
 struct virtio_pci;
 struct virtio_mmio;
 struct virtio_blk;
@@ -70,14 +65,10 @@ struct vm {
 	struct boot_entry boot;
 	uint64_t rsdp_gpa;
 
-	/* devices (vmm/vm_devices.c keeps their ordered table) */
-	struct ns16550 *uart;
-	struct i8042 *i8042;
-	struct debug_exit *debug_exit;
-	struct mc146818 *rtc;
-	struct acpi_pm *acpi_pm;
-	struct pvpanic *pvpanic;
-	struct pci_host *pci;
+	/* the platform devices (vmm/board.c keeps their ordered table) */
+	struct board_opts board_opts;
+	struct board board;
+	struct console console;       /* the UART's host side */
 
 	/* virtio devices and their transports (vm_virtio.c) */
 	struct virtio_blk *disks[CONFIG_MAX_DISKS];
@@ -87,15 +78,6 @@ struct vm {
 	unsigned nr_mmio;
 	struct virtio_pci *pci_devs[VM_MAX_VIRTIO];
 	unsigned nr_pci;
-
-	/* serial backend */
-	int serial_out_fd;            /* owned when serial=file */
-	bool serial_stdin;            /* reading stdin for the UART */
-	bool term_raw;                /* stdin's termios changed */
-	struct termios term_saved;
-	bool escape_pending;          /* saw Ctrl-A on stdin */
-	uint8_t rx_pending[256];      /* input the UART had no room for */
-	size_t rx_pending_len;
 
 	int exit_fd;                  /* eventfd: an exit was requested */
 	int timer_fd;                 /* timeout=, or -1 */
@@ -112,21 +94,6 @@ struct vm {
 	struct control *control;        /* control=PATH (vm.c) */
 };
 
-/* The platform devices, created in order and destroyed in reverse
- * (vmm/vm_devices.c). */
-__attribute__((warn_unused_result))
-int vm_devices_create(struct vm *vm);
-void vm_devices_destroy(struct vm *vm);
-/* The serial console's input side on the event loop (vm_devices.c). */
-__attribute__((warn_unused_result))
-int vm_serial_start(struct vm *vm);
-/* After the vCPUs stopped: a last flush of the output, and a warning with
- * the count of bytes dropped, if any. */
-void vm_serial_stop(struct vm *vm);
-/* Called on every event-loop round (at least every 100 ms): writes output
- * a slow reader did not take yet, retries input the UART had no room for. */
-void vm_serial_poll(struct vm *vm);
-
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */
 __attribute__((warn_unused_result))
 int vm_load_kernel(struct vm *vm);
@@ -138,15 +105,10 @@ void vm_virtio_platform_init(struct vm *vm);
 __attribute__((warn_unused_result))
 int vm_virtio_create(struct vm *vm);
 void vm_virtio_destroy(struct vm *vm);
-/* The PCI side (vm_virtio_pci.c): host bridge, then functions. */
-__attribute__((warn_unused_result))
-int vm_pci_create(struct vm *vm);
-void vm_pci_destroy(struct vm *vm);
+/* The PCI side (vm_virtio_pci.c): one function per device, on the
+ * board's host bridge. */
 __attribute__((warn_unused_result))
 int vm_virtio_attach_pci(struct vm *vm, struct virtio_dev *d);
 void vm_virtio_detach_pci(struct vm *vm);
-
-/* KVM_IRQ_LINE, as an irq_line callback; cookie is the vm. */
-void vm_set_irq(void *cookie, unsigned gsi, int level);
 
 #endif

@@ -48,6 +48,7 @@
 #include <unistd.h>
 
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"
 #include "mem/guest_mem.h"
@@ -437,7 +438,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(virtio_mmio_create(&f.mmio, LAYOUT_VIRTIO_MMIO, GSI_VIRTIO_BASE, &f.dev,
 					 &f.vm) == 0);
 	} else {
-		const struct pci_host_params hp = { .log = &f.log };
+		const struct pci_host_params hp = { .log = &f.log, .config_port = PORT_PCI_CONFIG,
+		.window_base = LAYOUT_PCI_MMIO, .window_size = LAYOUT_PCI_MMIO_SIZE };
 		CHECK(pci_host_create(&f.pio, &f.mmio, &hp, &f.host) == 0);
 		CHECK(virtio_pci_create(f.host, &f.dev, &f.vp) == 0);
 	}

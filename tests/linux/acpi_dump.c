@@ -10,6 +10,7 @@
 
 #include "cpu/acpi.h"
 #include "cpu/layout.h"
+#include "vmm/board.h"
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -70,7 +71,9 @@ int main(int argc, char **argv)
 	struct guest_mem m = {0};
 	if (!ram || gmem_add_region(&m, 0, ram_size, ram, -1, 0) != 0)
 		return 1;
-	struct acpi_params p = { .nr_cpus = cpus, .apic_ids = ids, .pci = pci };
+	/* the board a VM gets: every table byte as kvmrun writes it */
+	struct acpi_params p = { .nr_cpus = cpus, .apic_ids = ids };
+	board_describe(&(struct board_opts){ .pci = pci }, &p);
 	for (unsigned i = 0; i < cpus; i++)
 		ids[i] = i * stride;
 	for (unsigned i = 0; i < nvirtio; i++)

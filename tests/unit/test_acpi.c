@@ -8,6 +8,7 @@
 
 #include "cpu/acpi.h"
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"
@@ -283,7 +284,8 @@ static void check_tables(unsigned nr_cpus, bool pci, unsigned nr_virtio, bool sp
 	uint32_t ids[ACPI_MAX_CPUS];
 	for (unsigned i = 0; i < nr_cpus; i++)
 		ids[i] = sparse_ids ? i * 8 : i;
-	struct acpi_params p = { .nr_cpus = nr_cpus, .apic_ids = ids, .pci = pci };
+	struct acpi_params p = { .nr_cpus = nr_cpus, .apic_ids = ids };
+	board_describe(&(struct board_opts){ .pci = pci }, &p);
 	for (unsigned i = 0; i < nr_virtio; i++)
 		p.virtio_mmio[p.nr_virtio_mmio++] = (struct acpi_virtio_mmio){
 			.base = LAYOUT_VIRTIO_MMIO + i * LAYOUT_VIRTIO_MMIO_SLOT,
@@ -474,6 +476,8 @@ static struct acpi_pm *pm_setup(struct bus *b, struct pm_probe *pr, bool forward
 	bus_init(b, "pio");
 	memset(pr, 0, sizeof(*pr));
 	struct acpi_pm_params p = {
+		.evt_port = PORT_ACPI_PM1A_EVT, .cnt_port = PORT_ACPI_PM1A_CNT,
+		.reset_port = PORT_ACPI_RESET,
 		.poweroff = probe_poweroff, .reset = probe_reset, .cookie = pr,
 		.log = &quiet_log,
 		.sci = { .set = probe_sci, .cookie = pr, .gsi = GSI_ACPI_SCI },
@@ -610,11 +614,14 @@ static void test_pm_port_conflict(void)
 	bus_init(&b, "pio");
 	CHECK_EQ(bus_register(&b, PORT_PCI_CONFIG, 8, &none, NULL, "pci"), 0);
 	struct acpi_pm_params p = {
+		.evt_port = PORT_ACPI_PM1A_EVT, .cnt_port = PORT_ACPI_PM1A_CNT,
+		.reset_port = PORT_ACPI_RESET,
 		.poweroff = probe_poweroff, .reset = probe_reset, .cookie = &pr,
 		.log = &quiet_log,
 	};
 	struct acpi_pm *pm = NULL;
 	CHECK_EQ(acpi_pm_create(&b, &p, &pm), -EEXIST);
+	CHECK_EQ(b.nr_ranges, 1); /* the PM1 blocks came off again */
 	p.poweroff = NULL;
 	CHECK_EQ(acpi_pm_create(&b, &p, &pm), -EINVAL);
 	close(quiet_log.fd);

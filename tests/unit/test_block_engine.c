@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "block/engine.h"
+#include "block/engine_priv.h" /* engine_iov_remainder */
 #include "block/image.h"
 #include "unit.h"
 

@@ -77,9 +77,39 @@ static void test_dispatch_and_unmapped(void)
 	CHECK_EQ(p.writes, 1);
 }
 
+static void test_unmap(void)
+{
+	struct bus b;
+	struct probe p = {0};
+	uint8_t v = 0;
+	bus_init(&b, "pio");
+	CHECK_EQ(bus_register(&b, 0x60, 1, &probe_ops, &p, "a"), 0);
+	CHECK_EQ(bus_register(&b, 0x64, 1, &probe_ops, &p, "b"), 0);
+	CHECK_EQ(bus_register(&b, 0x70, 2, &probe_ops, &p, "c"), 0);
+	/* only the exact range comes off */
+	CHECK_EQ(bus_unmap(&b, 0x64, 2), -ENOENT);
+	CHECK_EQ(bus_unmap(&b, 0x63, 1), -ENOENT);
+	CHECK_EQ(bus_unmap(&b, 0x64, 1), 0);
+	CHECK_EQ(b.nr_ranges, 2);
+	CHECK(!bus_read(&b, 0x64, &v, 1));
+	CHECK_EQ(v, 0xff);
+	CHECK_EQ(bus_unmap(&b, 0x64, 1), -ENOENT);
+	/* the others still dispatch, and lookups stay sorted */
+	CHECK(bus_find(&b, 0x60, 1) && bus_find(&b, 0x71, 1));
+	CHECK(bus_read(&b, 0x71, &v, 1));
+	CHECK_EQ(p.last_off, 1);
+	/* the freed space can be mapped again */
+	CHECK_EQ(bus_register(&b, 0x62, 4, &probe_ops, &p, "d"), 0);
+	CHECK_EQ(bus_unmap(&b, 0x60, 1), 0);
+	CHECK_EQ(bus_unmap(&b, 0x70, 2), 0);
+	CHECK_EQ(bus_unmap(&b, 0x62, 4), 0);
+	CHECK_EQ(b.nr_ranges, 0);
+}
+
 int main(void)
 {
 	RUN(test_register_rejects_bad_ranges);
 	RUN(test_dispatch_and_unmapped);
+	RUN(test_unmap);
 	return unit_done();
 }

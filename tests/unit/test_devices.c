@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"
@@ -47,7 +48,8 @@ static void test_i8042(void)
 	struct bus pio;
 	bus_init(&pio, "pio");
 	unsigned resets = 0;
-	struct i8042_params p = { .reset = count_reset, .cookie = &resets };
+	struct i8042_params p = { .data_port = PORT_I8042_DATA, .cmd_port = PORT_I8042_CMD,
+				   .reset = count_reset, .cookie = &resets };
 	struct i8042 *k = NULL;
 	CHECK_EQ(i8042_create(&pio, &p, &k), 0);
 	CHECK(bus_find(&pio, 0x60, 1) && bus_find(&pio, 0x64, 1));
@@ -106,7 +108,7 @@ static void test_i8042_no_half_registration(void)
 	bus_init(&pio, "pio");
 	static const struct bus_ops none = {0};
 	CHECK_EQ(bus_register(&pio, 0x64, 1, &none, NULL, "taken"), 0);
-	struct i8042_params p = {0};
+	struct i8042_params p = { .data_port = PORT_I8042_DATA, .cmd_port = PORT_I8042_CMD };
 	struct i8042 *k = NULL;
 	CHECK_EQ(i8042_create(&pio, &p, &k), -EEXIST);
 	CHECK(!bus_find(&pio, 0x60, 1)); /* nothing left pointing at freed memory */
@@ -180,7 +182,7 @@ static struct mc146818 *rtc_rig(struct bus *pio, int64_t *clock)
 	bus_init(pio, "pio");
 	struct mc146818_params p = { .clock = fake_clock, .clock_cookie = clock };
 	struct mc146818 *r = NULL;
-	CHECK_EQ(mc146818_create(pio, &p, &r), 0);
+	CHECK_EQ(mc146818_create(pio, PORT_RTC, &p, &r), 0);
 	return r;
 }
 
@@ -303,7 +305,7 @@ static void test_rtc_real_clock(void)
 	bus_init(&pio, "pio");
 	struct mc146818_params p = {0};
 	struct mc146818 *r = NULL;
-	CHECK_EQ(mc146818_create(&pio, &p, &r), 0);
+	CHECK_EQ(mc146818_create(&pio, PORT_RTC, &p, &r), 0);
 	time_t t = time(NULL);
 	struct tm tm;
 	gmtime_r(&t, &tm);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/ns16550.h"
 #include "unit.h"

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"
 #include "mem/guest_mem.h"
@@ -229,7 +230,9 @@ static void rig_init(struct rig *r, struct evloop *loop, bool with_virtio)
 		.msi_alloc = fake_msi_alloc, .msi_route = fake_msi_route,
 		.msi_free = fake_msi_free,
 	};
-	const struct pci_host_params hp = { .log = &r->log, .cf9_write = on_cf9, .cf9_cookie = r };
+	const struct pci_host_params hp = { .log = &r->log, .config_port = PORT_PCI_CONFIG,
+		.window_base = LAYOUT_PCI_MMIO, .window_size = LAYOUT_PCI_MMIO_SIZE,
+		.cf9_write = on_cf9, .cf9_cookie = r };
 	CHECK_EQ(pci_host_create(&r->pio, &r->mmio, &hp, &r->host), 0);
 	if (!with_virtio)
 		return;
@@ -1055,7 +1058,8 @@ static void test_bad_params(void)
 	CHECK_EQ(pci_host_add_function(r.host, &nops, NULL, &p, &slot), -ENOSPC);
 	/* PCI config ports are taken */
 	struct pci_host *h2;
-	const struct pci_host_params hp = { .log = &r.log };
+	const struct pci_host_params hp = { .log = &r.log, .config_port = PORT_PCI_CONFIG,
+		.window_base = LAYOUT_PCI_MMIO, .window_size = LAYOUT_PCI_MMIO_SIZE };
 	CHECK_EQ(pci_host_create(&r.pio, &r.mmio, &hp, &h2), -EEXIST);
 	rig_fini(&r);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cpu/layout.h"
+#include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"
 #include "unit.h"
@@ -84,7 +85,8 @@ static void rig_init(struct rig *r)
 	log_init(&r->log, LOG_ERROR, "test");
 	bus_init(&r->pio, "pio");
 	bus_init(&r->mmio, "mmio");
-	const struct pci_host_params hp = { .log = &r->log };
+	const struct pci_host_params hp = { .log = &r->log, .config_port = PORT_PCI_CONFIG,
+		.window_base = LAYOUT_PCI_MMIO, .window_size = LAYOUT_PCI_MMIO_SIZE };
 	CHECK_EQ(pci_host_create(&r->pio, &r->mmio, &hp, &r->host), 0);
 	for (unsigned i = 1; i <= NR_FNS; i++) {
 		struct pci_function_params p = {
