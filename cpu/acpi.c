@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 #define OEM_ID       "KVMRUN"
 #define OEM_TABLE_ID "KVMRUNVM"

@@ -6,7 +6,7 @@
  * MADT, and in the DSDT the board's devices, optionally a PCI host bridge,
  * and virtio-mmio slots. The caller (vmm/board.c) describes the devices;
  * this file knows no device, only how ACPI spells a description. Memory
- * layout comes from cpu/layout.h.
+ * layout comes from mem/layout.h.
  *
  * Pure code: tables are assembled in a host buffer and written through
  * guest_mem, so unit tests run it over a plain buffer. Nothing KVM here. */

@@ -1,6 +1,6 @@
 #include "cpu/e820.h"
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 static unsigned add(struct e820_entry *out, unsigned n, uint64_t addr, uint64_t end,
 		    uint32_t type)

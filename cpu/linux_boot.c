@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "cpu/bzimage.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 #define WHO "linux_boot"
 #define INITRD_ALIGN 0x1000ull

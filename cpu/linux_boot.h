@@ -3,7 +3,7 @@
  * an uncompressed ELF vmlinux.
  *
  * The loader writes the kernel, the initrd, the command line and the zero
- * page (boot_params) into guest memory at the places cpu/layout.h names,
+ * page (boot_params) into guest memory at the places mem/layout.h names,
  * and fills a boot_entry (BOOT_LINUX64, RSI = LAYOUT_ZERO_PAGE); regs.c
  * sets up the page tables, GDT and registers. Every malformed or truncated
  * image, an overlong command line, or a kernel or initrd that does not fit

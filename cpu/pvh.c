@@ -3,7 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 #define HVM_START_MAGIC 0x336ec578u
 

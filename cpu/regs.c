@@ -5,7 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 /* GDT slots; Linux's boot protocol wants __BOOT_CS = 0x10, __BOOT_DS = 0x18. */
 #define SEL_CODE 0x10

@@ -6,7 +6,7 @@
 #include "mem/guest_mem.h"
 
 /* Writes the boot GDT (and, for BOOT_LINUX64, identity page tables for the
- * first 4 GiB) into guest memory at the places cpu/layout.h names. Call
+ * first 4 GiB) into guest memory at the places mem/layout.h names. Call
  * once per boot, before regs_setup_boot_cpu(). */
 __attribute__((warn_unused_result))
 int regs_write_boot_tables(struct guest_mem *m, const struct boot_entry *b);

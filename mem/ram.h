@@ -1,7 +1,7 @@
 /* Guest RAM: allocation, placement and release of host memory.
  *
  * RAM is one host mapping split into guest regions below and above the
- * 32-bit MMIO hole (cpu/layout.h): [0, min(size, hole)) and, for the rest,
+ * 32-bit MMIO hole (mem/layout.h): [0, min(size, hole)) and, for the rest,
  * [4 GiB, ...). Anonymous memory by default; hugepages come from a
  * hugetlb memfd so that the balloon can punch holes in whole pages. */
 #ifndef KVMRUN_RAM_H

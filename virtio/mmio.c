@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 
 /* 4.2.2 MMIO Device Register Layout */
 enum {

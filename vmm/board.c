@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "devices/acpi_pm.h"
 #include "devices/debug_exit.h"
 #include "devices/i8042.h"

@@ -9,7 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/config_priv.h"
 #include "lib/cpulist.h"
 

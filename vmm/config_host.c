@@ -11,7 +11,7 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/config_priv.h"
 
 int config_host_probe(struct config_host *h)

@@ -14,7 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "cpu/regs.h"
 #include "mem/ram_stats.h"
 #include "virtio/balloon.h"

@@ -10,7 +10,7 @@
 #include "cpu/acpi.h"
 #include "cpu/e820.h"
 #include "cpu/elf.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "cpu/linux_boot.h"
 #include "cpu/pvh.h"
 #include "cpu/regs.h"

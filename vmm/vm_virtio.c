@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "net/net.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"

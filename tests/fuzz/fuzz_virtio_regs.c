@@ -47,7 +47,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cpu/acpi.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 
 static uint32_t rd32(const uint8_t *p)

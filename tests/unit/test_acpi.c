@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "cpu/acpi.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cpu/bzimage.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "cpu/linux_boot.h"
 #include "unit.h"
 

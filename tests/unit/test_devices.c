@@ -3,7 +3,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/debug_exit.h"

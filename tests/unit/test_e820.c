@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cpu/e820.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "unit.h"
 
 static uint8_t dummy;

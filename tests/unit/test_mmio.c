@@ -11,7 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "devices/bus.h"
 #include "fake_platform.h"
 #include "unit.h"

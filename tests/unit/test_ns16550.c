@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/ns16550.h"

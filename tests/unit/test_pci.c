@@ -8,7 +8,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "vmm/board.h"
 #include "devices/bus.h"
 #include "devices/pci_host.h"

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "cpu/e820.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "cpu/pvh.h"
 #include "fake_platform.h"
 #include "unit.h"

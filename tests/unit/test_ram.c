@@ -5,7 +5,7 @@
 
 #include "cpu/cpuid.h"
 #include "cpu/e820.h"
-#include "cpu/layout.h"
+#include "mem/layout.h"
 #include "mem/ram.h"
 #include "unit.h"
 

@@ -1,5 +1,7 @@
 /* Where kvmrun puts things in guest-physical memory. One table, so the boot
  * paths, the e820 map and the test guests agree (tests/guest/README.md).
+ * It lives in mem/, the lowest layer that needs it (RAM is split around
+ * the MMIO hole), so cpu/, virtio/ and vmm/ all include it downward.
  *
  *   0x00000-0x004ff  left alone (real-mode IVT and BDA area)
  *   0x00500-0x005ff  boot GDT
