@@ -21,18 +21,26 @@ static int ifreq_init(struct ifreq *ifr, const char *name)
 	return 0;
 }
 
+/* An ifreq for @name and a throw-away socket to ask about it with: the
+ * socket's fd, or -errno. */
+static int ifreq_socket(struct ifreq *ifr, const char *name)
+{
+	int rc = ifreq_init(ifr, name);
+	if (rc < 0)
+		return rc;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	return s < 0 ? -errno : s;
+}
+
 /* SIOCGIFMTU / SIOCSIFMTU through a throw-away socket. */
 static int mtu_ioctl(const char *name, unsigned long req, unsigned *mtu)
 {
 	struct ifreq ifr;
-	int rc = ifreq_init(&ifr, name);
-	if (rc < 0)
-		return rc;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int s = ifreq_socket(&ifr, name);
 	if (s < 0)
-		return -errno;
+		return s;
 	ifr.ifr_mtu = (int)*mtu;
-	rc = ioctl(s, req, &ifr) < 0 ? -errno : 0;
+	int rc = ioctl(s, req, &ifr) < 0 ? -errno : 0;
 	if (rc == 0)
 		*mtu = (unsigned)ifr.ifr_mtu;
 	close(s);
@@ -218,12 +226,10 @@ int tap_state_get(const char *name, struct tap_state *out)
 {
 	memset(out, 0, sizeof(*out));
 	struct ifreq ifr;
-	int rc = ifreq_init(&ifr, name);
-	if (rc < 0)
-		return rc;
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int s = ifreq_socket(&ifr, name);
 	if (s < 0)
-		return -errno;
+		return s;
+	int rc = 0;
 	if (ioctl(s, SIOCGIFINDEX, &ifr) < 0) {
 		rc = errno == ENODEV ? 0 : -errno;
 	} else {
