@@ -148,6 +148,7 @@ static bool balloon_to(uint32_t target)
 		if (!irq_reported) {
 			virtio_irq_report(&dev, 0);
 			irq_reported = true;
+			inflate_vq.hold_used_event = false;
 		}
 		stats_poll();
 	}
@@ -301,6 +302,7 @@ int guest_main(void)
 		printf("balloon: FAIL queue setup\n");
 		return EXIT_FAIL;
 	}
+	inflate_vq.hold_used_event = true; /* until the interrupt check */
 	pfns = mem_alloc(1);
 	stats = mem_alloc(1);
 	virtio_driver_ok(&dev);

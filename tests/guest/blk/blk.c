@@ -384,17 +384,21 @@ int guest_main(void)
 		else
 			fail("expect_ro: VIRTIO_BLK_F_RO not offered");
 		fill(wbuf, 0, 1);
+		vqs[0].hold_used_event = true;
 		check_status("write to read-only disk -> ioerr", blk_req(&vqs[0], BLK_T_OUT, 0, wbuf, SECTOR, 0),
 			     BLK_S_IOERR);
 		virtio_irq_report(&dev, 0);
+		vqs[0].hold_used_event = false;
 		check_status("read from read-only disk", blk_req(&vqs[0], BLK_T_IN, 0, rbuf, SECTOR, 0),
 			     BLK_S_OK);
 		get_id(&vqs[0]);
 	} else {
 		unsigned multi = seg_max && seg_max < 16 ? seg_max : 16;
 
+		vqs[0].hold_used_event = true;
 		write_read(&vqs[0], "single", 0, 1, 0);
 		virtio_irq_report(&dev, 0);
+		vqs[0].hold_used_event = false;
 		write_read(&vqs[0], "multi-descriptor", 8, multi, L_SPLIT_DATA);
 		write_read(&vqs[0], "split-header", 24, 4, L_SPLIT_HDR | L_SPLIT_DATA);
 		if (vqs[0].indirect_ok)

@@ -840,7 +840,7 @@ bool virtq_get(struct virtq *vq, uint32_t *id, uint32_t *len)
 	*id = head;
 	*len = vq->used_ring[vq->last_used % vq->size].len;
 	vq->last_used++;
-	if (vq->event_idx)
+	if (vq->event_idx && !vq->hold_used_event)
 		vq->avail[2 + vq->size] = vq->last_used; /* used_event */
 	if (head >= vq->size || !vq->chain[head]) {
 		printf("virtq: queue %u: device returned bad id %u\n", vq->index, head);

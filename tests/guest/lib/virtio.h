@@ -137,6 +137,11 @@ struct virtq {
 	struct vring_desc *indirect;  /* VIRTQ_INDIRECT_MAX per head, on demand */
 	uint16_t kicked_idx;          /* avail idx at the last kick */
 	uint32_t notifies, suppressed; /* kicks that notified / were suppressed */
+	/* With EVENT_IDX, a driver that polls the used ring moves used_event
+	 * past each entry it takes, and a device that looks after that rightly
+	 * sends no interrupt. While this is set, used_event stays put, so the
+	 * next used entry must raise one (for virtio_irq_report). */
+	bool hold_used_event;
 };
 #define VIRTQ_INDIRECT_MAX 16
 

@@ -332,6 +332,7 @@ static void rx_poll(void)
 		if (!irq_reported) {
 			virtio_irq_report(&dev, RXQ);
 			irq_reported = true;
+			rxq.hold_used_event = false;
 		}
 	}
 	if (any)
@@ -449,6 +450,7 @@ int guest_main(void)
 		printf("net: FAIL queue setup\n");
 		return EXIT_FAIL;
 	}
+	rxq.hold_used_event = true; /* until the interrupt check */
 	rx_mem = mem_alloc(RX_BUFS * BUF_SIZE / PAGE_SIZE);
 	tx_mem = mem_alloc(TX_BUFS * BUF_SIZE / PAGE_SIZE);
 	for (unsigned i = 0; i < VIRTQ_MAX; i++)
