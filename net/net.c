@@ -10,7 +10,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "net/net_priv.h"
+#include "net/netdev.h"
 
 #define OFFLOAD_FEATURES ((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | \
 	(1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6) | \
@@ -30,14 +30,6 @@ void net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6])
 	mac[1] = 0x54;
 	for (int i = 0; i < 4; i++)
 		mac[2 + i] = (uint8_t)(h >> (8 * (3 - i)));
-}
-
-uint32_t net_rx_max(uint64_t features, unsigned mtu)
-{
-	if (features & (BIT(VIRTIO_NET_F_GUEST_TSO4) | BIT(VIRTIO_NET_F_GUEST_TSO6) |
-			BIT(VIRTIO_NET_F_GUEST_UFO)))
-		return NET_HDR_LEN + NET_MAX_FRAME;
-	return NET_HDR_LEN + (mtu > 1500 ? mtu : 1500) + 14 + 4; /* Ethernet + VLAN tag */
 }
 
 /* What the tap may hand the guest, for the negotiated features. */
@@ -82,6 +74,26 @@ static struct net *net_of(struct virtio_dev *d)
 
 /* ---- pair state, applied on the event thread ---- */
 
+/* The tap failed (EBADFD, EPOLLERR, end of file): link down, stop
+ * watching. Backends reach it through n->on_tap_gone. */
+static void net_tap_gone(struct net *n, const char *why)
+{
+	if (n->tap_gone)
+		return;
+	n->tap_gone = true;
+	log_err(n->plat->log, n->short_name, "tap %s went away (%s): link down",
+		n->injected ? "(injected)" : n->tap.name, why);
+	n->config.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		struct net_pair *p = &n->pairs[i];
+		if (p->watched)
+			evloop_del(n->plat->loop, p->fd);
+		p->watched = false;
+	}
+	if (n->dev.status & VIRTIO_STATUS_DRIVER_OK)
+		virtio_dev_config_changed(&n->dev);
+}
+
 static void on_tap(void *cookie, uint32_t events)
 {
 	struct net_pair *p = cookie;
@@ -90,10 +102,8 @@ static void on_tap(void *cookie, uint32_t events)
 	n->st.tap_wakeups++;
 	if (events & (EPOLLERR | EPOLLHUP))
 		net_tap_gone(n, events & EPOLLERR ? "EPOLLERR" : "EPOLLHUP");
-	else if (n->backend == NET_BACKEND_USERSPACE)
-		userspace_rx(p);
 	else
-		userspace_watch(p, 0);
+		n->ops->tap_ready(p);
 	pthread_mutex_unlock(&n->dev.lock);
 }
 
@@ -117,7 +127,7 @@ static void pairs_apply(struct net *n)
 		}
 		/* a detached tap queue polls as EPOLLERR: only attached ones */
 		bool watch = !n->tap_gone && (on || i == 0) && (p->attached || n->injected);
-		uint32_t ev = live && on && n->backend == NET_BACKEND_USERSPACE ? EPOLLIN : 0;
+		uint32_t ev = live && on ? n->ops->tap_events : 0;
 		if (watch && !p->watched) {
 			int rc = evloop_add(n->plat->loop, p->fd, ev, on_tap, p);
 			if (rc < 0)
@@ -129,13 +139,9 @@ static void pairs_apply(struct net *n)
 			evloop_del(n->plat->loop, p->fd);
 			p->watched = false;
 		}
-		userspace_watch(p, ev);
-		if (n->backend == NET_BACKEND_VHOST && !p->kicks_paused) {
-			/* vhost reads these kicks itself; stop waking for them */
-			(void)evloop_mod(n->plat->loop, d->queues[2 * i].kick_fd, 0);
-			(void)evloop_mod(n->plat->loop, d->queues[2 * i + 1].kick_fd, 0);
-			p->kicks_paused = true;
-		}
+		netdev_watch(p, ev);
+		if (n->ops->applied)
+			n->ops->applied(p);
 	}
 }
 
@@ -208,12 +214,8 @@ static void tap_reattach(struct net *n, const struct tap_state *s)
 		if (rc < 0)
 			log_warn(n->plat->log, n->short_name, "tap %s: TUNSETOFFLOAD: %s", t.name,
 				 strerror(-rc));
-		for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
-			struct net_pair *p = &n->pairs[i];
-			if (p->vhost.running && (rc = vhost_set_backend(&p->vhost, p->fd)) < 0)
-				log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: new tap: %s",
-					i, strerror(-rc));
-		}
+		for (unsigned i = 0; n->ops->tap_replaced && i < n->max_pairs; i++)
+			n->ops->tap_replaced(&n->pairs[i]);
 	}
 	n->tap_gone = false;
 	n->refused_ifindex = 0;
@@ -221,10 +223,10 @@ static void tap_reattach(struct net *n, const struct tap_state *s)
 	n->tap_up = true;
 	link_set(n, true);
 	log_warn(n->plat->log, n->short_name, "tap %s is back: re-attached, link up", t.name);
-	if (n->backend == NET_BACKEND_USERSPACE && virtio_dev_live(d)) {
-		uint64_t one = 1; /* frames may already wait in the new tap */
-		if (write(d->queues[0].kick_fd, &one, sizeof(one)) < 0)
-			log_warn(n->plat->log, n->short_name, "kick: %s", strerror(errno));
+	if (n->ops->tap_waiting && virtio_dev_live(d)) {
+		rc = n->ops->tap_waiting(n); /* frames may already wait in the new tap */
+		if (rc < 0)
+			log_warn(n->plat->log, n->short_name, "kick: %s", strerror(-rc));
 	}
 }
 
@@ -254,77 +256,6 @@ static void on_link(void *cookie, uint32_t events)
 		link_set(n, s.up);
 	}
 	pthread_mutex_unlock(&n->dev.lock);
-}
-
-/* ---- vhost glue ---- */
-
-static void on_call(void *cookie, uint32_t events)
-{
-	struct net_call *c = cookie;
-	struct net *n = c->p->n;
-	struct virtio_dev *d = &n->dev;
-	uint64_t v;
-	if (read(c->fd, &v, sizeof(v)) != sizeof(v))
-		return;
-	pthread_mutex_lock(&d->lock);
-	if (virtio_dev_live(d)) {
-		/* vhost already applied event-idx suppression */
-		virtio_dev_signal_queue(d, 2 * c->p->index + c->ring);
-	}
-	pthread_mutex_unlock(&d->lock);
-}
-
-static void on_vhost_err(void *cookie, uint32_t events)
-{
-	struct net_pair *p = cookie;
-	struct net *n = p->n;
-	uint64_t v;
-	if (read(p->err_fd, &v, sizeof(v)) != sizeof(v))
-		return;
-	pthread_mutex_lock(&n->dev.lock);
-	n->st.needs_reset++;
-	virtio_dev_needs_reset(&n->dev, "vhost-net found a malformed ring");
-	vhost_stop(&p->vhost);
-	pthread_mutex_unlock(&n->dev.lock);
-}
-
-static int call_fd_of(struct net *n, struct net_pair *p, unsigned ring)
-{
-	struct virtio_dev *d = &n->dev;
-	int fd = -1;
-	if (d->tops && d->tops->queue_irqfd)
-		fd = d->tops->queue_irqfd(d, 2 * p->index + ring);
-	return fd >= 0 ? fd : p->call[ring].fd;
-}
-
-static int vhost_pair_start(struct net *n, struct net_pair *p)
-{
-	struct virtio_dev *d = &n->dev;
-	struct vhost_ring r[2];
-	for (unsigned j = 0; j < 2; j++) {
-		const struct virtio_queue *q = &d->queues[2 * p->index + j];
-		/* The rings vq_setup() validated, never the transport's
-		 * registers: the driver may have written those since. */
-		struct vq_rings vr;
-		if (!q->vq || !q->enabled || !vq_get_rings(q->vq, &vr))
-			return 0; /* the driver did not set this pair up */
-		r[j] = (struct vhost_ring){
-			.size = vr.size, .desc = vr.desc, .avail = vr.avail, .used = vr.used,
-			.kick_fd = q->kick_fd, .call_fd = call_fd_of(n, p, j), .err_fd = p->err_fd,
-		};
-	}
-	int rc = vhost_start(&p->vhost, d->guest_features, r, p->fd);
-	if (rc < 0) {
-		log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: %s", p->index,
-			strerror(-rc));
-		return rc;
-	}
-	/* look at the rings now: kicks sent before the backend existed */
-	uint64_t one = 1;
-	for (unsigned j = 0; j < 2; j++)
-		if (write(r[j].kick_fd, &one, sizeof(one)) < 0)
-			return -errno;
-	return 0;
 }
 
 /* ---- virtio_dev_ops ---- */
@@ -368,29 +299,21 @@ static int net_activate(struct virtio_dev *d)
 			return rc;
 		}
 	}
-	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
-		int rc = vhost_pair_start(n, &n->pairs[i]);
+	for (unsigned i = 0; n->ops->start && i < n->max_pairs; i++) {
+		int rc = n->ops->start(&n->pairs[i]);
 		if (rc < 0)
 			return rc;
 	}
 	net_sync(n);
-	if (n->backend == NET_BACKEND_USERSPACE) {
-		/* frames may already wait in the tap */
-		uint64_t one = 1;
-		if (write(d->queues[0].kick_fd, &one, sizeof(one)) < 0)
-			return -errno;
-	}
-	return 0;
+	/* frames may already wait in the tap */
+	return n->ops->tap_waiting ? n->ops->tap_waiting(n) : 0;
 }
 
 static void net_reset(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
-	for (unsigned i = 0; i < n->max_pairs; i++) {
-		if (n->backend == NET_BACKEND_VHOST)
-			vhost_stop(&n->pairs[i].vhost);
-		userspace_reset(&n->pairs[i]);
-	}
+	for (unsigned i = 0; n->ops->reset && i < n->max_pairs; i++)
+		n->ops->reset(&n->pairs[i]);
 	n->active_pairs = 1;
 	net_sync(n);
 }
@@ -398,15 +321,8 @@ static void net_reset(struct virtio_dev *d)
 static void net_irq_changed(struct virtio_dev *d)
 {
 	struct net *n = net_of(d);
-	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++) {
-		struct net_pair *p = &n->pairs[i];
-		for (unsigned j = 0; p->vhost.running && j < 2; j++) {
-			int rc = vhost_set_call(&p->vhost, j, call_fd_of(n, p, j));
-			if (rc < 0)
-				log_ratelimited(n->plat->log, &d->rl, n->short_name,
-						"re-pointing vhost interrupts: %s", strerror(-rc));
-		}
-	}
+	for (unsigned i = 0; n->ops->irq_changed && i < n->max_pairs; i++)
+		n->ops->irq_changed(&n->pairs[i]);
 }
 
 /* 5.1.6.5 one control command; returns the ack byte. */
@@ -495,17 +411,9 @@ static void net_notify(struct virtio_dev *d, unsigned q)
 	unsigned pair = q / 2;
 	if (pair >= n->max_pairs || (!virtio_dev_has_feature(d, VIRTIO_NET_F_MQ) && pair > 0))
 		return;
-	struct net_pair *p = &n->pairs[pair];
-	if (n->backend == NET_BACKEND_VHOST)
-		return; /* vhost reads the same eventfd */
-	if (q % 2 == 0) {
-		if (pair < n->active_pairs && !n->tap_gone) {
-			userspace_watch(p, EPOLLIN);
-			userspace_rx(p);
-		}
-	} else {
-		userspace_tx(p);
-	}
+	/* no notify hook: the backend (vhost) reads the same eventfd */
+	if (n->ops->notify)
+		n->ops->notify(&n->pairs[pair], q % 2);
 }
 
 static const struct virtio_dev_ops net_ops = {
@@ -521,29 +429,16 @@ static const struct virtio_dev_ops net_ops = {
 
 /* ---- create / destroy ---- */
 
-static int open_vhost(struct net *n, const struct net_params *p)
-{
-	for (unsigned i = 0; i < n->max_pairs; i++) {
-		int rc = vhost_open(&n->pairs[i].vhost, n->plat->mem);
-		if (rc < 0) {
-			for (unsigned j = 0; j < i; j++)
-				vhost_close(&n->pairs[j].vhost);
-			return rc;
-		}
-	}
-	return 0;
-}
-
 static int choose_backend(struct net *n, const struct net_params *p)
 {
 	const struct logger *lg = n->plat->log;
 	if (p->fds || p->vhost == NET_VHOST_OFF) {
-		n->backend = NET_BACKEND_USERSPACE;
+		n->ops = &userspace_ops;
 		return 0;
 	}
-	int rc = open_vhost(n, p);
+	int rc = vhost_backend_ops.open(n);
 	if (rc == 0) {
-		n->backend = NET_BACKEND_VHOST;
+		n->ops = &vhost_backend_ops;
 		return 0;
 	}
 	if (p->vhost == NET_VHOST_ON) {
@@ -554,60 +449,24 @@ static int choose_backend(struct net *n, const struct net_params *p)
 		return rc;
 	}
 	log_info(lg, n->short_name, "vhost-net unavailable (/dev/vhost-net: %s)", strerror(-rc));
-	n->backend = NET_BACKEND_USERSPACE;
+	n->ops = &userspace_ops;
 	return 0;
 }
 
-static int watch_pair(struct net *n, struct net_pair *p)
+/* Releases what the backend's open() acquired (nothing before a choice). */
+static void backend_close(struct net *n)
 {
-	struct evloop *l = n->plat->loop;
-	if (n->backend == NET_BACKEND_USERSPACE) {
-		p->rx = calloc(1, sizeof(*p->rx));
-		return p->rx ? 0 : -ENOMEM;
-	}
-	for (unsigned j = 0; j < 2; j++) {
-		p->call[j] = (struct net_call){ .p = p, .ring = j,
-						.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) };
-		if (p->call[j].fd < 0)
-			return -errno;
-		int rc = evloop_add(l, p->call[j].fd, EPOLLIN, on_call, &p->call[j]);
-		if (rc < 0) {
-			close(p->call[j].fd);
-			p->call[j].fd = -1;
-			return rc;
-		}
-	}
-	p->err_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (p->err_fd < 0)
-		return -errno;
-	int rc = evloop_add(l, p->err_fd, EPOLLIN, on_vhost_err, p);
-	if (rc < 0) {
-		close(p->err_fd);
-		p->err_fd = -1;
-	}
-	return rc;
+	for (unsigned i = 0; n->ops && n->ops->close && i < n->max_pairs; i++)
+		n->ops->close(&n->pairs[i]);
 }
 
 static void unwatch_pair(struct net *n, struct net_pair *p)
 {
-	struct evloop *l = n->plat->loop;
 	if (p->watched)
-		evloop_del(l, p->fd);
+		evloop_del(n->plat->loop, p->fd);
 	p->watched = false;
-	for (unsigned j = 0; j < 2; j++) {
-		if (p->call[j].fd >= 0) {
-			evloop_del(l, p->call[j].fd);
-			close(p->call[j].fd);
-		}
-		p->call[j].fd = -1;
-	}
-	if (p->err_fd >= 0) {
-		evloop_del(l, p->err_fd);
-		close(p->err_fd);
-	}
-	p->err_fd = -1;
-	free(p->rx);
-	p->rx = NULL;
+	if (n->ops->teardown)
+		n->ops->teardown(p);
 }
 
 /* Follows the tap's state on the host (on_link). Without the rtnetlink
@@ -646,6 +505,7 @@ int net_create(const struct net_params *p, struct net **out)
 	n->injected = p->fds != NULL;
 	n->sync_fd = -1;
 	n->watch_fd = -1;
+	n->on_tap_gone = net_tap_gone;
 	for (unsigned i = 0; i < TAP_MAX_QUEUES; i++)
 		n->tap.fds[i] = -1;
 	for (unsigned i = 0; i < NET_MAX_PAIRS; i++) {
@@ -673,23 +533,22 @@ int net_create(const struct net_params *p, struct net **out)
 		rc = virtio_dev_init(&n->dev, n->name, VIRTIO_ID_NET, &net_ops, n, p->plat,
 				     2 * n->max_pairs + 1, NET_QUEUE_SIZE);
 	if (rc < 0) {
-		for (unsigned i = 0; i < n->max_pairs; i++)
-			vhost_close(&n->pairs[i].vhost);
+		backend_close(n);
 		tap_close(&n->tap, true);
 		free(n->overflow);
 		free(n);
 		return rc;
 	}
 	uint64_t f = n->dev.host_features | offered_features(tap_off, n->max_pairs);
-	for (unsigned i = 0; n->backend == NET_BACKEND_VHOST && i < n->max_pairs; i++)
-		f = vhost_offer_mask(f, n->pairs[i].vhost.features);
+	for (unsigned i = 0; n->ops->offer && i < n->max_pairs; i++)
+		f = n->ops->offer(&n->pairs[i], f);
 	n->dev.host_features = f;
 	for (unsigned i = 0; i < n->max_pairs; i++) {
 		struct net_pair *q = &n->pairs[i];
 		q->fd = n->injected ? p->fds[i] : n->tap.fds[i];
 		q->attached = true;
-		if (rc == 0)
-			rc = watch_pair(n, q);
+		if (rc == 0 && n->ops->setup)
+			rc = n->ops->setup(q);
 	}
 	n->sync_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (rc == 0 && n->sync_fd < 0)
@@ -708,7 +567,7 @@ int net_create(const struct net_params *p, struct net **out)
 	pthread_mutex_unlock(&n->dev.lock);
 	log_info(p->plat->log, n->short_name,
 		 "%s backend on %s, %u queue pair%s, MAC %02x:%02x:%02x:%02x:%02x:%02x, MTU %u",
-		 n->backend == NET_BACKEND_VHOST ? "vhost-net" : "userspace",
+		 n->ops->name,
 		 n->injected ? "injected descriptors" : n->tap.name, n->max_pairs,
 		 n->max_pairs == 1 ? "" : "s", n->config.mac[0], n->config.mac[1],
 		 n->config.mac[2], n->config.mac[3], n->config.mac[4], n->config.mac[5], n->mtu);
@@ -726,8 +585,7 @@ void net_destroy(struct net *n, bool keep_tap)
 	if (!n)
 		return;
 	pthread_mutex_lock(&n->dev.lock);
-	for (unsigned i = 0; i < n->max_pairs; i++)
-		vhost_close(&n->pairs[i].vhost);
+	backend_close(n);
 	pthread_mutex_unlock(&n->dev.lock);
 	for (unsigned i = 0; i < n->max_pairs; i++)
 		unwatch_pair(n, &n->pairs[i]);
@@ -752,6 +610,6 @@ void net_get_stats(struct net *n, struct net_stats *out)
 	*out = n->st;
 	out->active_pairs = n->active_pairs;
 	out->link_up = n->config.status & VIRTIO_NET_S_LINK_UP;
-	out->backend = n->backend;
+	out->backend = n->ops->kind;
 	pthread_mutex_unlock(&n->dev.lock);
 }

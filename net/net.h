@@ -46,32 +46,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "net/frame.h"
+#include "net/stats.h"
 #include "virtio/device.h"
 
 /* 5.1.1 Device ID */
 #define VIRTIO_ID_NET 1
-
-/* 5.1.3 Feature bits */
-#define VIRTIO_NET_F_CSUM        0
-#define VIRTIO_NET_F_GUEST_CSUM  1
-#define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
-#define VIRTIO_NET_F_MTU         3
-#define VIRTIO_NET_F_MAC         5
-#define VIRTIO_NET_F_GUEST_TSO4  7
-#define VIRTIO_NET_F_GUEST_TSO6  8
-#define VIRTIO_NET_F_GUEST_ECN   9
-#define VIRTIO_NET_F_GUEST_UFO   10
-#define VIRTIO_NET_F_HOST_TSO4   11
-#define VIRTIO_NET_F_HOST_TSO6   12
-#define VIRTIO_NET_F_HOST_ECN    13
-#define VIRTIO_NET_F_HOST_UFO    14
-#define VIRTIO_NET_F_MRG_RXBUF   15
-#define VIRTIO_NET_F_STATUS      16
-#define VIRTIO_NET_F_CTRL_VQ     17
-#define VIRTIO_NET_F_CTRL_RX     18
-#define VIRTIO_NET_F_MQ          22
-
-#define VIRTIO_NET_S_LINK_UP 1
 
 /* 5.1.6.5 control classes and commands */
 #define VIRTIO_NET_OK  0
@@ -80,32 +60,6 @@
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET 0
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN 1
 #define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX 0x8000
-
-#define NET_MAX_PAIRS 16
-#define NET_QUEUE_SIZE 256        /* max Queue Size of every queue */
-#define NET_HDR_LEN 12            /* struct virtio_net_hdr_v1 (VERSION_1) */
-#define NET_MAX_FRAME 65550u      /* 64 KiB GSO frame + Ethernet/VLAN header */
-
-/* 5.1.4 struct virtio_net_config, up to mtu. Little-endian. */
-struct virtio_net_config {
-	uint8_t mac[6];
-	uint16_t status;
-	uint16_t max_virtqueue_pairs;
-	uint16_t mtu;
-} __attribute__((packed));
-
-/* 5.1.6 struct virtio_net_hdr (with num_buffers: always there in 1.x) */
-struct virtio_net_hdr_v1 {
-	uint8_t flags;
-	uint8_t gso_type;
-	uint16_t hdr_len;
-	uint16_t gso_size;
-	uint16_t csum_start;
-	uint16_t csum_offset;
-	uint16_t num_buffers;
-} __attribute__((packed));
-
-enum net_backend { NET_BACKEND_USERSPACE, NET_BACKEND_VHOST };
 
 /* Whether the data path runs in vhost-net: AUTO when /dev/vhost-net opens. */
 enum net_vhost { NET_VHOST_AUTO, NET_VHOST_ON, NET_VHOST_OFF };
@@ -132,25 +86,6 @@ struct net_params {
 	const int *fds;
 };
 
-struct net_stats {
-	uint64_t rx_frames, rx_bytes;      /* delivered to the guest */
-	uint64_t tx_frames, tx_bytes;      /* written to the tap */
-	uint64_t rx_dropped_small;         /* frame larger than the buffers */
-	uint64_t rx_bad_buffers;           /* receive chain without room for the header */
-	uint64_t rx_short;                 /* tap read shorter than the header */
-	uint64_t rx_stalls;                /* reading paused: no receive buffers */
-	uint64_t tx_bad;                   /* malformed transmit chains dropped */
-	uint64_t tx_errors;                /* the tap refused a frame */
-	uint64_t tx_dropped_link_down;
-	uint64_t needs_reset;
-	uint64_t ctrl_cmds, ctrl_errors;
-	uint64_t tap_wakeups;              /* tap readiness callbacks */
-	uint64_t yields;                   /* a queue's budget ran out: re-kicked */
-	unsigned active_pairs;
-	bool link_up;
-	enum net_backend backend;
-};
-
 /* Opens the tap (and /dev/vhost-net per queue pair when vhost is used),
  * initialises the virtio device (id 1) with 2*queues+1 queues and watches
  * its descriptors on plat->loop. The caller then attaches a transport to
@@ -171,9 +106,5 @@ void net_get_stats(struct net *n, struct net_stats *out);
 /* The default MAC: locally administered unicast 52:54:xx:xx:xx:xx, the
  * last four bytes a hash of the VM name and the device index. */
 void net_default_mac(const char *vm_name, unsigned index, uint8_t mac[6]);
-
-/* The largest frame (header included) a receive may carry with the
- * negotiated @features and @mtu. */
-uint32_t net_rx_max(uint64_t features, unsigned mtu);
 
 #endif

@@ -3,46 +3,21 @@
  * with one readv/writev per frame straight from/to guest buffers, and
  * coalesces used-buffer interrupts per batch. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "net/net_priv.h"
+#include "net/netdev.h"
 
-void userspace_watch(struct net_pair *p, uint32_t events)
-{
-	if (!p->watched || p->events == events)
-		return;
-	if (evloop_mod(p->n->plat->loop, p->fd, events) == 0)
-		p->events = events;
-}
-
-void userspace_reset(struct net_pair *p)
+static void userspace_reset(struct net_pair *p)
 {
 	if (!p->rx)
 		return;
 	p->rx->nr_chains = 0;
 	p->rx->nr_segs = 0;
 	p->rx->room = 0;
-}
-
-void net_tap_gone(struct net *n, const char *why)
-{
-	if (n->tap_gone)
-		return;
-	n->tap_gone = true;
-	log_err(n->plat->log, n->short_name, "tap %s went away (%s): link down",
-		n->injected ? "(injected)" : n->tap.name, why);
-	n->config.status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
-	for (unsigned i = 0; i < n->max_pairs; i++) {
-		struct net_pair *p = &n->pairs[i];
-		if (p->watched)
-			evloop_del(n->plat->loop, p->fd);
-		p->watched = false;
-	}
-	if (n->dev.status & VIRTIO_STATUS_DRIVER_OK)
-		virtio_dev_config_changed(&n->dev);
 }
 
 /* Writes @len bytes at offset @off of the chain's writable part. */
@@ -152,14 +127,14 @@ static int rx_deliver(struct net_pair *p, struct vq *vq, bool mrg, size_t got)
 	return 0;
 }
 
-void userspace_rx(struct net_pair *p)
+static void userspace_rx(struct net_pair *p)
 {
 	struct net *n = p->n;
 	struct virtio_dev *d = &n->dev;
 	unsigned qi = 2 * p->index;
 	struct vq *vq = d->queues[qi].vq;
 	if (!virtio_dev_live(d) || !vq || p->index >= n->active_pairs || n->tap_gone || !p->rx) {
-		userspace_watch(p, 0);
+		netdev_watch(p, 0);
 		return;
 	}
 	struct net_rxq *rx = p->rx;
@@ -201,11 +176,11 @@ void userspace_rx(struct net_pair *p)
 			if (errno == EINTR)
 				continue;
 			if (errno != EAGAIN)
-				net_tap_gone(n, strerror(errno));
+				n->on_tap_gone(n, strerror(errno));
 			break;
 		}
 		if (got == 0) {
-			net_tap_gone(n, "end of file");
+			n->on_tap_gone(n, "end of file");
 			break;
 		}
 		if ((size_t)got < NET_HDR_LEN) {
@@ -231,12 +206,12 @@ void userspace_rx(struct net_pair *p)
 		n->st.rx_bytes += (uint64_t)got - NET_HDR_LEN;
 	}
 	if (!n->tap_gone)
-		userspace_watch(p, events);
+		netdev_watch(p, events);
 	if (pushed)
 		virtio_dev_used(d, qi);
 }
 
-void userspace_tx(struct net_pair *p)
+static void userspace_tx(struct net_pair *p)
 {
 	struct net *n = p->n;
 	struct virtio_dev *d = &n->dev;
@@ -283,7 +258,7 @@ void userspace_tx(struct net_pair *p)
 				/* the host has not brought the tap up (yet) */
 				n->st.tx_dropped_link_down++;
 			} else if (errno == EBADFD || errno == EPIPE || errno == ECONNRESET) {
-				net_tap_gone(n, strerror(errno));
+				n->on_tap_gone(n, strerror(errno));
 				n->st.tx_dropped_link_down++;
 			} else {
 				n->st.tx_errors++;
@@ -305,3 +280,49 @@ void userspace_tx(struct net_pair *p)
 		virtio_dev_rekick(d, qi);
 	}
 }
+
+/* The driver kicked: a receive kick means buffers were posted (read the
+ * tap again, it may have been paused for want of them). */
+static void userspace_notify(struct net_pair *p, unsigned ring)
+{
+	struct net *n = p->n;
+	if (ring == 1) {
+		userspace_tx(p);
+	} else if (p->index < n->active_pairs && !n->tap_gone) {
+		netdev_watch(p, EPOLLIN);
+		userspace_rx(p);
+	}
+}
+
+/* Frames may wait in the tap: have the event thread look (a receive kick). */
+static int userspace_tap_waiting(struct net *n)
+{
+	uint64_t one = 1;
+	if (write(n->dev.queues[0].kick_fd, &one, sizeof(one)) < 0)
+		return -errno;
+	return 0;
+}
+
+static int userspace_setup(struct net_pair *p)
+{
+	p->rx = calloc(1, sizeof(*p->rx));
+	return p->rx ? 0 : -ENOMEM;
+}
+
+static void userspace_teardown(struct net_pair *p)
+{
+	free(p->rx);
+	p->rx = NULL;
+}
+
+const struct net_backend_ops userspace_ops = {
+	.name = "userspace",
+	.kind = NET_BACKEND_USERSPACE,
+	.tap_events = EPOLLIN, /* the event thread reads the tap */
+	.setup = userspace_setup,
+	.teardown = userspace_teardown,
+	.tap_waiting = userspace_tap_waiting,
+	.reset = userspace_reset,
+	.tap_ready = userspace_rx,
+	.notify = userspace_notify,
+};

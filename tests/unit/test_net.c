@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "net/net.h"
-#include "net/net_priv.h"
+#include "net/netdev.h"
 #include "net/vhost.h"
 #include "fake_platform.h"
 #include "unit.h"
