@@ -5,24 +5,6 @@
 
 #include "mem/layout.h"
 
-#define HVM_START_MAGIC 0x336ec578u
-
-/* Xen public/arch-x86/hvm/start_info.h, version 1 */
-struct hvm_start_info {
-	uint32_t magic, version, flags, nr_modules;
-	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
-	uint32_t memmap_entries, reserved;
-};
-
-struct hvm_modlist_entry {
-	uint64_t paddr, size, cmdline_paddr, reserved;
-};
-
-struct hvm_memmap_entry {
-	uint64_t addr, size;
-	uint32_t type, reserved;
-};
-
 #define START_INFO_MEMMAP  (LAYOUT_START_INFO + 0x100)
 #define START_INFO_MODLIST (LAYOUT_START_INFO + 0x800)
 

@@ -14,6 +14,24 @@
 #include "mem/guest_mem.h"
 #include "lib/log.h"
 
+/* What the guest reads: Xen public/arch-x86/hvm/start_info.h, version 1. */
+#define HVM_START_MAGIC 0x336ec578u
+
+struct hvm_start_info {
+	uint32_t magic, version, flags, nr_modules;
+	uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr, memmap_paddr;
+	uint32_t memmap_entries, reserved;
+};
+
+struct hvm_modlist_entry {
+	uint64_t paddr, size, cmdline_paddr, reserved;
+};
+
+struct hvm_memmap_entry {
+	uint64_t addr, size;
+	uint32_t type, reserved;
+};
+
 struct pvh_params {
 	const struct elf_image *elf;  /* parsed, has_pvh set */
 	const char *cmdline;          /* may be NULL */
