@@ -172,8 +172,19 @@ class VM:
 
     # ---- commands ----
     def send(self, text: str) -> None:
-        self.proc.stdin.write(text.encode() + b'\n')
-        self.proc.stdin.flush()
+        """Writes a line to the guest's console. A VMM that has ended is
+        reported with its exit status (negative: killed by that signal,
+        -9 often the OOM killer) and its stderr, not a bare BrokenPipe."""
+        try:
+            self.proc.stdin.write(text.encode() + b'\n')
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            raise RuntimeError(f'{self.tag}: the VMM is gone before "{text[:60]}" '
+                               f'could be sent\n{self.describe(20)}') from None
 
     def start_cmd(self, cmd: str) -> int:
         """Sends @cmd without waiting; returns its id for wait_cmd()."""
@@ -218,7 +229,7 @@ class VM:
         if self.proc.poll() is None:
             try:
                 self.start_cmd('exit')
-            except OSError:
+            except (OSError, RuntimeError):  # it ended on its own
                 pass
         return self.wait(timeout)
 
