@@ -29,7 +29,7 @@
 
 #include "block/engine.h"
 #include "block/image.h"
-#include "virtio/blk_limit.h"
+#include "virtio/limit.h"
 
 _Static_assert(sizeof(struct virtio_blk_config) == 60, "5.2.4 layout");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-endian");
@@ -92,7 +92,7 @@ struct virtio_blk {
 	struct virtio_blk_stats stats;
 	bool metrics;               /* time requests (latency histogram) */
 	uint64_t now_ns;            /* clock of this event (metrics or limits) */
-	struct blk_limit limit;     /* diskN.iops, diskN.bandwidth */
+	struct limit limit;         /* diskN.iops, diskN.bandwidth */
 };
 
 /* ------------------------------------------------------------- execution */
@@ -363,7 +363,7 @@ static bool blk_admit(struct virtio_blk *b, const struct blk_slot *s)
 	if (!b->limit.on || t == VIRTIO_BLK_T_GET_ID)
 		return true;
 	uint64_t bytes = t == VIRTIO_BLK_T_IN || t == VIRTIO_BLK_T_OUT ? s->req.data_len : 0;
-	return blk_limit_admit(&b->limit, 1, bytes, b->now_ns);
+	return limit_admit(&b->limit, 1, bytes, b->now_ns);
 }
 
 static void slot_exec(struct virtio_blk *b, struct blk_slot *s);
@@ -710,7 +710,7 @@ static void blk_reset(struct virtio_dev *d)
 			slot_release(&b->queues[i], b->queues[i].held);
 		b->queues[i].held = NULL;
 	}
-	blk_limit_reset(&b->limit);
+	limit_reset(&b->limit);
 	blk_quiesce(b);
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		b->queues[i].used_pending = false;
@@ -895,7 +895,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		goto fail;
 	}
 	b->eng_watched = true;
-	r = blk_limit_create(&b->limit, p->iops, p->iops_burst, p->bandwidth,
+	r = limit_create(&b->limit, p->iops, p->iops_burst, p->bandwidth,
 			     p->bandwidth_burst, p->plat->loop, lg, b->disk_name, blk_resume, b);
 	if (r < 0) {
 		evloop_del(p->plat->loop, engine_event_fd(b->eng));
@@ -927,7 +927,7 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
-	blk_limit_destroy(&b->limit);
+	limit_destroy(&b->limit);
 	if (b->eng_watched)
 		evloop_del(b->plat->loop, engine_event_fd(b->eng));
 	engine_destroy(b->eng); /* waits for the kernel; no callbacks */

@@ -1,5 +1,5 @@
 /* virtio-blk rate limits: see blk_limit.h. */
-#include "virtio/blk_limit.h"
+#include "virtio/limit.h"
 
 #include <errno.h>
 #include <string.h>
@@ -17,7 +17,7 @@ static uint64_t now_ns(void)
 
 static void on_timer(void *cookie, uint32_t events)
 {
-	struct blk_limit *l = cookie;
+	struct limit *l = cookie;
 	uint64_t n;
 	(void)events;
 	if (read(l->timer_fd, &n, sizeof(n)) != sizeof(n))
@@ -26,7 +26,7 @@ static void on_timer(void *cookie, uint32_t events)
 	l->resume(l->cookie);
 }
 
-int blk_limit_create(struct blk_limit *l, uint64_t iops, uint64_t iops_burst,
+int limit_create(struct limit *l, uint64_t iops, uint64_t iops_burst,
 		     uint64_t bandwidth, uint64_t bandwidth_burst, struct evloop *loop,
 		     const struct logger *log, const char *name,
 		     void (*resume)(void *cookie), void *cookie)
@@ -47,12 +47,12 @@ int blk_limit_create(struct blk_limit *l, uint64_t iops, uint64_t iops_burst,
 	l->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (l->timer_fd < 0) {
 		int e = errno;
-		log_err(log, name, "iops/bandwidth limit: timerfd_create: %s", strerror(e));
+		log_err(log, name, "rate limit: timerfd_create: %s", strerror(e));
 		return -e;
 	}
 	int r = evloop_add(loop, l->timer_fd, EPOLLIN, on_timer, l);
 	if (r < 0) {
-		log_err(log, name, "iops/bandwidth limit: watching its timer: %s", strerror(-r));
+		log_err(log, name, "rate limit: watching its timer: %s", strerror(-r));
 		close(l->timer_fd);
 		l->timer_fd = -1;
 		return r;
@@ -60,16 +60,16 @@ int blk_limit_create(struct blk_limit *l, uint64_t iops, uint64_t iops_burst,
 	return 0;
 }
 
-void blk_limit_destroy(struct blk_limit *l)
+void limit_destroy(struct limit *l)
 {
-	if (l->timer_fd < 0)
+	if (!l->on || l->timer_fd < 0)
 		return;
 	evloop_del(l->loop, l->timer_fd);
 	close(l->timer_fd);
 	l->timer_fd = -1;
 }
 
-static void arm(struct blk_limit *l, uint64_t wait_ns)
+static void arm(struct limit *l, uint64_t wait_ns)
 {
 	if (l->armed)
 		return;
@@ -82,7 +82,7 @@ static void arm(struct blk_limit *l, uint64_t wait_ns)
 	if (timerfd_settime(l->timer_fd, 0, &its, NULL) < 0) {
 		/* cannot happen with a valid fd and value; resume at once
 		 * rather than stall the queue for ever */
-		log_err(l->log, l->name, "iops/bandwidth limit: timerfd_settime: %s",
+		log_err(l->log, l->name, "rate limit: timerfd_settime: %s",
 			strerror(errno));
 		l->resume(l->cookie);
 		return;
@@ -91,7 +91,7 @@ static void arm(struct blk_limit *l, uint64_t wait_ns)
 	l->armed_ns = wait_ns;
 }
 
-bool blk_limit_admit(struct blk_limit *l, uint64_t ops, uint64_t bytes, uint64_t now)
+bool limit_admit(struct limit *l, uint64_t ops, uint64_t bytes, uint64_t now)
 {
 	if (!l->on)
 		return true;
@@ -109,7 +109,15 @@ bool blk_limit_admit(struct blk_limit *l, uint64_t ops, uint64_t bytes, uint64_t
 	return false;
 }
 
-void blk_limit_reset(struct blk_limit *l)
+void limit_charge(struct limit *l, uint64_t ops, uint64_t bytes)
+{
+	if (!l->on)
+		return;
+	ratelimit_take(&l->ops, ops);
+	ratelimit_take(&l->bytes, bytes);
+}
+
+void limit_reset(struct limit *l)
 {
 	if (!l->armed)
 		return;
