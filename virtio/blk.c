@@ -127,6 +127,8 @@ static uint32_t slot_written(const struct blk_slot *s, uint64_t data)
  * latencies of at most 2^k microseconds. */
 static void blk_lat_count(struct virtio_blk *b, const struct blk_slot *s)
 {
+	if (!s->start_ns)
+		return; /* popped while metrics were off */
 	uint64_t us = b->now_ns > s->start_ns ? (b->now_ns - s->start_ns) / 1000 : 0;
 	unsigned k = us <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(us - 1);
 	if (k >= VIRTIO_BLK_LAT_BUCKETS)
@@ -371,7 +373,7 @@ static void slot_exec(struct virtio_blk *b, struct blk_slot *s);
 static void slot_start(struct virtio_blk *b, struct blk_queue *q, struct blk_slot *s,
 		       const struct vq_chain *c)
 {
-	s->start_ns = b->now_ns;
+	s->start_ns = b->metrics ? b->now_ns : 0; /* 0: not timed */
 	s->head = c->head;
 	s->status_offset = c->writable_len ? c->writable_len - 1 : 0;
 	s->step = 0;
@@ -935,6 +937,13 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	blk_queues_free(b);
 	image_close(&b->img);
 	free(b);
+}
+
+void virtio_blk_set_metrics(struct virtio_blk *b, bool on)
+{
+	pthread_mutex_lock(&b->dev.lock);
+	b->metrics = on;
+	pthread_mutex_unlock(&b->dev.lock);
 }
 
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out)

@@ -252,4 +252,9 @@ void virtio_blk_destroy(struct virtio_blk *b);
 /* A snapshot of the counters (takes dev->lock). */
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out);
 
+/* Turns the request timing (params.metrics) on or off (takes dev->lock);
+ * requests popped before the change complete untimed or timed from
+ * their pop. For benchmarks that compare the two in one run. */
+void virtio_blk_set_metrics(struct virtio_blk *b, bool on);
+
 #endif
