@@ -1,0 +1,114 @@
+"""Rate limits and metrics under Linux's own virtio_blk driver: fio in a
+Debian guest on three raw disks, one unlimited, one with diskN.iops, one
+with diskN.bandwidth. The capped disks give fio within 10% of their limit
+(and the unlimited one shows the guest could go well past it, so the cap
+is ours); the `metrics` control command's disk counters move by exactly
+the requests and bytes fio reports.
+
+Needs hardware virtualisation (the nested lane on our hosts) and the
+kernel, initramfs and tools disk from scripts/fetch-linux-kernel.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import kvmtest
+import linuxguest
+from kvmtest import Checker, MiB, ctl, fields
+from linuxguest import VM
+
+RAW_SIZE = 32 * MiB
+IOPS = 200
+BANDWIDTH = 4 * MiB           # bytes a second
+RUNTIME = 10
+HELPERS = ('dev() { for s in /sys/block/vd*/serial; do [ "$(cat $s)" = "$1" ] && '
+           '{ d=${s%/serial}; echo /dev/${d##*/}; }; done; }')
+
+
+def fio(vm: VM, serial: str, rw: str, bs: str, qd: int) -> tuple[float, float, int] | None:
+    """(IOPS, KiB/s, KiB read) of a time-based fio run, or None."""
+    rc, out = vm.sh(f'fio --name={serial} --filename=$(dev {serial}) --direct=1 --rw={rw} '
+                    f'--bs={bs} --iodepth={qd} --ioengine=libaio --runtime={RUNTIME} '
+                    f'--time_based --minimal', timeout=RUNTIME * 10 + 120)
+    line = next((l for l in out if l.startswith('3;fio-')), '')
+    f = line.split(';')
+    if rc != 0 or len(f) < 40 or f[4] != '0':
+        print(f'fio on {serial}: exit {rc}: {out[-5:]}')
+        return None
+    return float(f[7]), float(f[6]), int(f[5])
+
+
+def disk_metrics(sock: str, n: int) -> dict[str, int]:
+    resp = ctl(sock, 'metrics')
+    p = f'disk{n}.'
+    return {k[len(p):]: int(v) for k, v in fields(resp).items() if k.startswith(p)}
+
+
+def within(got: float, want: float) -> bool:
+    return 0.9 * want <= got <= 1.1 * want
+
+
+def main() -> int:
+    linuxguest.require_linux()
+    f = linuxguest.files()
+    c = Checker()
+    d = linuxguest.scratch_dir('limits')
+    sock = os.path.join(d, 'ctl.sock')
+    imgs = {s: linuxguest.image(os.path.join(d, f'{s}.img'), RAW_SIZE, fill=True)
+            for s in ('free', 'iops', 'bw')}
+    vm = VM(linuxguest.kvmrun_cmd(f, [
+        'mem=512M', 'cpus=2', f'control={sock}',
+        f'disk1.path={imgs["free"]}', 'disk1.serial=free',
+        f'disk2.path={imgs["iops"]}', 'disk2.serial=iops', f'disk2.iops={IOPS}',
+        'disk2.iops_burst=20',
+        f'disk3.path={imgs["bw"]}', 'disk3.serial=bw', f'disk3.bandwidth={BANDWIDTH >> 20}M',
+        'disk3.bandwidth_burst=256K']), 'limits')
+    try:
+        if not c.check('boot', vm.ready(), f'the agent runs after {vm.t_ready or 0:.1f}s'):
+            print(vm.describe())
+            return c.done()
+        vm.sh(HELPERS)
+        free = fio(vm, 'free', 'randread', '4k', 8)
+        free_bw = fio(vm, 'free', 'read', '64k', 4)
+        m0 = disk_metrics(sock, 2)
+        capped = fio(vm, 'iops', 'randread', '4k', 8)
+        m1 = disk_metrics(sock, 2)
+        bw = fio(vm, 'bw', 'read', '64k', 4)
+        if free and capped:
+            print(f'unlimited disk: {free[0]:.0f} IOPS; disk2.iops={IOPS}: {capped[0]:.0f} IOPS')
+            c.check('iops cap', within(capped[0], IOPS),
+                    f'fio 4k randread QD8 on disk2.iops={IOPS}: {capped[0]:.0f} IOPS '
+                    f'({capped[0] / IOPS * 100:.1f}% of the limit)')
+            c.check('iops cap is ours', free[0] > 2 * IOPS,
+                    f'the same fio on the unlimited disk: {free[0]:.0f} IOPS')
+            reads = m1.get('reads', 0) - m0.get('reads', 0)
+            rbytes = m1.get('read_bytes', 0) - m0.get('read_bytes', 0)
+            c.check('metrics match fio', rbytes == capped[2] * 1024 and reads == capped[2] // 4
+                    and m1.get('throttled', 0) > m0.get('throttled', 0),
+                    f'disk2.read_bytes +{rbytes}, reads +{reads}, throttled '
+                    f'+{m1.get("throttled", 0) - m0.get("throttled", 0)}; fio read {capped[2]} KiB')
+        else:
+            c.check('iops fio', False, 'fio ran on the unlimited and the iops-capped disks')
+        if bw:
+            kib = BANDWIDTH / 1024
+            print(f'disk3.bandwidth={BANDWIDTH >> 20}M: {bw[1]:.0f} KiB/s')
+            c.check('bandwidth cap', within(bw[1], kib),
+                    f'fio 64k read QD4 on disk3.bandwidth={BANDWIDTH >> 20}M: {bw[1]:.0f} KiB/s '
+                    f'({bw[1] / kib * 100:.1f}% of the limit)')
+            c.check('bandwidth cap is ours', free_bw is not None and free_bw[1] > 2 * kib,
+                    f'the same fio on the unlimited disk: {free_bw[1] if free_bw else 0:.0f} KiB/s')
+        else:
+            c.check('bandwidth fio', False, 'fio ran on the bandwidth-capped disk')
+        rc = vm.finish()
+        linuxguest.guest_ok(c, 'power-off', vm, rc, 'the guest powered off')
+        linuxguest.check_io_errors(c, 'limits', vm)
+    finally:
+        vm.cleanup()
+        shutil.rmtree(d, ignore_errors=True)
+    return c.done()
+
+
+if __name__ == '__main__':
+    sys.exit(main())
