@@ -3,25 +3,32 @@ Debian guest on three raw disks, one unlimited, one with diskN.iops, one
 with diskN.bandwidth. The capped disks give fio within 10% of their limit
 (and the unlimited one shows the guest could go well past it, so the cap
 is ours); the `metrics` control command's disk counters move by exactly
-the requests and bytes fio reports.
+the requests and bytes fio reports. Where network namespaces with taps
+and iperf3 exist, the same guest has a NIC (userspace backend) with
+net0.bandwidth, and iperf3 each way stays within 10% of it.
 
 Needs hardware virtualisation (the nested lane on our hosts) and the
 kernel, initramfs and tools disk from scripts/fetch-linux-kernel.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import sys
 
 import kvmtest
 import linuxguest
+import netpeer
 from kvmtest import Checker, MiB, ctl, fields
 from linuxguest import VM
+from netpeer import GUEST_IP, PEER_IP, Peer
 
 RAW_SIZE = 32 * MiB
 IOPS = 200
 BANDWIDTH = 4 * MiB           # bytes a second
+NET_BANDWIDTH = 2 * MiB       # bytes a second, each way
 RUNTIME = 10
 HELPERS = ('dev() { for s in /sys/block/vd*/serial; do [ "$(cat $s)" = "$1" ] && '
            '{ d=${s%/serial}; echo /dev/${d##*/}; }; done; }')
@@ -50,6 +57,36 @@ def within(got: float, want: float) -> bool:
     return 0.9 * want <= got <= 1.1 * want
 
 
+def iperf(vm: VM, reverse: bool) -> float | None:
+    """Mbit/s the receiver counted over 8 s, one TCP stream."""
+    r = ' -R' if reverse else ''
+    rc, out = vm.sh(f'iperf3 -c {PEER_IP} -p {netpeer.IPERF_PORTS[0]} -t 8 -f m{r}', timeout=180)
+    rates = [float(m.group(1)) for m in (re.search(r' ([\d.]+) Mbits/sec\s+receiver', l)
+                                         for l in out) if m]
+    return rates[-1] if rc == 0 and rates else None
+
+
+def test_net(c: Checker, vm: VM, sock: str) -> None:
+    rc, _ = vm.sh(f'ip link set eth0 up && ip addr add {GUEST_IP}/24 dev eth0')
+    limit = NET_BANDWIDTH * 8 / 1e6
+    for reverse, what in ((False, 'guest to peer (tx)'), (True, 'peer to guest (rx)')):
+        mbit = iperf(vm, reverse)
+        print(f'net0.bandwidth={NET_BANDWIDTH >> 20}M ({limit:.2f} Mbit/s of frames), '
+              f'iperf3 {what}: {mbit} Mbit/s of TCP payload')
+        # frames carry ~4% of headers (66 of 1514 bytes) that TCP's payload does not count
+        c.check(f'net bandwidth cap {what}', mbit is not None and within(mbit, limit),
+                f'iperf3 {mbit} Mbit/s against the limit\'s {limit:.2f} Mbit/s '
+                f'({(mbit or 0) / limit * 100:.1f}%)')
+    resp = ctl(sock, 'metrics')
+    m = fields(resp)
+    c.check('net metrics', m.get('net0.source') == 'device'
+            and int(m.get('net0.tx_throttled', 0)) > 0 and int(m.get('net0.rx_throttled', 0)) > 0
+            and int(m.get('net0.rx_bytes', 0)) > NET_BANDWIDTH,
+            f'net0 counters from the userspace device, both directions throttled '
+            f'(rx_throttled={m.get("net0.rx_throttled")} tx_throttled={m.get("net0.tx_throttled")} '
+            f'rx_bytes={m.get("net0.rx_bytes")} tx_bytes={m.get("net0.tx_bytes")})')
+
+
 def main() -> int:
     linuxguest.require_linux()
     f = linuxguest.files()
@@ -58,15 +95,33 @@ def main() -> int:
     sock = os.path.join(d, 'ctl.sock')
     imgs = {s: linuxguest.image(os.path.join(d, f'{s}.img'), RAW_SIZE, fill=True)
             for s in ('free', 'iops', 'bw')}
-    vm = VM(linuxguest.kvmrun_cmd(f, [
+    why = netpeer.usable() or (None if shutil.which('iperf3') else 'iperf3 is not installed')
+    with contextlib.ExitStack() as stack:
+        peer = None if why else stack.enter_context(Peer('llim'))
+        return run(c, f, d, sock, imgs, peer, why)
+
+
+def run(c: Checker, f: linuxguest.Files, d: str, sock: str, imgs: dict[str, str],
+        peer: Peer | None, why: str | None) -> int:
+    net = [f'net0.tap={Peer.TAP}', 'net0.vhost=auto',
+           f'net0.bandwidth={NET_BANDWIDTH >> 20}M', 'net0.bandwidth_burst=64K'] if peer else []
+    vm = VM(linuxguest.kvmrun_cmd(f, net + [
         'mem=512M', 'cpus=2', f'control={sock}',
         f'disk1.path={imgs["free"]}', 'disk1.serial=free',
         f'disk2.path={imgs["iops"]}', 'disk2.serial=iops', f'disk2.iops={IOPS}',
         'disk2.iops_burst=20',
         f'disk3.path={imgs["bw"]}', 'disk3.serial=bw', f'disk3.bandwidth={BANDWIDTH >> 20}M',
-        'disk3.bandwidth_burst=256K']), 'limits')
+        'disk3.bandwidth_burst=256K']), 'limits', netns=peer.ns if peer else None)
     try:
-        if not c.check('boot', vm.ready(), f'the agent runs after {vm.t_ready or 0:.1f}s'):
+        serving = True
+        if peer:
+            serving = peer.wait_dev(Peer.TAP)
+            if serving:
+                peer.up(Peer.TAP)
+                serving = peer.serve(http=False)
+        if not c.check('boot', vm.ready() and serving,
+                       f'the agent runs after {vm.t_ready or 0:.1f}s'
+                       + ('; the peer\'s iperf3 servers listen' if peer else '')):
             print(vm.describe())
             return c.done()
         vm.sh(HELPERS)
@@ -101,6 +156,10 @@ def main() -> int:
                     f'the same fio on the unlimited disk: {free_bw[1] if free_bw else 0:.0f} KiB/s')
         else:
             c.check('bandwidth fio', False, 'fio ran on the bandwidth-capped disk')
+        if peer:
+            test_net(c, vm, sock)
+        else:
+            c.skip('net bandwidth', f'no network namespace with a tap: {why}')
         rc = vm.finish()
         linuxguest.guest_ok(c, 'power-off', vm, rc, 'the guest powered off')
         linuxguest.check_io_errors(c, 'limits', vm)

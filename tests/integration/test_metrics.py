@@ -120,7 +120,7 @@ def test_periodic_and_command(c: Checker, d: str) -> None:
             f'disk0.writes grows line by line ({writes[0]} .. {writes[-1]})')
 
 
-def test_bad_file(c: Checker, d: str) -> None:
+def test_bad_input(c: Checker, d: str) -> None:
     r = run_kvmrun([f'kernel={BLK}', 'debug_exit=on', 'timeout=60',
                     f'metrics_file={d}/no/such/dir/m.log'], timeout=90)
     c.check('metrics_file unopenable', r.rc != 0 and 'metrics_file' in r.err
@@ -128,6 +128,12 @@ def test_bad_file(c: Checker, d: str) -> None:
             'a clear error naming the key and the cause', r)
     r = run_kvmrun([f'kernel={BLK}', 'metrics_period=0s'], timeout=30)
     c.check('metrics_period bad', r.rc != 0 and 'metrics_period' in r.err, 'refused', r)
+    r = run_kvmrun([f'kernel={BLK}', 'net0.tap=kvmrun-none0', 'net0.vhost=on',
+                    'net0.bandwidth=1M'], timeout=30)
+    c.check('net limit with vhost=on', r.rc != 0 and 'net0.bandwidth' in r.err
+            and 'vhost' in r.err, 'refused, naming the key and why', r)
+    r = run_kvmrun([f'kernel={BLK}', f'disk0.path={d}/x.img', 'disk0.bandwidth=fast'], timeout=30)
+    c.check('disk limit bad', r.rc != 0 and 'disk0.bandwidth' in r.err, 'refused, naming the key', r)
 
 
 def main() -> int:
@@ -139,7 +145,7 @@ def main() -> int:
         test_readonly_exact(c, d, 'on')
         test_readonly_exact(c, d, 'off')
         test_periodic_and_command(c, d)
-        test_bad_file(c, d)
+        test_bad_input(c, d)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     return c.done()
