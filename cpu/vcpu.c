@@ -146,11 +146,47 @@ static void handle_system_event(struct vcpu *v)
 	}
 }
 
+const char *vcpu_exit_name(enum vcpu_exit_kind k)
+{
+	static const char *const names[VCPU_EXIT_NR] = {
+		"io", "mmio", "hlt", "shutdown", "system_event", "intr", "irq_window",
+		"internal_error", "fail_entry", "other",
+	};
+	return k < VCPU_EXIT_NR ? names[k] : "?";
+}
+
+static enum vcpu_exit_kind exit_kind(uint32_t reason)
+{
+	switch (reason) {
+	case KVM_EXIT_IO: return VCPU_EXIT_IO;
+	case KVM_EXIT_MMIO: return VCPU_EXIT_MMIO;
+	case KVM_EXIT_HLT: return VCPU_EXIT_HLT;
+	case KVM_EXIT_SHUTDOWN: return VCPU_EXIT_SHUTDOWN;
+	case KVM_EXIT_SYSTEM_EVENT: return VCPU_EXIT_SYSTEM_EVENT;
+	case KVM_EXIT_INTR: return VCPU_EXIT_INTR;
+	case KVM_EXIT_IRQ_WINDOW_OPEN: return VCPU_EXIT_IRQ_WINDOW;
+	case KVM_EXIT_INTERNAL_ERROR: return VCPU_EXIT_INTERNAL_ERROR;
+	case KVM_EXIT_FAIL_ENTRY: return VCPU_EXIT_FAIL_ENTRY;
+	default: return VCPU_EXIT_OTHER;
+	}
+}
+
+/* One more exit of its kind: only this thread writes the counter, so a
+ * relaxed load and store (no read-modify-write, no lock) keep it exact,
+ * and readers on other threads see whole values. */
+static void count_exit(struct vcpu *v, uint32_t reason)
+{
+	uint64_t *c = &v->exit_count[exit_kind(reason)];
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 /* Returns false when the vCPU must stop running. */
 static bool handle_exit(struct vcpu *v)
 {
 	struct kvm_run *r = v->run;
 	v->exits++;
+	if (v->env->metrics)
+		count_exit(v, r->exit_reason);
 	switch (r->exit_reason) {
 	case KVM_EXIT_IO:
 		handle_io(v);

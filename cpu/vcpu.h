@@ -20,6 +20,18 @@
 struct kvm_run;
 struct kvm_cpuid2;
 
+/* The userspace exits a vCPU thread counts (metrics: vcpuN.exits_NAME). */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO, VCPU_EXIT_MMIO, VCPU_EXIT_HLT, VCPU_EXIT_SHUTDOWN,
+	VCPU_EXIT_SYSTEM_EVENT, VCPU_EXIT_INTR, VCPU_EXIT_IRQ_WINDOW,
+	VCPU_EXIT_INTERNAL_ERROR, VCPU_EXIT_FAIL_ENTRY, VCPU_EXIT_OTHER,
+	VCPU_EXIT_NR
+};
+
+/* "io", "mmio", "hlt", "shutdown", "system_event", "intr", "irq_window",
+ * "internal_error", "fail_entry", "other". */
+const char *vcpu_exit_name(enum vcpu_exit_kind k);
+
 /* What the vCPU threads share with the VM; owned by the VM. */
 struct vcpu_env {
 	const struct bus *pio, *mmio;
@@ -28,6 +40,7 @@ struct vcpu_env {
 	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
 	void (*guest_exit)(void *cookie, int code, const char *why);
 	void *cookie;
+	bool metrics;       /* count exits by kind (set before the threads start) */
 };
 
 struct vcpu {
@@ -41,7 +54,16 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	uint64_t exits;      /* count of userspace exits, for status/debug */
+	/* By kind, with env->metrics: written by the vCPU's thread only,
+	 * read by any thread with vcpu_exit_count() (tear-free, racy). */
+	uint64_t exit_count[VCPU_EXIT_NR];
 };
+
+/* Userspace exits of kind @k so far; any thread. */
+static inline uint64_t vcpu_exit_count(const struct vcpu *v, enum vcpu_exit_kind k)
+{
+	return __atomic_load_n(&v->exit_count[k], __ATOMIC_RELAXED);
+}
 
 /* The signal used to kick vCPU threads out of KVM_RUN. */
 int vcpu_kick_signal(void);

@@ -40,7 +40,7 @@
 #include "lib/log.h"
 
 #define LINESRV_MAX_LINE 4096
-#define LINESRV_MAX_RESPONSE 2048
+#define LINESRV_MAX_RESPONSE (60 * 1024) /* `metrics` of a 64-vCPU VM */
 #define LINESRV_MAX_CLIENTS 16
 #define LINESRV_IDLE_TIMEOUT_MS 60000
 #define LINESRV_OUT_MAX (64 * 1024)

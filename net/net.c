@@ -519,6 +519,16 @@ int net_create(const struct net_params *p, struct net **out)
 	n->config.mtu = (uint16_t)n->mtu;
 
 	int rc = choose_backend(n, p);
+	if (rc == 0 && p->bandwidth) {
+		if (!n->ops->limits) {
+			log_err(p->plat->log, n->short_name, "net%u.bandwidth needs the userspace "
+				"backend; %s moves frames in the kernel (set net%u.vhost=off)",
+				p->index, n->ops->name, p->index);
+			rc = -EINVAL;
+		} else {
+			rc = n->ops->limits(n, p->bandwidth, p->bandwidth_burst);
+		}
+	}
 	unsigned tap_off = TAP_OFF_CSUM | TAP_OFF_TSO4 | TAP_OFF_TSO6 | TAP_OFF_ECN | TAP_OFF_UFO;
 	if (rc == 0 && !n->injected) {
 		struct tap_params tp = { .name = p->tap, .nr_queues = n->max_pairs,
@@ -533,6 +543,8 @@ int net_create(const struct net_params *p, struct net **out)
 		rc = virtio_dev_init(&n->dev, n->name, VIRTIO_ID_NET, &net_ops, n, p->plat,
 				     2 * n->max_pairs + 1, NET_QUEUE_SIZE);
 	if (rc < 0) {
+		limit_destroy(&n->rx_limit);
+		limit_destroy(&n->tx_limit);
 		backend_close(n);
 		tap_close(&n->tap, true);
 		free(n->overflow);
@@ -597,6 +609,8 @@ void net_destroy(struct net *n, bool keep_tap)
 		evloop_del(n->plat->loop, n->watch_fd);
 		close(n->watch_fd);
 	}
+	limit_destroy(&n->rx_limit);
+	limit_destroy(&n->tx_limit);
 	virtio_dev_uninit(&n->dev);
 	if (!n->injected)
 		tap_close(&n->tap, !keep_tap);

@@ -84,6 +84,10 @@ struct net_params {
 	 * tap, or a SOCK_SEQPACKET socket) instead of opening tap. No
 	 * tap ioctls are made on them; the backend is userspace. Borrowed. */
 	const int *fds;
+	/* Bytes a second each way, 0: unlimited; burst 0: one second's
+	 * worth. The userspace backend only: net_create() refuses a limit
+	 * with vhost-net (the kernel moves the frames). */
+	uint64_t bandwidth, bandwidth_burst;
 };
 
 /* Opens the tap (and /dev/vhost-net per queue pair when vhost is used),

@@ -17,6 +17,7 @@
 #include "net/tap.h"
 #include "net/vhost.h"
 #include "virtio/device.h"
+#include "virtio/limit.h"
 #include "virtio/queue.h"
 
 #define NET_RX_SEGS 1023u       /* segment pool of one receive queue (+1 iov: IOV_MAX) */
@@ -86,6 +87,7 @@ struct net {
 	struct iovec tx_iov[VQ_MAX_SEGS];
 	uint8_t *overflow;              /* catches what does not fit a receive buffer */
 	struct net_stats st;
+	struct limit rx_limit, tx_limit; /* netN.bandwidth; off when zeroed */
 };
 
 /* Queue indices (5.1.2). */
@@ -137,6 +139,9 @@ struct net_backend_ops {
 	void (*irq_changed)(struct net_pair *p);
 	/* A new tap fd replaced p->fd under a running device. */
 	void (*tap_replaced)(struct net_pair *p);
+	/* net_create(): set up n->rx_limit and n->tx_limit (bytes a second
+	 * each way); -errno. NULL: the backend cannot limit. */
+	int (*limits)(struct net *n, uint64_t bandwidth, uint64_t burst);
 };
 
 extern const struct net_backend_ops userspace_ops;     /* net/userspace.c */

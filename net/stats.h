@@ -22,6 +22,7 @@ struct net_stats {
 	uint64_t ctrl_cmds, ctrl_errors;
 	uint64_t tap_wakeups;              /* tap readiness callbacks */
 	uint64_t yields;                   /* a queue's budget ran out: re-kicked */
+	uint64_t rx_throttled, tx_throttled; /* stopped for netN.bandwidth tokens */
 	unsigned active_pairs;
 	bool link_up;
 	enum net_backend backend;

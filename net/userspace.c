@@ -7,9 +7,24 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "net/netdev.h"
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A frame's size is known only once it moved: it was admitted for one
+ * byte (limit.h), the rest is charged after. */
+static uint64_t past_first(uint64_t bytes)
+{
+	return bytes ? bytes - 1 : 0;
+}
 
 static void userspace_reset(struct net_pair *p)
 {
@@ -143,6 +158,12 @@ static void userspace_rx(struct net_pair *p)
 	unsigned pushed = 0, bad = 0;
 	uint32_t events = EPOLLIN;
 	for (unsigned f = 0; f < NET_RX_BUDGET; f++) {
+		if (n->rx_limit.on && !limit_admit(&n->rx_limit, 0, 1, now_ns())) {
+			/* out of tokens: leave frames in the tap until the timer */
+			n->st.rx_throttled++;
+			events = 0;
+			break;
+		}
 		int r = rx_fill(p, vq, mrg, want, &pushed, &bad);
 		if (r == FILL_MALFORMED) {
 			n->st.needs_reset++;
@@ -204,6 +225,7 @@ static void userspace_rx(struct net_pair *p)
 		pushed++;
 		n->st.rx_frames++;
 		n->st.rx_bytes += (uint64_t)got - NET_HDR_LEN;
+		limit_charge(&n->rx_limit, 0, past_first((uint64_t)got - NET_HDR_LEN));
 	}
 	if (!n->tap_gone)
 		netdev_watch(p, events);
@@ -224,6 +246,10 @@ static void userspace_tx(struct net_pair *p)
 	for (;;) {
 		if (done == NET_TX_BUDGET) {
 			more = true;
+			break;
+		}
+		if (n->tx_limit.on && !limit_admit(&n->tx_limit, 0, 1, now_ns())) {
+			n->st.tx_throttled++; /* the limit's timer resumes */
 			break;
 		}
 		struct vq_chain c = { .segs = n->tx_segs, .cap = VQ_MAX_SEGS };
@@ -254,6 +280,7 @@ static void userspace_tx(struct net_pair *p)
 			if (w >= 0) {
 				n->st.tx_frames++;
 				n->st.tx_bytes += c.readable_len - NET_HDR_LEN;
+				limit_charge(&n->tx_limit, 0, past_first(c.readable_len - NET_HDR_LEN));
 			} else if (errno == EIO) {
 				/* the host has not brought the tap up (yet) */
 				n->st.tx_dropped_link_down++;
@@ -315,6 +342,37 @@ static void userspace_teardown(struct net_pair *p)
 	p->rx = NULL;
 }
 
+/* netN.bandwidth's timers (event thread): tokens are back. */
+static void userspace_rx_resume(void *cookie)
+{
+	struct net *n = cookie;
+	pthread_mutex_lock(&n->dev.lock);
+	for (unsigned i = 0; i < n->active_pairs && !n->tap_gone; i++) {
+		netdev_watch(&n->pairs[i], EPOLLIN);
+		userspace_rx(&n->pairs[i]);
+	}
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static void userspace_tx_resume(void *cookie)
+{
+	struct net *n = cookie;
+	pthread_mutex_lock(&n->dev.lock);
+	for (unsigned i = 0; i < n->active_pairs; i++)
+		userspace_tx(&n->pairs[i]);
+	pthread_mutex_unlock(&n->dev.lock);
+}
+
+static int userspace_limits(struct net *n, uint64_t bandwidth, uint64_t burst)
+{
+	int rc = limit_create(&n->rx_limit, 0, 0, bandwidth, burst, n->plat->loop, n->plat->log,
+			      n->short_name, userspace_rx_resume, n);
+	if (rc == 0)
+		rc = limit_create(&n->tx_limit, 0, 0, bandwidth, burst, n->plat->loop,
+				  n->plat->log, n->short_name, userspace_tx_resume, n);
+	return rc;
+}
+
 const struct net_backend_ops userspace_ops = {
 	.name = "userspace",
 	.kind = NET_BACKEND_USERSPACE,
@@ -325,4 +383,5 @@ const struct net_backend_ops userspace_ops = {
 	.reset = userspace_reset,
 	.tap_ready = userspace_rx,
 	.notify = userspace_notify,
+	.limits = userspace_limits,
 };

@@ -29,6 +29,7 @@
 
 #include "block/engine.h"
 #include "block/image.h"
+#include "virtio/limit.h"
 
 _Static_assert(sizeof(struct virtio_blk_config) == 60, "5.2.4 layout");
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio 1.x is little-endian");
@@ -53,6 +54,7 @@ struct blk_slot {
 	size_t bounce_len;
 	struct iovec bounce_iov;
 	struct blk_slot *next_wait; /* on virtio_blk.bounce_wait */
+	uint64_t start_ns;          /* popped (metrics=on) */
 };
 
 struct blk_queue {
@@ -64,6 +66,7 @@ struct blk_queue {
 	struct vq_seg *segs;        /* BLK_CHAIN_CAP, for vq_pop() */
 	bool used_pending;          /* pushed since the last virtio_dev_used() */
 	bool stalled;               /* stopped popping: no free slot */
+	struct blk_slot *held;      /* parsed, waiting for rate-limit tokens */
 };
 
 struct virtio_blk {
@@ -87,6 +90,9 @@ struct virtio_blk {
 	struct blk_queue *queues;
 	struct blk_slot *bounce_wait, **bounce_wait_tail; /* waiting for bounce room */
 	struct virtio_blk_stats stats;
+	bool metrics;               /* time requests (latency histogram) */
+	uint64_t now_ns;            /* clock of this event (metrics or limits) */
+	struct limit limit;         /* diskN.iops, diskN.bandwidth */
 };
 
 /* ------------------------------------------------------------- execution */
@@ -100,6 +106,7 @@ static void slot_release(struct blk_queue *q, struct blk_slot *s)
 {
 	if (s->bounce)
 		q->b->stats.bounce_bytes -= s->bounce_len;
+	q->b->stats.inflight--;
 	free(s->bounce);
 	s->bounce = NULL;
 	s->bounce_len = 0;
@@ -116,6 +123,20 @@ static uint32_t slot_written(const struct blk_slot *s, uint64_t data)
 	return (uint32_t)(data + (s->status_offset == data ? 1 : 0));
 }
 
+/* Adds @s's pop-to-now time to the latency histogram: bucket k holds
+ * latencies of at most 2^k microseconds. */
+static void blk_lat_count(struct virtio_blk *b, const struct blk_slot *s)
+{
+	if (!s->start_ns)
+		return; /* popped while metrics were off */
+	uint64_t us = b->now_ns > s->start_ns ? (b->now_ns - s->start_ns) / 1000 : 0;
+	unsigned k = us <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(us - 1);
+	if (k >= VIRTIO_BLK_LAT_BUCKETS)
+		k = VIRTIO_BLK_LAT_BUCKETS - 1;
+	b->stats.lat_us[k]++;
+	b->stats.lat_us_sum += us;
+}
+
 /* Completes @s to the guest: status byte, used element, slot freed. */
 static void slot_finish(struct virtio_blk *b, struct blk_slot *s, uint8_t status,
 			uint64_t data_written)
@@ -125,6 +146,8 @@ static void slot_finish(struct virtio_blk *b, struct blk_slot *s, uint8_t status
 	if (s->req.status)
 		__atomic_store_n(s->req.status, status, __ATOMIC_RELAXED);
 	st->requests++;
+	if (b->metrics)
+		blk_lat_count(b, s);
 	if (status == VIRTIO_BLK_S_IOERR)
 		st->ioerr++;
 	else if (status == VIRTIO_BLK_S_UNSUPP)
@@ -334,9 +357,23 @@ static void slot_get_id(struct virtio_blk *b, struct blk_slot *s)
 	slot_finish(b, s, VIRTIO_BLK_S_OK, VIRTIO_BLK_ID_BYTES);
 }
 
+/* Takes the rate-limit tokens of parsed request @s: one operation, and
+ * its data bytes for IN/OUT; GET_ID is free. */
+static bool blk_admit(struct virtio_blk *b, const struct blk_slot *s)
+{
+	uint32_t t = s->req.type;
+	if (!b->limit.on || t == VIRTIO_BLK_T_GET_ID)
+		return true;
+	uint64_t bytes = t == VIRTIO_BLK_T_IN || t == VIRTIO_BLK_T_OUT ? s->req.data_len : 0;
+	return limit_admit(&b->limit, 1, bytes, b->now_ns);
+}
+
+static void slot_exec(struct virtio_blk *b, struct blk_slot *s);
+
 static void slot_start(struct virtio_blk *b, struct blk_queue *q, struct blk_slot *s,
 		       const struct vq_chain *c)
 {
+	s->start_ns = b->metrics ? b->now_ns : 0; /* 0: not timed */
 	s->head = c->head;
 	s->status_offset = c->writable_len ? c->writable_len - 1 : 0;
 	s->step = 0;
@@ -352,6 +389,17 @@ static void slot_start(struct virtio_blk *b, struct blk_queue *q, struct blk_slo
 		slot_finish(b, s, blk_parse_status(e), 0);
 		return;
 	}
+	if (!blk_admit(b, s)) {
+		q->held = s; /* blk_queue_run() stops popping until blk_resume() */
+		b->stats.throttled++;
+		return;
+	}
+	slot_exec(b, s);
+}
+
+/* Starts a parsed request that has its tokens. */
+static void slot_exec(struct virtio_blk *b, struct blk_slot *s)
+{
 	switch (s->req.type) {
 	case VIRTIO_BLK_T_IN:
 	case VIRTIO_BLK_T_OUT:
@@ -409,6 +457,8 @@ static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 	if (!vq)
 		return 0;
 	for (;;) {
+		if (q->held)
+			break; /* out of tokens: the limit's timer resumes */
 		if (popped == VIRTIO_BLK_KICK_BUDGET) {
 			b->stats.yields++;
 			virtio_dev_rekick(&b->dev, q->index);
@@ -431,6 +481,7 @@ static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 		}
 		struct blk_slot *s = q->free;
 		q->free = s->next_free;
+		b->stats.inflight++;
 		slot_start(b, q, s, &c);
 		popped++;
 	}
@@ -475,6 +526,38 @@ static uint64_t blk_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Reads the clock once per event for what needs it: the latency
+ * histogram and the rate limits. */
+static void blk_clock(struct virtio_blk *b)
+{
+	if (b->metrics || b->limit.on)
+		b->now_ns = blk_now_ns();
+}
+
+/* The rate limit's timer (event thread): starts the requests that waited
+ * for tokens, in queue order, and pops on behind them. */
+static void blk_resume(void *cookie)
+{
+	struct virtio_blk *b = cookie;
+	pthread_mutex_lock(&b->dev.lock);
+	b->now_ns = blk_now_ns();
+	bool live = virtio_dev_live(&b->dev);
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct blk_queue *q = &b->queues[i];
+		struct blk_slot *s = q->held;
+		if (!s || !blk_admit(b, s))
+			continue;
+		q->held = NULL;
+		slot_exec(b, s);
+		if (live)
+			blk_queue_run(b, q);
+	}
+	bounce_resume(b);
+	blk_submit(b);
+	blk_signal_all(b);
+	pthread_mutex_unlock(&b->dev.lock);
+}
+
 /* Adaptive busy-polling (event thread, dev->lock held; it is dropped
  * between rounds so vCPUs are not held up). After a notify or a reap that
  * did work, the guest's next request and the next completion usually
@@ -510,6 +593,7 @@ static void blk_poll(struct virtio_blk *b)
 			progress = true;
 		}
 		uint64_t t = blk_now_ns();
+		b->now_ns = t;
 		if (progress)
 			last = t;
 		else if (t - last >= b->poll_ns)
@@ -526,6 +610,7 @@ static void blk_notify(struct virtio_dev *d, unsigned qi)
 		return;
 	struct blk_queue *q = &b->queues[qi];
 	b->stats.notifies++;
+	blk_clock(b);
 	unsigned popped = blk_queue_run(b, q);
 	bounce_resume(b);
 	blk_submit(b);
@@ -578,6 +663,7 @@ static void blk_on_engine(void *cookie, uint32_t events)
 {
 	struct virtio_blk *b = cookie;
 	pthread_mutex_lock(&b->dev.lock);
+	blk_clock(b);
 	if (blk_reap(b) > 0 && virtio_dev_live(&b->dev))
 		blk_poll(b);
 	pthread_mutex_unlock(&b->dev.lock);
@@ -621,6 +707,12 @@ static void blk_reset(struct virtio_dev *d)
 		slot_release(s->q, s);
 	}
 	b->bounce_wait_tail = &b->bounce_wait;
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		if (b->queues[i].held)
+			slot_release(&b->queues[i], b->queues[i].held);
+		b->queues[i].held = NULL;
+	}
+	limit_reset(&b->limit);
 	blk_quiesce(b);
 	for (unsigned i = 0; i < b->nr_queues; i++) {
 		b->queues[i].used_pending = false;
@@ -753,6 +845,8 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 	b->poll_ns = (uint64_t)(p->poll_us < BLK_POLL_MAX_NS / 1000 ? p->poll_us
 								      : BLK_POLL_MAX_NS / 1000) * 1000;
 	b->img.fd = -1;
+	b->metrics = p->metrics;
+	b->limit.timer_fd = -1;
 	snprintf(b->name, sizeof(b->name), "virtio-blk%u", p->index);
 	snprintf(b->disk_name, sizeof(b->disk_name), "disk%u", p->index);
 	if (!serial)
@@ -803,6 +897,13 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 		goto fail;
 	}
 	b->eng_watched = true;
+	r = limit_create(&b->limit, p->iops, p->iops_burst, p->bandwidth,
+			     p->bandwidth_burst, p->plat->loop, lg, b->disk_name, blk_resume, b);
+	if (r < 0) {
+		evloop_del(p->plat->loop, engine_event_fd(b->eng));
+		virtio_dev_uninit(&b->dev);
+		goto fail;
+	}
 	log_info(lg, b->name, "%s: %" PRIu64 " sectors, %u queue%s, %s%s%s%s", p->path,
 		 b->capacity, b->nr_queues, b->nr_queues == 1 ? "" : "s", engine_name(b->eng),
 		 b->img.readonly ? ", read-only" : "", b->lim.discard ? ", discard" : "",
@@ -828,6 +929,7 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	if (!b)
 		return;
+	limit_destroy(&b->limit);
 	if (b->eng_watched)
 		evloop_del(b->plat->loop, engine_event_fd(b->eng));
 	engine_destroy(b->eng); /* waits for the kernel; no callbacks */
@@ -835,6 +937,13 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	blk_queues_free(b);
 	image_close(&b->img);
 	free(b);
+}
+
+void virtio_blk_set_metrics(struct virtio_blk *b, bool on)
+{
+	pthread_mutex_lock(&b->dev.lock);
+	b->metrics = on;
+	pthread_mutex_unlock(&b->dev.lock);
 }
 
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out)

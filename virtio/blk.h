@@ -197,7 +197,17 @@ struct virtio_blk_params {
 	unsigned poll_us;              /* busy-poll budget of the event thread, in
 					* microseconds (see virtio/blk.c blk_poll());
 					* 0: no polling, the default */
+	bool metrics;                  /* time requests for the latency histogram */
+	/* Token-bucket limits (lib/ratelimit.h), 0: unlimited. A burst of
+	 * 0 is one second's worth. */
+	uint64_t iops, iops_burst;     /* requests a second (IN, OUT, FLUSH,
+					* DISCARD, WRITE_ZEROES) */
+	uint64_t bandwidth, bandwidth_burst; /* IN/OUT data bytes a second */
 };
+
+/* Latency histogram: bucket k counts requests completed in at most 2^k
+ * microseconds (and more than 2^(k-1)); the last counts the rest. */
+#define VIRTIO_BLK_LAT_BUCKETS 22
 
 struct virtio_blk_stats {
 	uint64_t requests;         /* chains completed */
@@ -217,6 +227,11 @@ struct virtio_blk_stats {
 	uint64_t polled;           /* requests found by busy-polling, not a kick */
 	uint64_t yields;           /* a queue's budget ran out: re-kicked */
 	const char *engine;        /* "io_uring" or "sync" */
+	uint64_t inflight;         /* request slots in use now */
+	uint64_t throttled;        /* times a queue stopped for iops/bandwidth tokens */
+	/* with params.metrics: pop-to-completion latency of every request */
+	uint64_t lat_us[VIRTIO_BLK_LAT_BUCKETS];
+	uint64_t lat_us_sum;
 };
 
 /* Opens the image (path, readonly, cache), creates its I/O engine (io,
@@ -236,5 +251,10 @@ void virtio_blk_destroy(struct virtio_blk *b);
 
 /* A snapshot of the counters (takes dev->lock). */
 void virtio_blk_get_stats(struct virtio_blk *b, struct virtio_blk_stats *out);
+
+/* Turns the request timing (params.metrics) on or off (takes dev->lock);
+ * requests popped before the change complete untimed or timed from
+ * their pop. For benchmarks that compare the two in one run. */
+void virtio_blk_set_metrics(struct virtio_blk *b, bool on);
 
 #endif

@@ -255,6 +255,38 @@ static void config_print_mac(const void *base, FILE *out)
 			n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
 }
 
+/* metrics_period: a duration, "500ms", "10s", "1m", or plain seconds. */
+static int config_set_period(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	char *end = NULL, vb[80];
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	unsigned long long mul = 1000;
+	if (end && strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (end && strcmp(end, "m") == 0)
+		mul = 60000;
+	else if (end && *end && strcmp(end, "s") != 0)
+		end = NULL;
+	if (!*v || !end || end == v || v[0] == '-' || errno || n == 0 || n > 86400000ull / mul) {
+		set_error(x, "'%s' is not a duration from 1ms to 24h like 500ms, 10s or 1m",
+			  config_shown(v, vb, sizeof(vb)));
+		return -EINVAL;
+	}
+	c->metrics_period_ms = (unsigned)(n * mul);
+	return 0;
+}
+
+static void config_print_period(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->metrics_period_ms % 1000)
+		fprintf(out, "%ums", c->metrics_period_ms);
+	else
+		fprintf(out, "%us", c->metrics_period_ms / 1000);
+}
+
 /* ---- the key table -------------------------------------------------------- */
 
 static const struct enum_name hugepage_names[] = {
@@ -319,6 +351,10 @@ const struct key_def config_keys[] = {
 	VMK("log_level", log_level, T_ENUM, .names = log_level_names),
 	VMK("drop_caps", drop_caps, T_BOOL),
 	VMK("name", name, T_STR, .check = config_check_name),
+	VMK("metrics", metrics, T_BOOL),
+	VMK("metrics_file", metrics_file, T_PATH),
+	VMK("metrics_period", metrics_period_ms, T_SPECIAL,
+	    SPECIAL(config_set_period, config_print_period)),
 
 	DISKK("path", path, T_PATH),
 	DISKK("readonly", readonly, T_BOOL),
@@ -327,18 +363,24 @@ const struct key_def config_keys[] = {
 	DISKK("queues", queues, T_UINT, RANGE(0, CONFIG_MAX_CPUS)),
 	DISKK("submit_batch", submit_batch, T_UINT, RANGE(1, ENGINE_MAX_SUBMIT_BATCH)),
 	DISKK("serial", serial, T_STR, .check = config_check_disk_serial),
+	DISKK("iops", iops, T_UINT, RANGE(0, UINT_MAX)),
+	DISKK("iops_burst", iops_burst, T_UINT, RANGE(0, UINT_MAX)),
+	DISKK("bandwidth", bandwidth, T_SIZE),
+	DISKK("bandwidth_burst", bandwidth_burst, T_SIZE),
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
 	NETK("mac", mac, T_SPECIAL, SPECIAL(config_set_mac, config_print_mac)),
 	NETK("vhost", vhost, T_ENUM, .names = vhost_names),
 	NETK("queues", queues, T_UINT, RANGE(1, NET_MAX_PAIRS)),
 	NETK("mtu", mtu, T_UINT, RANGE(68, 65535)),
+	NETK("bandwidth", bandwidth, T_SIZE),
+	NETK("bandwidth_burst", bandwidth_burst, T_SIZE),
 };
 
 #define NR_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 const size_t config_nr_keys = NR_KEYS;
-#define NR_DISK_KEYS 7
-#define NR_NET_KEYS 5
+#define NR_DISK_KEYS 11
+#define NR_NET_KEYS 7
 _Static_assert(NR_KEYS - NR_DISK_KEYS - NR_NET_KEYS <= CONFIG_VM_KEYS, "grow CONFIG_VM_KEYS");
 _Static_assert(NR_DISK_KEYS <= CONFIG_DEV_KEYS && NR_NET_KEYS <= CONFIG_DEV_KEYS,
 	       "grow CONFIG_DEV_KEYS");
@@ -566,6 +608,8 @@ void config_init(struct vm_config *c)
 	c->log_level = LOG_WARN;
 	c->drop_caps = true;
 	c->name = (char *)default_name; /* never freed, see free_str() */
+	c->metrics = true;
+	c->metrics_period_ms = 10000;
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		c->disks[i].cache = DISK_CACHE_NONE;
 		c->disks[i].io = DISK_IO_URING;

@@ -62,8 +62,8 @@ struct config_origin {
 	unsigned line;
 };
 
-#define CONFIG_VM_KEYS 32  /* room for the per-VM keys' origins */
-#define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
+#define CONFIG_VM_KEYS 40  /* room for the per-VM keys' origins */
+#define CONFIG_DEV_KEYS 16  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
@@ -79,6 +79,8 @@ struct disk_config {
 	unsigned submit_batch; /* requests per io_uring submit, 1..ENGINE_MAX_SUBMIT_BATCH;
 				* default ENGINE_DEFAULT_SUBMIT_BATCH */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
+	unsigned iops, iops_burst;          /* requests a second; 0 = unlimited */
+	uint64_t bandwidth, bandwidth_burst; /* data bytes a second; 0 = unlimited */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 
@@ -90,6 +92,8 @@ struct net_config {
 	enum net_vhost vhost;  /* default auto */
 	unsigned queues;       /* queue pairs; default 1 */
 	unsigned mtu;          /* default 1500 */
+	uint64_t bandwidth, bandwidth_burst; /* bytes a second each way; 0 = unlimited
+					      * (userspace backend only) */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 
@@ -133,6 +137,10 @@ struct vm_config {
 	enum log_level log_level;            /* default warn */
 	bool drop_caps;                      /* default on */
 	char *name;                          /* default "kvmrun" (never NULL) */
+
+	bool metrics;                        /* default on: time requests, count exits */
+	char *metrics_file;                  /* append a metrics line per period, or NULL */
+	unsigned metrics_period_ms;          /* default 10000 */
 
 	struct config_origin origin[CONFIG_VM_KEYS]; /* private to config.c */
 };

@@ -260,6 +260,13 @@ static void validate_nets(struct vm_config *c, struct config_diag *d)
 		snprintf(key, sizeof(key), "net%u.mtu", i);
 		if (n->mtu < 68 || n->mtu > 65535)
 			config_report_key(c, d, key, "%u is out of range 68..65535", n->mtu);
+		/* vhost-net moves frames in the kernel, where no bucket of
+		 * ours can stop them: a limit needs the userspace backend */
+		snprintf(key, sizeof(key), "net%u.bandwidth", i);
+		if (n->bandwidth && n->vhost == NET_VHOST_ON)
+			config_report_key(c, d, key, "needs the userspace backend, but net%u.vhost=on "
+					  "moves frames in the kernel where they cannot be limited; "
+					  "set net%u.vhost=off or auto", i, i);
 	}
 }
 

@@ -22,8 +22,13 @@
  *                          minor_faults= free_memory= total_memory=
  *                          available_memory= disk_caches= ... (the tags the
  *                          guest sent), or stats=none before the first
+ *   metrics                ok ts_ms= uptime_ms= vcpu0.exits_io= ... disk0.read_bytes=
+ *                          ... disk0.lat_us_le_64= ... net0.rx_packets= ...
+ *                          (every field plain decimal; the list is in
+ *                          vmm/metrics.h)
  *   stop                   ok stopping   (then the VM ends with exit code 0)
- *   help                   ok commands=status,memory,balloon,balloon-stats,stop,help
+ *   help                   ok commands=status,memory,balloon,balloon-stats,metrics,
+ *                          stop,help
  *
  * A malformed request (unknown command or key, a bad size, arguments to a
  * command that takes none, a NUL byte) is answered "error ..." and changes
@@ -81,6 +86,8 @@ struct control_ops {
 	bool (*balloon_get)(void *cookie, struct virtio_balloon_info *out);
 	int (*balloon_set)(void *cookie, uint64_t bytes);       /* 0 or -errno */
 	void (*stop)(void *cookie);                              /* after "ok" is sent */
+	/* the metrics fields (vmm/metrics.h), each with a leading blank */
+	size_t (*metrics)(void *cookie, char *buf, size_t len);
 };
 
 struct control_params {

@@ -273,6 +273,19 @@ static void cmd_balloon_stats(struct control *c, const struct request *q, struct
 	}
 }
 
+static void cmd_metrics(struct control *c, const struct request *q, struct resp *r)
+{
+	if (!req_check_args(q, no_args, r))
+		return;
+	if (!c->ops->metrics) {
+		resp_error(r, "metrics are not available");
+		return;
+	}
+	resp_add(r, "ok");
+	if (r->used < r->len)
+		r->used += c->ops->metrics(c->cookie, r->buf + r->used, r->len - r->used);
+}
+
 static void cmd_stop(struct control *c, const struct request *q, struct resp *r)
 {
 	if (req_check_args(q, no_args, r))
@@ -289,6 +302,7 @@ static const struct control_command {
 	{ "memory", cmd_memory },
 	{ "balloon", cmd_balloon },
 	{ "balloon-stats", cmd_balloon_stats },
+	{ "metrics", cmd_metrics },
 	{ "stop", cmd_stop },
 	{ "help", cmd_help },
 };

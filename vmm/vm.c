@@ -290,7 +290,13 @@ static void control_hook_stop(void *cookie)
 	vm_request_exit(cookie, EXIT_GUEST_POWEROFF, "stop on the control socket");
 }
 
+static size_t control_hook_metrics(void *cookie, char *buf, size_t len)
+{
+	return vm_metrics_format(cookie, buf, len);
+}
+
 static const struct control_ops vm_control_ops = {
+	.metrics = control_hook_metrics,
 	.status = control_hook_status,
 	.memory = control_hook_memory,
 	.balloon_get = control_hook_balloon_get,
@@ -342,6 +348,8 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 	vm->env.log = &vm->log;
 	vm->env.guest_exit = on_exit_request;
 	vm->env.cookie = vm;
+	vm->env.metrics = cfg->metrics;
+	vm->metrics.file_fd = vm->metrics.timer_fd = -1;
 	atomic_init(&vm->env.stop, false);
 }
 
@@ -388,6 +396,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		rc = vm_load_kernel(vm);
 	if (rc == 0)
 		rc = vm_create_vcpus(vm);
+	if (rc == 0)
+		rc = vm_metrics_start(vm);
 	if (rc == 0)
 		rc = vm_control_start(vm);
 	if (rc == 0 && cfg->drop_caps)
@@ -470,6 +480,7 @@ int vm_run(struct vm *vm)
 		console_poll(&vm->console);
 	}
 	vm_stop_vcpus(vm);
+	vm_metrics_flush(vm);
 	console_stop(&vm->console);
 	int code = atomic_load(&vm->exit_code);
 	if (code == VM_RESTART && vm->cfg->on_reboot == ON_REBOOT_EXIT)
@@ -512,6 +523,7 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	vm_metrics_stop(vm);
 	vm_virtio_destroy(vm);
 	board_destroy(&vm->board);
 	console_close(&vm->console);

@@ -23,6 +23,7 @@
 #include "virtio/device.h"
 #include "lib/evloop.h"
 #include "vmm/irq_routing.h"
+#include "vmm/metrics.h"
 #include "lib/log.h"
 #include "vmm/vm.h"
 
@@ -92,6 +93,7 @@ struct vm {
 
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
 	struct control *control;        /* control=PATH (vm.c) */
+	struct vm_metrics metrics;      /* vmm/metrics.c */
 };
 
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */

@@ -129,7 +129,9 @@ static int create_disk(struct vm *vm, unsigned i)
 		.path = dc->path, .readonly = dc->readonly, .cache = dc->cache, .io = dc->io,
 		.submit_batch = dc->submit_batch, .index = i,
 		.nr_queues = dc->queues ? dc->queues : vm->cfg->cpus,
-		.plat = &vm->vplat, .serial = serial,
+		.plat = &vm->vplat, .serial = serial, .metrics = vm->cfg->metrics,
+		.iops = dc->iops, .iops_burst = dc->iops_burst,
+		.bandwidth = dc->bandwidth, .bandwidth_burst = dc->bandwidth_burst,
 	};
 	int rc = virtio_blk_create(&p, &vm->disks[i]);
 	if (rc == 0)
@@ -146,7 +148,10 @@ static int create_net(struct vm *vm, unsigned i)
 		.tap = nc->tap, .vhost = nc->vhost, .queues = nc->queues, .mtu = nc->mtu,
 		.index = i, .plat = &vm->vplat,
 		.persist_tap = vm->cfg->drop_caps && vm->cfg->on_reboot == ON_REBOOT_RESTART,
+		.bandwidth = nc->bandwidth, .bandwidth_burst = nc->bandwidth_burst,
 	};
+	if (nc->bandwidth && p.vhost == NET_VHOST_AUTO)
+		p.vhost = NET_VHOST_OFF; /* a limit needs the userspace backend */
 	if (nc->mac_set)
 		memcpy(p.mac, nc->mac, sizeof(p.mac));
 	else

@@ -77,7 +77,13 @@ static void fake_stop(void *cookie)
 	((struct fake *)cookie)->stops++;
 }
 
+static size_t fake_metrics(void *cookie, char *buf, size_t len)
+{
+	return (size_t)snprintf(buf, len, " vcpu0.exits_io=3 disk0.read_bytes=4096");
+}
+
 static const struct control_ops fake_ops = {
+	.metrics = fake_metrics,
 	.status = fake_status, .memory = fake_memory, .balloon_get = fake_balloon_get,
 	.balloon_set = fake_balloon_set, .stop = fake_stop,
 };
@@ -183,7 +189,10 @@ static void test_commands(void)
 	r = ask(&e, fd, "memory\n");
 	CHECK(starts(r, "ok ram=512M page_size=4K ram_rss=300M "));
 	CHECK_STREQ(ask(&e, fd, "help\n"),
-		    "ok commands=status,memory,balloon,balloon-stats,stop,help");
+		    "ok commands=status,memory,balloon,balloon-stats,metrics,stop,help");
+	/* metrics: the hook's fields after "ok", nothing else; no arguments */
+	CHECK_STREQ(ask(&e, fd, "metrics\n"), "ok vcpu0.exits_io=3 disk0.read_bytes=4096");
+	CHECK(starts(ask(&e, fd, "metrics all=1\n"), "error metrics takes no arguments"));
 
 	/* two requests in one write, answered in order */
 	r = ask(&e, fd, "balloon target=1M\nballoon target=2M\n");
