@@ -19,7 +19,6 @@
 #include "mem/ram_stats.h"
 #include "virtio/balloon.h"
 #include "vmm/board.h"
-#include "vmm/caps.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "lib/exitcode.h"
@@ -341,6 +340,7 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 	vm->env.mmio = &vm->mmio;
 	vm->env.log = &vm->log;
 	vm->env.guest_exit = on_exit_request;
+	vm->env.thread_start = vm_jail_vcpu_thread;
 	vm->env.cookie = vm;
 	atomic_init(&vm->env.stop, false);
 }
@@ -366,7 +366,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm_init_fields(vm, cfg);
-	int rc = kvm_open(vm);
+	int rc = vm_jail_enter_cgroup(vm); /* first: the RAM is charged to it */
+	if (rc == 0)
+		rc = kvm_open(vm);
 	if (rc == 0)
 		rc = kvm_create_vm(vm);
 	if (rc == 0) {
@@ -390,8 +392,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		rc = vm_create_vcpus(vm);
 	if (rc == 0)
 		rc = vm_control_start(vm);
-	if (rc == 0 && cfg->drop_caps)
-		rc = caps_drop(&vm->log); /* last: vm_run's threads inherit empty sets */
+	if (rc == 0)
+		rc = vm_jail_lock(vm); /* last: user=, capabilities, Landlock */
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -458,6 +460,8 @@ int vm_run(struct vm *vm)
 		rc = console_start(&vm->console, vm->loop, vm->board.uart, on_exit_request, vm);
 	if (rc == 0)
 		rc = vm_start_vcpus(vm);
+	if (rc == 0) /* after the vCPU threads: they must not inherit it */
+		rc = vm_jail_event_thread(vm);
 	if (rc < 0)
 		vm_request_exit(vm, EXIT_VMM_ERROR, "start-up failed");
 	while (vm->running) {
