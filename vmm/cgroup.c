@@ -13,6 +13,8 @@
 
 const char *cgroup_check_path(const char *v)
 {
+	if (!*v) /* unset */
+		return NULL;
 	while (*v == '/')
 		v++;
 	if (!*v)
@@ -40,6 +42,8 @@ static bool all_digits(const char *s, size_t n)
 
 const char *cgroup_check_cpu_max(const char *v)
 {
+	if (!*v) /* unset */
+		return NULL;
 	const char *sp = strchr(v, ' ');
 	size_t qn = sp ? (size_t)(sp - v) : strlen(v);
 	if (!(qn == 3 && strncmp(v, "max", 3) == 0) && !all_digits(v, qn))
@@ -52,6 +56,8 @@ const char *cgroup_check_cpu_max(const char *v)
 
 const char *cgroup_check_memory_max(const char *v)
 {
+	if (!*v) /* unset */
+		return NULL;
 	if (strcmp(v, "max") == 0)
 		return NULL;
 	char *end;
@@ -79,6 +85,8 @@ static bool io_pair_ok(const char *s, size_t n)
 
 const char *cgroup_check_io_max(const char *v)
 {
+	if (!*v) /* unset */
+		return NULL;
 	static const char why[] = "is not \"MAJ:MIN\" of a block device, then one or more of "
 				  "rbps=N wbps=N riops=N wiops=N (or =max), space-separated";
 	const char *colon = strchr(v, ':');

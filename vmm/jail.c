@@ -13,8 +13,8 @@
 
 const char *jail_check_id(const char *v)
 {
-	if (!*v)
-		return "must not be empty";
+	if (!*v) /* unset */
+		return NULL;
 	if (strlen(v) > 32)
 		return "is longer than 32 characters";
 	if (v[0] == '-' || v[strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")])
