@@ -1,7 +1,6 @@
 /* kvmrun: the command line. Parses the config, then runs the VM through
  * the same library API a CI farm would use (vmm/vm.h). */
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,30 +127,6 @@ static void raise_fd_limit(void)
 			(unsigned long long)rl.rlim_max, strerror(errno));
 }
 
-struct boot {
-	const struct vm_config *cfg;
-	int sfd;
-	uint64_t start_ns;
-	int code;
-};
-
-/* One boot of the VM: create, run, destroy; sets b->code. */
-static void *boot_thread(void *arg)
-{
-	struct boot *b = arg;
-	struct vm *vm = NULL;
-	if (vm_create(b->cfg, &vm) < 0) {
-		b->code = EXIT_VMM_ERROR;
-		return NULL;
-	}
-	vm_set_timeout_start(vm, b->start_ns);
-	if (vm_watch_fd(vm, b->sfd, on_signal, NULL) < 0)
-		vm_request_exit(vm, EXIT_VMM_ERROR, "cannot watch signals");
-	b->code = vm_run(vm);
-	vm_destroy(vm);
-	return NULL;
-}
-
 static int run(const struct vm_config *cfg)
 {
 	raise_fd_limit();
@@ -173,25 +148,21 @@ static int run(const struct vm_config *cfg)
 	struct timespec t0;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	uint64_t start_ns = (uint64_t)t0.tv_sec * 1000000000ull + (uint64_t)t0.tv_nsec;
-	struct boot b = { .cfg = cfg, .sfd = sfd, .start_ns = start_ns };
-	/* A thread keeps its seccomp filter for good, and the event thread's
-	 * cannot create a VM: with on_reboot=restart each boot gets a thread
-	 * of its own (this one, unfiltered, only waits for it). */
-	bool own_thread = cfg->seccomp && cfg->on_reboot == ON_REBOOT_RESTART;
+	int code;
 	do {
-		pthread_t t;
-		int e = own_thread ? pthread_create(&t, NULL, boot_thread, &b) : 0;
-		if (e) {
-			fprintf(stderr, "kvmrun: creating the VM's thread: %s\n", strerror(e));
-			b.code = EXIT_VMM_ERROR;
-		} else if (own_thread) {
-			pthread_join(t, NULL);
-		} else {
-			boot_thread(&b);
+		struct vm *vm = NULL;
+		if (vm_create(cfg, &vm) < 0) {
+			code = EXIT_VMM_ERROR;
+			break;
 		}
-	} while (b.code == VM_RESTART);
+		vm_set_timeout_start(vm, start_ns);
+		if (vm_watch_fd(vm, sfd, on_signal, NULL) < 0)
+			vm_request_exit(vm, EXIT_VMM_ERROR, "cannot watch signals");
+		code = vm_run(vm);
+		vm_destroy(vm);
+	} while (code == VM_RESTART);
 	close(sfd);
-	return b.code;
+	return code;
 }
 
 int main(int argc, char **argv)

@@ -12,6 +12,20 @@
  *     is inherited by the threads a filtered thread creates, and they
  *     would get both).
  * The filter stays with the thread until it ends: it cannot be removed.
+ * So vm_run() runs the event loop on a thread of its own: the caller's
+ * thread stays unfiltered and can create the next VM. That thread only
+ * waits in pthread_join while the VM runs; an attacker who could write
+ * anywhere in the process's memory could still take it over, which only
+ * a process per VM (the kvmrun command) and the layers below seccomp
+ * (user=, Landlock, the cgroup) answer.
+ *
+ * io_uring's kernel workers (iou-wrk) are not filtered: they run the
+ * ring's requests inside the kernel and make no syscalls, so there is
+ * nothing for seccomp to see. What the ring may be asked to do is bounded
+ * by what the event thread may submit (io_uring_enter is allowed, so a
+ * thread taken over could queue an IORING_OP_OPENAT: Landlock and user=
+ * still apply to it, being checked against the submitter's credentials,
+ * which the workers carry).
  *
  * A violation: the kernel sends the thread SIGSYS (SECCOMP_RET_TRAP); the
  * handler writes one line to the VM's log fd with write(2),

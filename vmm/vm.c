@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -452,7 +453,7 @@ static int vm_arm_timer(struct vm *vm)
 	return 0;
 }
 
-int vm_run(struct vm *vm)
+static int run_loop(struct vm *vm)
 {
 	vm->running = true;
 	int rc = vm_arm_timer(vm);
@@ -479,6 +480,31 @@ int vm_run(struct vm *vm)
 	if (code == VM_RESTART && vm->cfg->on_reboot == ON_REBOOT_EXIT)
 		code = EXIT_GUEST_POWEROFF;
 	return code;
+}
+
+static void *event_thread(void *arg)
+{
+	struct vm *vm = arg;
+	pthread_setname_np(pthread_self(), "event");
+	vm->run_code = run_loop(vm);
+	return NULL;
+}
+
+/* With seccomp the loop runs on a thread of the VM's own: a filter stays
+ * with its thread for good, and the caller's thread must be able to create
+ * the next VM (a restart, a library's next job). */
+int vm_run(struct vm *vm)
+{
+	if (!vm->seccomp_on)
+		return run_loop(vm);
+	pthread_t t;
+	int e = pthread_create(&t, NULL, event_thread, vm);
+	if (e) {
+		log_err(&vm->log, "vm", "creating the event thread: %s", strerror(e));
+		return EXIT_VMM_ERROR;
+	}
+	pthread_join(t, NULL);
+	return vm->run_code;
 }
 
 static void on_watch(void *cookie, uint32_t events)

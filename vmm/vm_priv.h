@@ -95,6 +95,7 @@ struct vm {
 
 	bool seccomp_on;                /* seccomp=on and the kernel has it (vm_jail.c) */
 	bool event_filtered;            /* the event thread's filter is on */
+	int run_code;                   /* vm_run's result, from the event thread */
 };
 
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */
