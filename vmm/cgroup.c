@@ -106,12 +106,13 @@ const char *cgroup_check_io_max(const char *v)
 }
 
 /* The first cgroup2 mount point in @mountinfo, into @out. */
-static int find_root(const char *mountinfo, char *out, size_t len, const struct logger *lg)
+static int find_root(const char *mountinfo, const char *key, char *out, size_t len,
+		     const struct logger *lg)
 {
 	FILE *f = fopen(mountinfo, "re");
 	if (!f) {
 		int e = errno;
-		log_err(lg, "cgroup", "cgroup=: reading %s: %s", mountinfo, strerror(e));
+		log_err(lg, "cgroup", "cgroup=%s: reading %s: %s", key, mountinfo, strerror(e));
 		return -e;
 	}
 	char line[4096];
@@ -129,8 +130,8 @@ static int find_root(const char *mountinfo, char *out, size_t len, const struct 
 	}
 	fclose(f);
 	if (rc)
-		log_err(lg, "cgroup", "cgroup=: cgroup v2 is not mounted (no cgroup2 in %s); "
-			"mount it with: mount -t cgroup2 none /sys/fs/cgroup", mountinfo);
+		log_err(lg, "cgroup", "cgroup=%s: cgroup v2 is not mounted (no cgroup2 in %s); "
+			"mount it with: mount -t cgroup2 none /sys/fs/cgroup", key, mountinfo);
 	return rc;
 }
 
@@ -273,7 +274,7 @@ int cgroup_enter(const struct cgroup_params *p, const struct logger *lg)
 	if (already_in(rel))
 		return 0;
 	char root[PATH_MAX];
-	int rc = find_root(p->mountinfo ? p->mountinfo : "/proc/self/mountinfo", root,
+	int rc = find_root(p->mountinfo ? p->mountinfo : "/proc/self/mountinfo", p->path, root,
 			   sizeof(root), lg);
 	if (rc == 0)
 		rc = make_group(root, rel, lg);
