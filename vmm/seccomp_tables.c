@@ -76,7 +76,16 @@ static const struct seccomp_rule vcpu_rules[] = {
 	IOCTL(KVM_GET_XSAVE), IOCTL(KVM_GET_XCRS), IOCTL(KVM_GET_MSRS), IOCTL(KVM_GET_LAPIC),
 	IOCTL(KVM_GET_VCPU_EVENTS), IOCTL(KVM_GET_DEBUGREGS), IOCTL(KVM_GET_MP_STATE),
 	IOCTL(KVM_GET_CPUID2), IOCTL(KVM_GET_FPU),
-	/* metrics (issue 18, the metrics helper): a vCPU's KVM binary stats fd */
+	/* a device reset (the driver writes status 0) drains the disk's
+	 * in-flight I/O here (virtio/blk.c blk_quiesce): submit, wait, reap,
+	 * with io_uring or the sync engine */
+	SYS(io_uring_enter), SYS(poll), SYS(ppoll),
+	SYS(pwrite64), SYS(preadv), SYS(pwritev), SYS(preadv2), SYS(pwritev2),
+	SYS(fdatasync), SYS(fsync), SYS(fallocate),
+	/* the balloon's statistics timer, armed on activation, stopped on reset */
+	SYS(timerfd_settime),
+	/* metrics (issue 18, the metrics helper): a vCPU's KVM binary stats
+	 * fd; also the sync engine's reads at a reset */
 	SYS(pread64),
 };
 
