@@ -265,6 +265,10 @@ static void *vcpu_thread(void *arg)
 		v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "vcpu setup");
 		return NULL;
 	}
+	if (v->env->thread_start && v->env->thread_start(v->env->cookie, v->index) < 0) {
+		v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "vcpu thread set-up");
+		return NULL;
+	}
 	while (!atomic_load(&v->env->stop)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -39,6 +39,10 @@ struct vcpu_env {
 	atomic_bool stop;   /* set by the VM before kicking */
 	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
 	void (*guest_exit)(void *cookie, int code, const char *why);
+	/* Optional: runs on each vCPU thread before its first KVM_RUN (the
+	 * VM installs the thread's seccomp filter there); a negative return
+	 * ends the VM. */
+	int (*thread_start)(void *cookie, unsigned index);
 	void *cookie;
 	bool metrics;       /* count exits by kind (set before the threads start) */
 };

@@ -15,6 +15,8 @@
 #include <strings.h>
 
 #include "lib/cpulist.h"
+#include "vmm/cgroup.h"
+#include "vmm/jail.h"
 #include "vmm/config_priv.h"
 
 static const char default_name[] = "kvmrun";
@@ -350,6 +352,14 @@ const struct key_def config_keys[] = {
 	VMK("debug_exit", debug_exit, T_BOOL),
 	VMK("log_level", log_level, T_ENUM, .names = log_level_names),
 	VMK("drop_caps", drop_caps, T_BOOL),
+	VMK("seccomp", seccomp, T_BOOL),
+	VMK("user", user, T_STR, .check = jail_check_id),
+	VMK("group", group, T_STR, .check = jail_check_id),
+	VMK("landlock", landlock, T_BOOL),
+	VMK("cgroup", cgroup, T_STR, .check = cgroup_check_path),
+	VMK("cgroup.cpu_max", cgroup_cpu_max, T_STR, .check = cgroup_check_cpu_max),
+	VMK("cgroup.memory_max", cgroup_memory_max, T_STR, .check = cgroup_check_memory_max),
+	VMK("cgroup.io_max", cgroup_io_max, T_STR, .check = cgroup_check_io_max),
 	VMK("name", name, T_STR, .check = config_check_name),
 	VMK("metrics", metrics, T_BOOL),
 	VMK("metrics_file", metrics_file, T_PATH),
@@ -607,6 +617,7 @@ void config_init(struct vm_config *c)
 	c->on_reboot = ON_REBOOT_EXIT;
 	c->log_level = LOG_WARN;
 	c->drop_caps = true;
+	c->seccomp = true;
 	c->name = (char *)default_name; /* never freed, see free_str() */
 	c->metrics = true;
 	c->metrics_period_ms = 10000;

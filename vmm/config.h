@@ -62,8 +62,8 @@ struct config_origin {
 	unsigned line;
 };
 
-#define CONFIG_VM_KEYS 40  /* room for the per-VM keys' origins */
-#define CONFIG_DEV_KEYS 16  /* room for one diskN./netN. key set's origins */
+#define CONFIG_VM_KEYS 80  /* room for the per-VM keys' origins */
+#define CONFIG_DEV_KEYS 24  /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
@@ -136,6 +136,12 @@ struct vm_config {
 	bool debug_exit;                     /* default off */
 	enum log_level log_level;            /* default warn */
 	bool drop_caps;                      /* default on */
+	/* the jail (vmm/jail.h, vmm/seccomp.h, vmm/landlock.h, vmm/cgroup.h) */
+	bool seccomp;                        /* default on (where the kernel has it) */
+	char *user, *group;                  /* user=, group=: switch to them, or NULL */
+	bool landlock;                       /* default off */
+	char *cgroup;                        /* cgroup=PATH, or NULL */
+	char *cgroup_cpu_max, *cgroup_memory_max, *cgroup_io_max; /* passthroughs, or NULL */
 	char *name;                          /* default "kvmrun" (never NULL) */
 
 	bool metrics;                        /* default on: time requests, count exits */

@@ -287,6 +287,16 @@ static void validate_transport(struct vm_config *c, struct config_diag *d)
 				  GSI_VIRTIO_SLOTS, n, disks, nets, c->balloon ? ", a balloon" : "");
 }
 
+/* The cgroup's passthroughs need the group. */
+static void validate_jail(struct vm_config *c, struct config_diag *d)
+{
+	static const char *const keys[] = { "cgroup.cpu_max", "cgroup.memory_max", "cgroup.io_max" };
+	const char *vals[] = { c->cgroup_cpu_max, c->cgroup_memory_max, c->cgroup_io_max };
+	for (unsigned i = 0; i < 3; i++)
+		if (vals[i] && !c->cgroup)
+			config_report_key(c, d, keys[i], "needs cgroup=PATH, the group to write it to");
+}
+
 int config_validate(struct vm_config *c, struct config_diag *d)
 {
 	unsigned before = d->errors;
@@ -296,5 +306,6 @@ int config_validate(struct vm_config *c, struct config_diag *d)
 	validate_mem(c, d);
 	validate_disks(c, d);
 	validate_nets(c, d);
+	validate_jail(c, d);
 	return d->errors > before ? -EINVAL : 0;
 }

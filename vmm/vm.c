@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <linux/kvm.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +20,6 @@
 #include "mem/ram_stats.h"
 #include "virtio/balloon.h"
 #include "vmm/board.h"
-#include "vmm/caps.h"
 #include "vmm/console.h"
 #include "vmm/control.h"
 #include "lib/exitcode.h"
@@ -347,6 +347,7 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 	vm->env.mmio = &vm->mmio;
 	vm->env.log = &vm->log;
 	vm->env.guest_exit = on_exit_request;
+	vm->env.thread_start = vm_jail_vcpu_thread;
 	vm->env.cookie = vm;
 	vm->env.metrics = cfg->metrics;
 	vm->metrics.file_fd = vm->metrics.timer_fd = -1;
@@ -374,7 +375,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm_init_fields(vm, cfg);
-	int rc = kvm_open(vm);
+	int rc = vm_jail_enter_cgroup(vm); /* first: the RAM is charged to it */
+	if (rc == 0)
+		rc = kvm_open(vm);
 	if (rc == 0)
 		rc = kvm_create_vm(vm);
 	if (rc == 0) {
@@ -400,8 +403,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		rc = vm_metrics_start(vm);
 	if (rc == 0)
 		rc = vm_control_start(vm);
-	if (rc == 0 && cfg->drop_caps)
-		rc = caps_drop(&vm->log); /* last: vm_run's threads inherit empty sets */
+	if (rc == 0)
+		rc = vm_jail_lock(vm); /* last: user=, capabilities, Landlock */
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;
@@ -460,7 +463,7 @@ static int vm_arm_timer(struct vm *vm)
 	return 0;
 }
 
-int vm_run(struct vm *vm)
+static int run_loop(struct vm *vm)
 {
 	vm->running = true;
 	int rc = vm_arm_timer(vm);
@@ -468,6 +471,8 @@ int vm_run(struct vm *vm)
 		rc = console_start(&vm->console, vm->loop, vm->board.uart, on_exit_request, vm);
 	if (rc == 0)
 		rc = vm_start_vcpus(vm);
+	if (rc == 0) /* after the vCPU threads: they must not inherit it */
+		rc = vm_jail_event_thread(vm);
 	if (rc < 0)
 		vm_request_exit(vm, EXIT_VMM_ERROR, "start-up failed");
 	while (vm->running) {
@@ -486,6 +491,31 @@ int vm_run(struct vm *vm)
 	if (code == VM_RESTART && vm->cfg->on_reboot == ON_REBOOT_EXIT)
 		code = EXIT_GUEST_POWEROFF;
 	return code;
+}
+
+static void *event_thread(void *arg)
+{
+	struct vm *vm = arg;
+	pthread_setname_np(pthread_self(), "event");
+	vm->run_code = run_loop(vm);
+	return NULL;
+}
+
+/* With seccomp the loop runs on a thread of the VM's own: a filter stays
+ * with its thread for good, and the caller's thread must be able to create
+ * the next VM (a restart, a library's next job). */
+int vm_run(struct vm *vm)
+{
+	if (!vm->seccomp_on)
+		return run_loop(vm);
+	pthread_t t;
+	int e = pthread_create(&t, NULL, event_thread, vm);
+	if (e) {
+		log_err(&vm->log, "vm", "creating the event thread: %s", strerror(e));
+		return EXIT_VMM_ERROR;
+	}
+	pthread_join(t, NULL);
+	return vm->run_code;
 }
 
 static void on_watch(void *cookie, uint32_t events)

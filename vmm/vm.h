@@ -9,8 +9,21 @@
  *	}
  *
  * Threads: vm_create, vm_run and vm_destroy are called from one thread,
- * which becomes the VM's event thread inside vm_run. vm_request_exit may
- * be called from any thread, including signal-handling threads. */
+ * which becomes the VM's event thread inside vm_run (with seccomp=on,
+ * the default, vm_run runs the loop on a thread of its own, "event", and
+ * waits for it). vm_request_exit may be called from any thread, including
+ * signal-handling threads.
+ *
+ * What the jail (issue 18) does beyond the VM's own threads:
+ *   - seccomp=on installs a SIGSYS handler for the process (sigaction);
+ *     keep SIGSYS unblocked and do not replace the handler while a VM runs
+ *     (vmm/seccomp.h);
+ *   - seccomp=on, landlock=on, user= set PR_SET_NO_NEW_PRIVS on the thread
+ *     that calls vm_create, for good;
+ *   - landlock=on restricts the thread that calls vm_create, for good, to
+ *     the files the VM needs;
+ *   - user=/group= change the ids of the whole process; cgroup= moves the
+ *     whole process (vmm/jail.h, vmm/cgroup.h). */
 #ifndef KVMRUN_VM_H
 #define KVMRUN_VM_H
 

@@ -94,6 +94,10 @@ struct vm {
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
 	struct control *control;        /* control=PATH (vm.c) */
 	struct vm_metrics metrics;      /* vmm/metrics.c */
+
+	bool seccomp_on;                /* seccomp=on and the kernel has it (vm_jail.c) */
+	bool event_filtered;            /* the event thread's filter is on */
+	int run_code;                   /* vm_run's result, from the event thread */
 };
 
 /* Loads the kernel (and initrd) per cfg into RAM and sets vm->boot. */
@@ -112,5 +116,18 @@ void vm_virtio_destroy(struct vm *vm);
 __attribute__((warn_unused_result))
 int vm_virtio_attach_pci(struct vm *vm, struct virtio_dev *d);
 void vm_virtio_detach_pci(struct vm *vm);
+
+/* The jail (vm_jail.c): the cgroup, first in vm_create, before anything
+ * is allocated; the process-level layers (no new privileges, user=,
+ * capabilities, Landlock), last in vm_create; the seccomp filters, on
+ * each vCPU thread before its first KVM_RUN (vcpu_env.thread_start) and
+ * on the event thread in vm_run once the vCPU threads exist. */
+__attribute__((warn_unused_result))
+int vm_jail_enter_cgroup(struct vm *vm);
+__attribute__((warn_unused_result))
+int vm_jail_lock(struct vm *vm);
+int vm_jail_vcpu_thread(void *cookie, unsigned index);
+__attribute__((warn_unused_result))
+int vm_jail_event_thread(struct vm *vm);
 
 #endif
