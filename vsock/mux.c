@@ -16,7 +16,7 @@
  * straight to the socket; what it does not take waits in a ring of
  * VSOCK_BUF_ALLOC bytes, written out on EPOLLOUT; fwd_cnt counts what the
  * socket took, and a CREDIT_UPDATE is owed once a quarter of the buffer was
- * forwarded unannounced. */
+ * forwarded unannounced, or as soon as a backlog has been written out. */
 #include "vsock/mux.h"
 
 #include <errno.h>
@@ -201,11 +201,6 @@ static bool conn_settle(struct conn *c)
 		c->host_shut_wr = true;
 		(void)shutdown(c->fd, SHUT_WR);
 	}
-	if (c->fwd_cnt != c->fwd_told && c->fwd_cnt == c->rx_cnt) {
-		/* all taken: tell the guest, so a sender waiting for credit
-		 * below the threshold goes on */
-		c->owed |= OWE_CREDIT;
-	}
 	return true;
 }
 
@@ -256,6 +251,10 @@ static bool buf_flush(struct conn *c)
 		fwd_done(c, (uint32_t)n);
 	}
 	if (!c->buf_len) {
+		/* the backlog is out: a sender that ran into its credit
+		 * limit hears at once that it may go on */
+		if (c->fwd_cnt != c->fwd_told)
+			c->owed |= OWE_CREDIT;
 		free(c->buf);
 		c->buf = NULL;
 		c->buf_head = 0;
