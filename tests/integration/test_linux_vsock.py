@@ -80,6 +80,9 @@ def send_to_guest(backend: str, blob: str, uds: str, work: str) -> tuple[bool, f
             with open(reply, 'rb') as f:
                 answer = f.read().decode('utf-8', 'replace')
             ok = rc == 0 and answer.startswith('OK ')
+            if ok:
+                print(f'info: the handshake: sent "CONNECT {TO_GUEST_PORT}", kvmrun answered '
+                      f'{answer.splitlines()[0]!r}', flush=True)
             detail = f'socat exit {rc}, kvmrun answered {answer.strip()!r} {out.strip()[-200:]}'
         if ok:
             return True, time.monotonic() - t, detail
@@ -104,6 +107,9 @@ def run_one(c: Checker, f: linuxguest.Files, backend: str, blob: str, want: str,
         log = 'vhost-vsock backend' if backend == 'vhost' else f'userspace backend on {uds}'
         c.check(f'{w}: backend', f'guest CID {CID}, {log}' in vm.errors(),
                 f'kvmrun logs "{log}"')
+        for l in vm.errors().splitlines():
+            if 'vsock' in l:
+                print(f'info: kvmrun: {l}', flush=True)
         rc, out = vm.sh('ls /dev/vsock && cat /sys/bus/virtio/devices/*/device')
         c.check(f'{w}: device', rc == 0 and '0x0013' in out,
                 f'the guest has /dev/vsock and a virtio device 0x0013 ({out})')
