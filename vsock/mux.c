@@ -78,6 +78,7 @@ struct vsock_mux {
 };
 
 static void on_conn(void *cookie, uint32_t events);
+static void conn_drop(struct conn *c, bool rst);
 
 /* ---- bookkeeping ---- */
 
@@ -129,6 +130,20 @@ static void conn_close(struct conn *c, bool rst, const char *why)
 	struct vsock_mux *m = c->m;
 	log_debug(m->p.log, m->p.name, "connection host:%u <-> guest:%u closed (%s)",
 		  c->host_port, c->guest_port, why);
+	conn_drop(c, rst);
+}
+
+/* A host socket call on @c failed with errno: say so, and reset it. */
+static void conn_failed(struct conn *c, const char *what)
+{
+	char why[96];
+	snprintf(why, sizeof(why), "host socket %s: %s", what, strerror(errno));
+	conn_close(c, true, why);
+}
+
+static void conn_drop(struct conn *c, bool rst)
+{
+	struct vsock_mux *m = c->m;
 	if (rst)
 		rst_owe(m, c->host_port, c->guest_port);
 	conn_unwatch(c);
@@ -243,7 +258,9 @@ static bool buf_flush(struct conn *c)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			break;
 		if (n <= 0) {
-			conn_close(c, true, "host socket write failed");
+			if (n == 0)
+				errno = EPIPE;
+			conn_failed(c, "write");
 			return false;
 		}
 		c->buf_head = (c->buf_head + (uint32_t)n) % VSOCK_BUF_ALLOC;
@@ -284,7 +301,7 @@ static void conn_write(struct conn *c, const struct iovec *iov, unsigned nr, uin
 		struct msghdr mh = { .msg_iov = (struct iovec *)iov, .msg_iovlen = nr };
 		ssize_t n = sendmsg(c->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
-			conn_close(c, true, "host socket write failed");
+			conn_failed(c, "write");
 			return;
 		}
 		sent = n > 0 ? (size_t)n : 0;
@@ -508,7 +525,7 @@ static uint32_t conn_read(struct vsock_mux *m, struct conn *c, const struct vq_c
 		return 0;
 	}
 	if (n < 0) {
-		conn_close(c, true, "host socket read failed");
+		conn_failed(c, "read");
 		return 0;
 	}
 	if (n == 0) {
