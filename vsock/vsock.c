@@ -69,13 +69,15 @@ static int choose_backend(struct vsock *v, const struct vsock_params *p)
 		v->ops = &vsock_vhost_ops;
 		return 0;
 	}
+	/* no vhost-vsock here, or not for this user: auto may fall back; a
+	 * CID another VM holds (EADDRINUSE) or a failing ioctl may not */
 	bool absent = rc == -ENOENT || rc == -ENODEV;
-	if (p->backend == VSOCK_BACKEND_VHOST || !absent) {
-		if (absent || rc == -EACCES || rc == -EPERM)
-			log_err(lg, "vsock", "vsock.backend=%s but /dev/vhost-vsock cannot be used: "
+	bool unusable = absent || rc == -EACCES || rc == -EPERM;
+	if (p->backend == VSOCK_BACKEND_VHOST || !unusable) {
+		if (unusable)
+			log_err(lg, "vsock", "vsock.backend=vhost but /dev/vhost-vsock cannot be used: "
 				"%s (%s, or vsock.backend=userspace with vsock.uds=PATH)",
-				p->backend == VSOCK_BACKEND_VHOST ? "vhost" : "auto", strerror(-rc),
-				absent ? "modprobe vhost_vsock" : "check its permissions");
+				strerror(-rc), absent ? "modprobe vhost_vsock" : "check its permissions");
 		return rc;
 	}
 	if (!p->uds) {
