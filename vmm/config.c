@@ -29,6 +29,7 @@ const struct group_def config_groups[] = {
 
 _Static_assert(sizeof(enum hugepages) == sizeof(unsigned), "enum fields are stored as unsigned");
 _Static_assert(sizeof(enum log_level) == sizeof(unsigned), "enum fields are stored as unsigned");
+_Static_assert(sizeof(enum vsock_backend) == sizeof(unsigned), "enum fields are stored as unsigned");
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -289,6 +290,37 @@ static void config_print_period(const void *base, FILE *out)
 		fprintf(out, "%us", c->metrics_period_ms / 1000);
 }
 
+/* vsock.cid: empty is no vsock device; 0-2 are not a guest's (5.10.4). */
+static int config_set_vsock_cid(void *base, const char *v, const struct set_ctx *x)
+{
+	struct vm_config *c = base;
+	uint64_t cid;
+	char vb[80];
+
+	if (!*v) {
+		c->vsock_cid = 0;
+		return 0;
+	}
+	if (config_parse_uint(v, UINT32_MAX, &cid)) {
+		set_error(x, "'%s' is not a number", config_shown(v, vb, sizeof(vb)));
+		return -EINVAL;
+	}
+	if (cid < VSOCK_CID_MIN || cid > VSOCK_CID_MAX) {
+		set_error(x, "%" PRIu64 " is not a guest CID: 0 and 1 are reserved, 2 is the host and "
+			  "4294967295 is 'any'; use %u..%u", cid, VSOCK_CID_MIN, VSOCK_CID_MAX);
+		return -EINVAL;
+	}
+	c->vsock_cid = (unsigned)cid;
+	return 0;
+}
+
+static void config_print_vsock_cid(const void *base, FILE *out)
+{
+	const struct vm_config *c = base;
+	if (c->vsock_cid)
+		fprintf(out, "%u", c->vsock_cid);
+}
+
 /* ---- the key table -------------------------------------------------------- */
 
 static const struct enum_name hugepage_names[] = {
@@ -303,6 +335,10 @@ static const struct enum_name io_names[] = {
 };
 static const struct enum_name vhost_names[] = {
 	{ "auto", NET_VHOST_AUTO }, { "on", NET_VHOST_ON }, { "off", NET_VHOST_OFF }, { NULL, 0 },
+};
+static const struct enum_name vsock_backend_names[] = {
+	{ "auto", VSOCK_BACKEND_AUTO }, { "vhost", VSOCK_BACKEND_VHOST },
+	{ "userspace", VSOCK_BACKEND_USERSPACE }, { NULL, 0 },
 };
 static const struct enum_name transport_names[] = {
 	{ "pci", TRANSPORT_PCI }, { "mmio", TRANSPORT_MMIO }, { NULL, 0 },
@@ -345,6 +381,9 @@ const struct key_def config_keys[] = {
 	VMK("balloon.free_page_reporting", balloon_free_page_reporting, T_BOOL),
 	VMK("balloon.deflate_on_oom", balloon_deflate_on_oom, T_BOOL),
 	VMK("balloon.hugepage_giveback", balloon_hugepage_giveback, T_BOOL),
+	VMK("vsock.cid", vsock_cid, T_SPECIAL, SPECIAL(config_set_vsock_cid, config_print_vsock_cid)),
+	VMK("vsock.backend", vsock_backend, T_ENUM, .names = vsock_backend_names),
+	VMK("vsock.uds", vsock_uds, T_PATH),
 	VMK("transport", transport, T_ENUM, .names = transport_names),
 	VMK("control", control, T_SPECIAL, SPECIAL(config_set_control, config_print_control)),
 	VMK("timeout", timeout, T_UINT, RANGE(0, UINT_MAX)),

@@ -43,6 +43,7 @@
 #include "lib/log.h"
 #include "mem/ram.h"
 #include "net/net.h"
+#include "vsock/vsock.h"
 #include "vmm/config_value.h"
 
 #define CONFIG_MAX_CPUS 64
@@ -126,6 +127,10 @@ struct vm_config {
 	bool balloon_free_page_reporting;
 	bool balloon_deflate_on_oom;
 	bool balloon_hugepage_giveback;      /* default off: hugepages stay reserved */
+
+	unsigned vsock_cid;                  /* 0 = no vsock device; else VSOCK_CID_MIN.. */
+	enum vsock_backend vsock_backend;    /* default auto */
+	char *vsock_uds;                     /* the userspace backend's Unix socket */
 
 	enum transport transport;            /* default pci */
 	char *control;                       /* control socket path, or NULL (control=none;

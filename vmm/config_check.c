@@ -270,6 +270,23 @@ static void validate_nets(struct vm_config *c, struct config_diag *d)
 	}
 }
 
+static void validate_vsock(struct vm_config *c, struct config_diag *d)
+{
+	if (!c->vsock_cid) {
+		if (c->vsock_uds)
+			config_report_key(c, d, "vsock.uds", "there is no vsock device: set vsock.cid");
+		if (c->vsock_backend != VSOCK_BACKEND_AUTO)
+			config_report_key(c, d, "vsock.backend", "there is no vsock device: set vsock.cid");
+		return;
+	}
+	if (c->vsock_backend == VSOCK_BACKEND_USERSPACE && !c->vsock_uds)
+		config_report_key(c, d, "vsock.backend", "userspace needs vsock.uds=PATH, the Unix "
+				  "socket host programs connect to");
+	if (c->vsock_uds && strlen(c->vsock_uds) > VSOCK_UDS_MAX_PATH)
+		config_report_key(c, d, "vsock.uds", "path longer than %d bytes: PATH_<port> would "
+				  "not fit a Unix socket address", VSOCK_UDS_MAX_PATH);
+}
+
 /* virtio-mmio gives each device an interrupt line of its own, and there
  * are GSI_VIRTIO_SLOTS of them (PCI shares lines and uses MSI-X). */
 static void validate_transport(struct vm_config *c, struct config_diag *d)
@@ -279,12 +296,13 @@ static void validate_transport(struct vm_config *c, struct config_diag *d)
 		disks += c->disks[i].present;
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
 		nets += c->nets[i].present;
-	unsigned n = disks + nets + (c->balloon ? 1 : 0);
+	unsigned n = disks + nets + (c->balloon ? 1 : 0) + (c->vsock_cid ? 1 : 0);
 	if (c->transport == TRANSPORT_MMIO && n > GSI_VIRTIO_SLOTS)
 		config_report_key(c, d, "transport",
 				  "mmio has interrupt lines for %d virtio devices but this VM has %u "
-				  "(%u disks, %u nets%s); use transport=pci",
-				  GSI_VIRTIO_SLOTS, n, disks, nets, c->balloon ? ", a balloon" : "");
+				  "(%u disks, %u nets%s%s); use transport=pci",
+				  GSI_VIRTIO_SLOTS, n, disks, nets, c->balloon ? ", a balloon" : "",
+				  c->vsock_cid ? ", a vsock" : "");
 }
 
 /* The cgroup's passthroughs need the group. */
@@ -307,5 +325,6 @@ int config_validate(struct vm_config *c, struct config_diag *d)
 	validate_disks(c, d);
 	validate_nets(c, d);
 	validate_jail(c, d);
+	validate_vsock(c, d);
 	return d->errors > before ? -EINVAL : 0;
 }

@@ -33,6 +33,7 @@ struct virtio_blk;
 struct virtio_balloon;
 struct control;
 struct net;
+struct vsock;
 
 #define VM_MAX_VIRTIO 16  /* virtio devices of one VM, all kinds */
 
@@ -92,6 +93,7 @@ struct vm {
 	struct net *nets[CONFIG_MAX_NETS]; /* virtio-net devices (vm_virtio.c) */
 
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
+	struct vsock *vsock;            /* vsock.cid=N (vm_virtio.c) */
 	struct control *control;        /* control=PATH (vm.c) */
 	struct vm_metrics metrics;      /* vmm/metrics.c */
 

@@ -11,15 +11,17 @@
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/mmio.h"
+#include "vsock/vsock.h"
 #include "lib/exitcode.h"
 #include "vmm/vm_priv.h"
 
 /* Each virtio-pci device has a vector per queue and one for its config; the
  * largest config must get a GSI for each, or it passes --check and fails at
  * start (8 disks of 64 queues, 4 nets of 16 pairs and a control queue, a
- * balloon of 4 queues). */
+ * balloon of 4 queues, a vsock of 3). */
 _Static_assert(CONFIG_MAX_DISKS * (CONFIG_MAX_CPUS + 1) +
-	       CONFIG_MAX_NETS * (2 * NET_MAX_PAIRS + 2) + (4 + 1) <= IRQ_ROUTING_MAX_MSI,
+	       CONFIG_MAX_NETS * (2 * NET_MAX_PAIRS + 2) + (4 + 1) + (VSOCK_NR_QUEUES + 1) <=
+	       IRQ_ROUTING_MAX_MSI,
 	       "IRQ_ROUTING_MAX_MSI must cover every MSI-X vector");
 
 static int hook_ioeventfd(void *cookie, int fd, uint64_t addr, unsigned len,
@@ -195,6 +197,21 @@ static int create_balloon(struct vm *vm)
 	return rc;
 }
 
+static int create_vsock(struct vm *vm)
+{
+	const struct vm_config *c = vm->cfg;
+	struct vsock_params p = {
+		.cid = c->vsock_cid, .backend = c->vsock_backend, .uds = c->vsock_uds,
+		.plat = &vm->vplat,
+	};
+	int rc = vsock_create(&p, &vm->vsock);
+	if (rc == 0)
+		rc = attach_transport(vm, vsock_dev(vm->vsock));
+	if (rc < 0)
+		log_err(&vm->log, "vm", "vsock.cid=%u: not attached: %s", c->vsock_cid, strerror(-rc));
+	return rc;
+}
+
 int vm_virtio_create(struct vm *vm)
 {
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
@@ -222,6 +239,8 @@ int vm_virtio_create(struct vm *vm)
 			return rc;
 		}
 	}
+	if (vm->cfg->vsock_cid)
+		return create_vsock(vm);
 	return 0;
 }
 
@@ -239,6 +258,8 @@ void vm_virtio_destroy(struct vm *vm)
 	}
 	virtio_balloon_destroy(vm->balloon);
 	vm->balloon = NULL;
+	vsock_destroy(vm->vsock);
+	vm->vsock = NULL;
 	/* a restart keeps a tap kvmrun created, for the next VM to attach */
 	bool restarting = atomic_load(&vm->exit_code) == VM_RESTART &&
 			  vm->cfg->on_reboot == ON_REBOOT_RESTART;

@@ -18,7 +18,9 @@
 # its pvpanic port and ends the VM with the crash exit code (3).
 #
 # The virtio drivers (virtio_pci, virtio_mmio, virtio_blk, virtio_net,
-# virtio_balloon: modules in Debian's cloud kernel) are included too, with
+# virtio_balloon, and virtio-vsock's vmw_vsock_virtio_transport with vsock
+# and vmw_vsock_virtio_transport_common: modules in Debian's cloud kernel)
+# are included too, with
 # their dependencies in load order (modprobe --show-depends), but loaded
 # only for a driver test:
 #
@@ -100,7 +102,7 @@ if [ -n "${MODULES:-}" ]; then
 		depmod -b "$base" "$ver" || echo "make-initramfs.sh: warning: depmod failed" >&2
 	fi
 	: > "$root/lib/modules/virtio.order"
-	for m in virtio_pci virtio_mmio virtio_blk virtio_net virtio_balloon; do
+	for m in virtio_pci virtio_mmio virtio_blk virtio_net virtio_balloon vmw_vsock_virtio_transport; do
 		if ! deps=$(modprobe -d "$base" -S "$ver" --show-depends "$m" 2>/dev/null); then
 			echo "make-initramfs.sh: warning: no module $m in $MODULES; driver tests will fail" >&2
 			continue

@@ -6,7 +6,7 @@
 # shared libraries ldd lists (flattened into /tools/lib, with the dynamic
 # loader), and the guest side of the tests:
 #
-#   /tools/bin     fio iperf3 mkfs.ext4 e2fsck ethtool
+#   /tools/bin     fio iperf3 mkfs.ext4 e2fsck ethtool socat (vsock both ends)
 #   /tools/lib     their libraries and ld-linux-x86-64.so.2
 #   /tools/etc     mke2fs.conf
 #   /tools/guest   tests/linux/guest/*.sh (run as kvmrun.run=NAME)
@@ -16,7 +16,7 @@
 # boot would decompress them.
 #
 # Usage: make-tools-disk.sh OUTPUT.img
-# Needs: Debian 12 with fio, iperf3, e2fsprogs and ethtool installed
+# Needs: Debian 12 with fio, iperf3, e2fsprogs, ethtool and socat installed
 #        (scripts/install-deps); no root.
 set -eu
 
@@ -25,7 +25,7 @@ die() { echo "make-tools-disk.sh: $*" >&2; exit 1; }
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
 
-tools="fio iperf3 mkfs.ext4 e2fsck ethtool"
+tools="fio iperf3 mkfs.ext4 e2fsck ethtool socat"
 for t in $tools; do
 	command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || [ -x "/sbin/$t" ] ||
 		die "$t is not installed (scripts/install-deps)"

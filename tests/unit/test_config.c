@@ -350,6 +350,69 @@ static void test_suggest(void)
 	config_free(&c);
 }
 
+/* vsock.*: values, round trip, and each error naming its key. */
+static void test_vsock_keys(void)
+{
+	struct vm_config c;
+	struct capture cap;
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "kernel=/k\nvsock.cid=42\nvsock.backend=userspace\n"
+			   "vsock.uds=/run/v.sock\n", &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), 0);
+	CHECK_STREQ(cap_text(&cap), "");
+	CHECK_EQ(c.vsock_cid, 42);
+	CHECK_EQ(c.vsock_backend, VSOCK_BACKEND_USERSPACE);
+	CHECK_STREQ(c.vsock_uds, "/run/v.sock");
+	check_round_trip(&c);
+	cap_close(&cap);
+	config_free(&c);
+
+	/* no vsock by default, printed as an empty vsock.cid= */
+	config_init(&c);
+	CHECK_EQ(c.vsock_cid, 0);
+	CHECK_EQ(c.vsock_backend, VSOCK_BACKEND_AUTO);
+	check_round_trip(&c);
+	config_free(&c);
+
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "vsock.cid=2\nvsock.cid=4294967295\nvsock.backend=kernel\n", &cap),
+		 -EINVAL);
+	CHECK_HAS(cap_text(&cap), "t.conf:1: vsock.cid: 2 is not a guest CID");
+	CHECK_HAS(cap_text(&cap), "use 3..4294967294");
+	CHECK_HAS(cap_text(&cap), "t.conf:3: vsock.backend: 'kernel' is not one of: auto, vhost, "
+		  "userspace");
+	cap_close(&cap);
+	config_free(&c);
+
+	/* cross-key: uds without a device, userspace without uds, a path
+	 * PATH_<port> would not fit */
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "kernel=/k\nvsock.uds=/run/v.sock\n", &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "t.conf:2: vsock.uds: there is no vsock device: set vsock.cid");
+	cap_close(&cap);
+	config_free(&c);
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "kernel=/k\nvsock.cid=3\nvsock.backend=userspace\n", &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "t.conf:3: vsock.backend: userspace needs vsock.uds=PATH");
+	cap_close(&cap);
+	config_free(&c);
+	config_init(&c);
+	cap_open(&cap);
+	char text[256];
+	snprintf(text, sizeof(text), "kernel=/k\nvsock.cid=3\nvsock.uds=/%0100d\n", 0);
+	CHECK_EQ(load_text(&c, text, &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	CHECK_HAS(cap_text(&cap), "vsock.uds: path longer than 96 bytes");
+	cap_close(&cap);
+	config_free(&c);
+}
+
 static void test_duplicate_and_collect(void)
 {
 	struct vm_config c;
@@ -743,6 +806,7 @@ int main(int argc, char **argv)
 		RUN(test_defaults);
 		RUN(test_suggest);
 		RUN(test_duplicate_and_collect);
+		RUN(test_vsock_keys);
 		RUN(test_overrides);
 		RUN(test_quotes);
 		RUN(test_weird_input);
