@@ -63,7 +63,7 @@ struct config_origin {
 };
 
 #define CONFIG_VM_KEYS 32  /* room for the per-VM keys' origins */
-#define CONFIG_DEV_KEYS 8  /* room for one diskN./netN. key set's origins */
+#define CONFIG_DEV_KEYS 12 /* room for one diskN./netN. key set's origins */
 
 enum serial_mode { SERIAL_STDIO, SERIAL_FILE, SERIAL_NONE };
 enum transport { TRANSPORT_PCI, TRANSPORT_MMIO };
@@ -79,6 +79,10 @@ struct disk_config {
 	unsigned submit_batch; /* requests per io_uring submit, 1..ENGINE_MAX_SUBMIT_BATCH;
 				* default ENGINE_DEFAULT_SUBMIT_BATCH */
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
+	enum overlay_kind overlay; /* default none (block/overlay.h) */
+	char *overlay_path;    /* OVERLAY_FILE */
+	uint64_t overlay_max;  /* bytes; 0 = OVERLAY_DEFAULT_MEM_MAX (memory), no limit (file) */
+	bool overlay_keep;     /* keep the overlay file at exit; default off */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 

@@ -130,6 +130,8 @@ static int create_disk(struct vm *vm, unsigned i)
 		.submit_batch = dc->submit_batch, .index = i,
 		.nr_queues = dc->queues ? dc->queues : vm->cfg->cpus,
 		.plat = &vm->vplat, .serial = serial,
+		.overlay = { .kind = dc->overlay, .path = dc->overlay_path,
+			     .max = dc->overlay_max, .keep = dc->overlay_keep },
 	};
 	int rc = virtio_blk_create(&p, &vm->disks[i]);
 	if (rc == 0)
