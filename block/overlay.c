@@ -150,6 +150,21 @@ static int overlay_cow(struct overlay_engine *o, uint64_t b)
 	return o->store->ops->write(o->store, off, &v, 1);
 }
 
+/* @bytes as a config size: "16K", "1G", or bytes. */
+static void overlay_fmt_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+	while (u < 3 && bytes && bytes % 1024 == 0) {
+		bytes /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%" PRIu64, bytes);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", bytes, units[u]);
+}
+
 /* Whether the blocks of [off, off + len) not yet holding data fit under
  * overlay_max; logs the first refusal. */
 static bool overlay_room(struct overlay_engine *o, uint64_t off, uint64_t len)
@@ -161,11 +176,12 @@ static bool overlay_room(struct overlay_engine *o, uint64_t off, uint64_t len)
 	if (m->used + need <= o->max_blocks)
 		return true;
 	if (!o->full_logged) {
+		char sz[32];
+		overlay_fmt_size(o->max_blocks * OVERLAY_BLOCK_SIZE, sz, sizeof(sz));
 		o->full_logged = true;
-		log_warn(o->base.img->lg, o->base.img->name, "%s.overlay_max=%" PRIu64 "K is full: "
-			 "writes to blocks not yet written fail with an I/O error in the guest "
-			 "(logged once)", o->base.img->name,
-			 o->max_blocks * OVERLAY_BLOCK_SIZE / 1024);
+		log_warn(o->base.img->lg, o->base.img->name, "%s.overlay_max=%s is full: writes to "
+			 "blocks not yet written fail with an I/O error in the guest (logged once)",
+			 o->base.img->name, sz);
 	}
 	return false;
 }
@@ -386,9 +402,11 @@ int overlay_create(struct image *img, const struct overlay_params *p, struct eng
 	uint64_t max = p->max ? p->max : p->kind == OVERLAY_MEMORY ? OVERLAY_DEFAULT_MEM_MAX
 								   : UINT64_MAX;
 	o->max_blocks = max / OVERLAY_BLOCK_SIZE;
-	log_info(img->lg, img->name, "%s: overlay %s, base read-only, at most %" PRIu64
-		 " blocks of %u bytes", img->path, o->store->name, o->max_blocks,
-		 OVERLAY_BLOCK_SIZE);
+	char sz[32] = "no limit";
+	if (max != UINT64_MAX)
+		overlay_fmt_size(o->max_blocks * OVERLAY_BLOCK_SIZE, sz, sizeof(sz));
+	log_info(img->lg, img->name, "%s: base read-only under overlay %s (%u-byte blocks, "
+		 "overlay_max %s)", img->path, o->store->name, OVERLAY_BLOCK_SIZE, sz);
 	*out = &o->base;
 	return 0;
 }
