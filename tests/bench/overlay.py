@@ -53,7 +53,9 @@ def fio(vm: VM, disk: str, rw: str, qd: int, secs: int) -> float | None:
     if rc != 0 or len(x) < 82 or x[4] != '0':
         print(f'fio {rw} QD{qd} on {disk} failed: {out[-3:]}', flush=True)
         return None
-    return float(x[7]) if rw == 'randread' else float(x[48])
+    iops = float(x[7]) if rw == 'randread' else float(x[48])
+    print(f'  {rw} QD{qd} {disk}: {iops:.0f} IOPS', flush=True)
+    return iops
 
 
 def median(xs: list[float | None]) -> float | None:
@@ -78,7 +80,7 @@ def main() -> int:
         disks = [f'disk1.path={base}', 'disk1.readonly=on', 'disk1.serial=base',
                  f'disk2.path={copy}', 'disk2.serial=copy',
                  f'disk3.path={base}', 'disk3.overlay=memory', 'disk3.serial=overlay']
-        vm = VM(linuxguest.kvmrun_cmd(f, ['mem=1G', 'cpus=2'] + disks), 'bench-overlay')
+        vm = VM(linuxguest.kvmrun_cmd(f, ['mem=1G', 'cpus=2'] + disks, timeout=7200), 'bench-overlay')
         try:
             if not vm.ready():
                 print('the guest did not boot:\n' + vm.describe())
