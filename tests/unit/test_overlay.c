@@ -435,7 +435,6 @@ static void test_bad_overlay_files(void)
 	CHECK(file_equals(target, f.orig, DISK_SIZE));
 	/* a kept overlay of another disk's size */
 	unlink(f.ov);
-	write_file(f.base + 0, f.orig, 0); /* placeholder, rewritten below */
 	chmod(f.base, 0600);
 	write_file(f.base, f.orig, DISK_SIZE - 4096);
 	CHECK_EQ(open_engine(&f, &c, 0, true), 0);
