@@ -111,6 +111,8 @@ struct bench {
 	uint64_t rng;
 	unsigned poll_us;     /* virtio_blk_params.poll_us */
 	unsigned submit_batch; /* virtio_blk_params.submit_batch */
+	bool readonly;        /* virtio_blk_params.readonly */
+	enum overlay_kind overlay; /* virtio_blk_params.overlay.kind */
 };
 
 static void on_signal_queue(struct virtio_dev *d, unsigned q)
@@ -505,7 +507,9 @@ static int bench_start(struct bench *b, const char *path)
 	struct virtio_blk_params p = { .path = path, .cache = DISK_CACHE_NONE,
 				       .io = DISK_IO_URING, .submit_batch = b->submit_batch,
 				       .index = 0, .nr_queues = 1, .plat = &b->plat,
-				       .serial = "bench", .poll_us = b->poll_us };
+				       .serial = "bench", .poll_us = b->poll_us,
+				       .readonly = b->readonly,
+				       .overlay = { .kind = b->overlay } };
 	r = virtio_blk_create(&p, &b->blk);
 	if (r < 0)
 		return r;
@@ -597,8 +601,19 @@ struct summary {
 	bool ok;
 };
 
-static void run_workload(struct bench *b, const struct workload *w, int runtime,
-			 unsigned repeat, bool fio, const char *path, uint64_t size,
+/* The baseline of one round: fio on the file, or (--overlay) the same
+ * device without an overlay. */
+static bool run_baseline(struct bench *raw, const char *path, uint64_t size,
+			 const struct workload *w, int runtime, struct result *f)
+{
+	if (!raw)
+		return run_fio(path, size, w, runtime, f);
+	*f = run_kvmrun(raw, w, runtime);
+	return f->ok;
+}
+
+static void run_workload(struct bench *b, struct bench *raw, const struct workload *w,
+			 int runtime, unsigned repeat, bool fio, const char *path, uint64_t size,
 			 struct summary *sm)
 {
 	double ki[MAX_REPEAT], km[MAX_REPEAT], fi[MAX_REPEAT], fm[MAX_REPEAT], ra[MAX_REPEAT];
@@ -614,11 +629,11 @@ static void run_workload(struct bench *b, const struct workload *w, int runtime,
 		struct result f;
 		bool f_ok = false;
 		if (fio_first)
-			f_ok = run_fio(path, size, w, runtime, &f);
+			f_ok = run_baseline(raw, path, size, w, runtime, &f);
 		struct result k = run_kvmrun(b, w, runtime);
 		pu[i] = pingpong_us(2000);
 		if (fio && !fio_first)
-			f_ok = run_fio(path, size, w, runtime, &f);
+			f_ok = run_baseline(raw, path, size, w, runtime, &f);
 		ki[i] = k.iops;
 		km[i] = k.mbs;
 		du[i] = k.dev_cpu_us_per_req;
@@ -672,7 +687,7 @@ int main(int argc, char **argv)
 	int runtime = 5;
 	unsigned repeat = 1;
 	unsigned poll_us = 0, submit_batch = 0;
-	bool fio = true, keep = false;
+	bool fio = true, keep = false, overlay = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--file") && i + 1 < argc)
 			path = argv[++i];
@@ -692,6 +707,8 @@ int main(int argc, char **argv)
 			fio = false;
 		else if (!strcmp(argv[i], "--keep"))
 			keep = true;
+		else if (!strcmp(argv[i], "--overlay"))
+			overlay = true;
 		else
 			usage();
 	}
@@ -703,7 +720,9 @@ int main(int argc, char **argv)
 		any |= selected(only, &workloads[i]);
 	if (!any)
 		usage();
-	if (fio && !have_fio()) {
+	if (overlay && (!only || strstr(only, "w32") || strstr(only, "sw8")))
+		only = "qd1,qd32,sr8"; /* reads: the base is read-only to both devices */
+	if (fio && !overlay && !have_fio()) {
 		printf("fio not found: the baseline is missing; printing kvmrun figures only\n");
 		fio = false;
 	}
@@ -723,7 +742,16 @@ int main(int argc, char **argv)
 	b.size = size;
 	b.poll_us = poll_us;
 	b.submit_batch = submit_batch;
+	/* --overlay: the device under disk.overlay=memory against the same
+	 * device on the read-only base, both kvmrun, in the same rounds */
+	struct bench raw;
+	memset(&raw, 0, sizeof(raw));
+	raw = b;
+	raw.readonly = true;
+	b.overlay = overlay ? OVERLAY_MEMORY : OVERLAY_NONE;
 	int r = bench_start(&b, path);
+	if (r == 0 && overlay)
+		r = bench_start(&raw, path);
 	if (r < 0) {
 		fprintf(stderr, "blk_bench: device setup: %s\n", strerror(-r));
 		return 1;
@@ -737,13 +765,19 @@ int main(int argc, char **argv)
 	       "%d s per run, %u round%s per workload%s\n", QSIZE, st0.engine,
 	       poll_us, sb_text, runtime, repeat,
 	       repeat == 1 ? "" : "s", fio && repeat > 1 ? " (odd rounds run fio first)" : "");
-	printf("  per round: [kvmrun IOPS / fio IOPS]\n");
+	if (overlay)
+		printf("--overlay: the device under disk.overlay=memory; its baseline (the \"fio\" "
+		       "columns) is the same device on the read-only base, no overlay\n");
+	printf("  per round: [kvmrun IOPS / %s IOPS]\n", overlay ? "no-overlay" : "fio");
 	for (unsigned i = 0; i < NR_WORKLOADS; i++)
 		if (selected(only, &workloads[i]))
-			run_workload(&b, &workloads[i], runtime, repeat, fio, path, size, &sm[i]);
+			run_workload(&b, overlay ? &raw : NULL, &workloads[i], runtime, repeat,
+				     fio || overlay, path, size, &sm[i]);
 	struct virtio_blk_stats st;
 	virtio_blk_get_stats(b.blk, &st);
 	bench_stop(&b);
+	if (overlay)
+		bench_stop(&raw);
 	if (!keep)
 		unlink(path);
 
