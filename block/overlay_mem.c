@@ -1,6 +1,7 @@
 /* The memory store of an overlay: one anonymous, MAP_NORESERVE mapping as
  * large as the disk, where block b lives at b's disk offset. Only pages
- * written are ever backed, so its cost is the blocks the guest wrote
+ * written are ever backed (in pages, never huge pages), so its cost is
+ * the blocks the guest wrote
  * (bounded by overlay_max in block/overlay.c); a dropped range goes back
  * to the kernel with MADV_DONTNEED and reads as zeroes. */
 #include "block/overlay_priv.h"
@@ -102,6 +103,12 @@ int overlay_mem_create(const struct image *base, struct overlay_store **out)
 			return r;
 		}
 		m->mem = p;
+		/* A block is a page: a transparent huge page would make the
+		 * guest's first 4 KiB write to a 2 MiB region allocate (and
+		 * zero) all of it. */
+		if (madvise(p, m->len, MADV_NOHUGEPAGE) < 0)
+			log_debug(base->lg, base->name, "%s.overlay=memory: madvise(MADV_NOHUGEPAGE): %s",
+				  base->name, strerror(errno));
 	}
 	*out = &m->base;
 	return 0;
