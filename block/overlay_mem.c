@@ -1,9 +1,9 @@
 /* The memory store of an overlay: one anonymous, MAP_NORESERVE mapping as
- * large as the disk, where block b lives at b's disk offset. Only pages
- * written are ever backed (in pages, never huge pages), so its cost is
- * the blocks the guest wrote
- * (bounded by overlay_max in block/overlay.c); a dropped range goes back
- * to the kernel with MADV_DONTNEED and reads as zeroes. */
+ * large as the disk, where block b lives at b's disk offset. Only the
+ * pages written are ever backed (small pages, never huge ones), so its
+ * cost is the blocks the guest wrote (bounded by overlay_max in
+ * block/overlay.c); a dropped range goes back to the kernel with
+ * MADV_DONTNEED and reads as zeroes. */
 #include "block/overlay_priv.h"
 
 #include <errno.h>
