@@ -8,8 +8,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-int engine_create(struct image *img, const struct engine_params *p,
-		  struct engine **out)
+static int engine_create_backend(struct image *img, const struct engine_params *p,
+				 struct engine **out)
 {
 	*out = NULL;
 	const char *why = "disk io=sync";
@@ -37,6 +37,22 @@ int engine_create(struct image *img, const struct engine_params *p,
 	return 0;
 }
 
+int engine_create(struct image *img, const struct engine_params *p,
+		  struct engine **out)
+{
+	if (p->overlay.kind != OVERLAY_NONE && !img->readonly) {
+		log_err(img->lg, img->name, "%s.overlay: the base %s must be opened read-only",
+			img->name, img->path);
+		return -EINVAL;
+	}
+	int r = engine_create_backend(img, p, out);
+	if (r < 0 || p->overlay.kind == OVERLAY_NONE)
+		return r;
+	struct engine *inner = *out;
+	*out = NULL;
+	return overlay_create(img, &p->overlay, inner, out);
+}
+
 void engine_destroy(struct engine *e)
 {
 	if (e)
@@ -57,7 +73,7 @@ static int engine_validate(const struct engine *e, const struct engine_req *req)
 	case ENGINE_OP_WRITE:
 	case ENGINE_OP_DISCARD:
 	case ENGINE_OP_WRITE_ZEROES:
-		if (img->readonly)
+		if (engine_readonly(e))
 			return -EROFS;
 		break;
 	case ENGINE_OP_READ:
@@ -75,7 +91,7 @@ static int engine_validate(const struct engine *e, const struct engine_req *req)
 		if (req->len == 0 || !engine_aligned(req->offset, a) ||
 		    !engine_aligned(req->len, a))
 			return -EINVAL;
-		if (req->op == ENGINE_OP_DISCARD && !img->can_discard)
+		if (req->op == ENGINE_OP_DISCARD && !engine_can_discard(e))
 			return -EOPNOTSUPP;
 		return 0;
 	}
@@ -137,6 +153,21 @@ bool engine_pending(const struct engine *e)
 int engine_event_fd(const struct engine *e)
 {
 	return e->event_fd;
+}
+
+bool engine_readonly(const struct engine *e)
+{
+	return e->img->readonly && !e->overlay;
+}
+
+bool engine_can_discard(const struct engine *e)
+{
+	return e->overlay || e->img->can_discard;
+}
+
+bool engine_can_write_zeroes(const struct engine *e)
+{
+	return e->overlay || e->img->can_write_zeroes;
 }
 
 const char *engine_name(const struct engine *e)

@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 
 #include "block/image.h"
+#include "block/overlay.h"
 #include "lib/log.h"
 
 enum engine_op {
@@ -112,6 +113,10 @@ struct engine_params {
 					 * staged, without waiting for
 					 * engine_submit(); 0 =
 					 * ENGINE_DEFAULT_SUBMIT_BATCH. */
+	struct overlay_params overlay;  /* kind OVERLAY_NONE: none. Otherwise
+					 * the image must be read-only; the
+					 * engine takes writes into the overlay
+					 * (block/overlay.h). */
 };
 
 struct engine;
@@ -120,7 +125,10 @@ struct engine;
  * and submit new requests; it must not destroy the engine. */
 typedef void engine_done_fn(void *cookie, struct engine_req *req);
 
-/* Creates an engine for @img (which must outlive it). With io=io_uring and
+/* Creates an engine for @img (which must outlive it). With an overlay,
+ * the engine runs over the read-only image and stores the guest's writes
+ * (block/overlay.h); it fails (logged, naming the key) when the overlay
+ * cannot be set up. With io=io_uring and
  * an io_uring that cannot be set up (disabled by kernel.io_uring_disabled,
  * a seccomp filter, RLIMIT_MEMLOCK, ...), falls back to the sync engine;
  * either way one log line says which engine runs and why. Returns 0 or
@@ -168,7 +176,13 @@ bool engine_pending(const struct engine *e);
  * pending. Owned by the engine. */
 int engine_event_fd(const struct engine *e);
 
-/* "io_uring" or "sync". */
+/* What the guest may do through @e: the image's own flags, or, with an
+ * overlay, write, discard and write-zeroes on a read-only image. */
+bool engine_readonly(const struct engine *e);
+bool engine_can_discard(const struct engine *e);
+bool engine_can_write_zeroes(const struct engine *e);
+
+/* "io_uring", "sync" or "overlay". */
 const char *engine_name(const struct engine *e);
 
 /* Requests queued and not yet completed. */

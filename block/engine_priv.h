@@ -29,6 +29,7 @@ struct engine {
 	unsigned inflight;
 	struct engine_stats stats;
 	struct log_ratelimit rl;
+	bool overlay;            /* writes go to an overlay (block/overlay.c) */
 };
 
 /* The backends' constructors (block/uring.c, block/sync.c). Each returns 0
@@ -38,6 +39,11 @@ struct engine {
 int uring_create(struct image *img, const struct engine_params *p,
 		 struct engine **out, const char **why);
 int sync_create(struct image *img, struct engine **out);
+/* Stacks an overlay (block/overlay.c) on @inner, the engine of the
+ * read-only @img, sharing its event fd; takes @inner over (destroyed on
+ * failure too). Logs its failures. */
+int overlay_create(struct image *img, const struct overlay_params *p, struct engine *inner,
+		   struct engine **out);
 
 /* Restores the iovec, counts, logs failures (rate-limited), sets
  * req->result and calls @cb. */

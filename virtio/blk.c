@@ -726,7 +726,7 @@ static uint64_t blk_features(const struct virtio_blk *b)
 	uint64_t f = (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
 		     (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_TOPOLOGY) |
 		     (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_MQ);
-	if (b->img.readonly)
+	if (engine_readonly(b->eng))
 		f |= 1ull << VIRTIO_BLK_F_RO;
 	if (b->lim.discard)
 		f |= 1ull << VIRTIO_BLK_F_DISCARD;
@@ -859,23 +859,26 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 	}
 	memcpy(b->serial, serial, strlen(serial)); /* NUL-padded, not terminated */
 
-	int r = image_open(&b->img, b->disk_name, p->path, p->readonly, p->cache, lg);
+	/* An overlay's base is only read: many VMs may share it. */
+	bool ro = p->readonly || p->overlay.kind != OVERLAY_NONE;
+	int r = image_open(&b->img, b->disk_name, p->path, ro, p->cache, lg);
 	if (r < 0)
 		goto fail;
 	b->img_open = true;
 	b->capacity = b->img.size / VIRTIO_BLK_SECTOR_SIZE;
+
+	struct engine_params ep = { .io = p->io, .submit_batch = p->submit_batch,
+				    .overlay = p->overlay };
+	r = engine_create(&b->img, &ep, &b->eng);
+	if (r < 0)
+		goto fail;
 	b->lim = (struct blk_limits){
-		.discard = b->img.can_discard,
-		.write_zeroes = b->img.can_write_zeroes,
+		.discard = engine_can_discard(b->eng),
+		.write_zeroes = engine_can_write_zeroes(b->eng),
 		.max_dwz_segs = VIRTIO_BLK_MAX_DWZ_SEGS,
 		.max_discard_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
 		.max_write_zeroes_sectors = VIRTIO_BLK_MAX_DWZ_SECTORS,
 	};
-
-	struct engine_params ep = { .io = p->io, .submit_batch = p->submit_batch };
-	r = engine_create(&b->img, &ep, &b->eng);
-	if (r < 0)
-		goto fail;
 	r = blk_queues_alloc(b);
 	if (r < 0) {
 		log_err(lg, b->name, "allocating request slots: %s", strerror(-r));
@@ -906,7 +909,7 @@ int virtio_blk_create(const struct virtio_blk_params *p, struct virtio_blk **out
 	}
 	log_info(lg, b->name, "%s: %" PRIu64 " sectors, %u queue%s, %s%s%s%s", p->path,
 		 b->capacity, b->nr_queues, b->nr_queues == 1 ? "" : "s", engine_name(b->eng),
-		 b->img.readonly ? ", read-only" : "", b->lim.discard ? ", discard" : "",
+		 engine_readonly(b->eng) ? ", read-only" : "", b->lim.discard ? ", discard" : "",
 		 b->img.direct ? ", O_DIRECT" : "");
 	*out = b;
 	return 0;

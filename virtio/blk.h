@@ -190,6 +190,8 @@ struct virtio_blk_params {
 	enum disk_cache cache;
 	enum disk_io io;
 	unsigned submit_batch;         /* engine_params.submit_batch (block/engine.h) */
+	struct overlay_params overlay; /* engine_params.overlay: kind OVERLAY_NONE
+					* or the overlay the base is read under */
 	unsigned index;                /* disk number: names "disk0", "virtio-blk0" */
 	unsigned nr_queues;            /* resolved by the caller, 1..VIRTIO_MAX_QUEUES */
 	const struct virtio_platform *plat; /* plat->loop is required */

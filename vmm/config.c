@@ -321,6 +321,34 @@ static void config_print_vsock_cid(const void *base, FILE *out)
 		fprintf(out, "%u", c->vsock_cid);
 }
 
+static int config_set_overlay(void *base, const char *v, const struct set_ctx *x)
+{
+	struct disk_config *dc = base;
+	char *path = NULL;
+	enum overlay_kind kind = OVERLAY_FILE;
+	if (!*v || strcmp(v, "none") == 0) {
+		kind = OVERLAY_NONE;
+	} else if (strcmp(v, "memory") == 0) {
+		kind = OVERLAY_MEMORY;
+	} else if (!(path = config_resolve_path(v, x->basedir))) {
+		set_error(x, "out of memory");
+		return -ENOMEM;
+	}
+	free(dc->overlay_path);
+	dc->overlay_path = path;
+	dc->overlay = kind;
+	return 0;
+}
+
+static void config_print_overlay(const void *base, FILE *out)
+{
+	const struct disk_config *dc = base;
+	if (dc->overlay == OVERLAY_FILE)
+		config_print_path(out, "", dc->overlay_path);
+	else
+		fputs(dc->overlay == OVERLAY_MEMORY ? "memory" : "none", out);
+}
+
 /* ---- the key table -------------------------------------------------------- */
 
 static const struct enum_name hugepage_names[] = {
@@ -416,6 +444,9 @@ const struct key_def config_keys[] = {
 	DISKK("iops_burst", iops_burst, T_UINT, RANGE(0, UINT_MAX)),
 	DISKK("bandwidth", bandwidth, T_SIZE),
 	DISKK("bandwidth_burst", bandwidth_burst, T_SIZE),
+	DISKK("overlay", overlay, T_SPECIAL, SPECIAL(config_set_overlay, config_print_overlay)),
+	DISKK("overlay_max", overlay_max, T_SIZE),
+	DISKK("overlay_keep", overlay_keep, T_BOOL),
 
 	NETK("tap", tap, T_STR, .check = config_check_tap),
 	NETK("mac", mac, T_SPECIAL, SPECIAL(config_set_mac, config_print_mac)),
@@ -428,7 +459,7 @@ const struct key_def config_keys[] = {
 
 #define NR_KEYS (sizeof(config_keys) / sizeof(config_keys[0]))
 const size_t config_nr_keys = NR_KEYS;
-#define NR_DISK_KEYS 11
+#define NR_DISK_KEYS 14
 #define NR_NET_KEYS 7
 _Static_assert(NR_KEYS - NR_DISK_KEYS - NR_NET_KEYS <= CONFIG_VM_KEYS, "grow CONFIG_VM_KEYS");
 _Static_assert(NR_DISK_KEYS <= CONFIG_DEV_KEYS && NR_NET_KEYS <= CONFIG_DEV_KEYS,
@@ -684,6 +715,8 @@ void config_free(struct vm_config *c)
 				free_str(field_of(key_base(c, &r), k));
 		}
 	}
+	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++)
+		free(c->disks[i].overlay_path);
 	free(c->serial_path);
 	free(c->control);
 	config_init(c);

@@ -82,6 +82,10 @@ struct disk_config {
 	char *serial;          /* VIRTIO_BLK_T_GET_ID string; NULL = derived from name */
 	unsigned iops, iops_burst;          /* requests a second; 0 = unlimited */
 	uint64_t bandwidth, bandwidth_burst; /* data bytes a second; 0 = unlimited */
+	enum overlay_kind overlay; /* default none (block/overlay.h) */
+	char *overlay_path;    /* OVERLAY_FILE */
+	uint64_t overlay_max;  /* bytes; 0 = OVERLAY_DEFAULT_MEM_MAX (memory), no limit (file) */
+	bool overlay_keep;     /* keep the overlay file at exit; default off */
 	struct config_origin origin[CONFIG_DEV_KEYS]; /* private to config.c */
 };
 

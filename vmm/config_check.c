@@ -211,6 +211,46 @@ static void first_set_key(struct vm_config *c, enum key_group g, unsigned index,
 	snprintf(buf, len, "%s%u.%s", config_groups[g].prefix, index, sub);
 }
 
+/* An overlay takes the disk's writes: pointless on a readonly disk, and
+ * only a file can be kept, as the disk's alone. */
+static void validate_overlay(struct vm_config *c, struct config_diag *d, unsigned i)
+{
+	const struct disk_config *dc = &c->disks[i];
+	char key[32];
+	if (dc->overlay && dc->readonly) {
+		snprintf(key, sizeof(key), "disk%u.overlay", i);
+		config_report_key(c, d, key, "disk%u.readonly=on takes no writes, so an overlay "
+				  "has nothing to hold; drop one of them", i);
+	}
+	if (dc->overlay_keep && dc->overlay != OVERLAY_FILE) {
+		snprintf(key, sizeof(key), "disk%u.overlay_keep", i);
+		config_report_key(c, d, key, "on needs disk%u.overlay=PATH (%s cannot be kept)", i,
+				  dc->overlay == OVERLAY_MEMORY ? "a memory overlay" : "there is no overlay");
+	}
+	if (dc->overlay_max && !dc->overlay) {
+		snprintf(key, sizeof(key), "disk%u.overlay_max", i);
+		config_report_key(c, d, key, "bounds an overlay, but disk%u.overlay is not set", i);
+	}
+	if (dc->overlay_max && dc->overlay_max < OVERLAY_BLOCK_SIZE) {
+		snprintf(key, sizeof(key), "disk%u.overlay_max", i);
+		config_report_key(c, d, key, "is less than one %u-byte overlay block", OVERLAY_BLOCK_SIZE);
+	}
+	if (dc->overlay != OVERLAY_FILE)
+		return;
+	snprintf(key, sizeof(key), "disk%u.overlay", i);
+	if (dc->path && strcmp(dc->path, dc->overlay_path) == 0)
+		config_report_key(c, d, key, "is the disk's own image, disk%u.path", i);
+	for (unsigned j = 0; j < CONFIG_MAX_DISKS; j++) {
+		const struct disk_config *o = &c->disks[j];
+		if (j == i || !o->present)
+			continue;
+		if ((o->overlay == OVERLAY_FILE && j < i && strcmp(o->overlay_path, dc->overlay_path) == 0) ||
+		    (o->path && strcmp(o->path, dc->overlay_path) == 0))
+			config_report_key(c, d, key, "is also disk%u's %s", j,
+					  o->path && strcmp(o->path, dc->overlay_path) == 0 ? "image" : "overlay");
+	}
+}
+
 static void validate_disks(struct vm_config *c, struct config_diag *d)
 {
 	char key[32];
@@ -225,11 +265,13 @@ static void validate_disks(struct vm_config *c, struct config_diag *d)
 		}
 		for (unsigned j = 0; j < i; j++) {
 			const struct disk_config *o = &c->disks[j];
-			if (!o->present || !o->path || strcmp(o->path, dc->path) || (o->readonly && dc->readonly))
+			bool shared = (o->readonly || o->overlay) && (dc->readonly || dc->overlay);
+			if (!o->present || !o->path || strcmp(o->path, dc->path) || shared)
 				continue;
 			snprintf(key, sizeof(key), "disk%u.path", i);
 			config_report_key(c, d, key, "same image as disk%u (and not both readonly)", j);
 		}
+		validate_overlay(c, d, i);
 		if (dc->queues > CONFIG_MAX_CPUS) {
 			snprintf(key, sizeof(key), "disk%u.queues", i);
 			config_report_key(c, d, key, "%u is out of range 0..%d", dc->queues, CONFIG_MAX_CPUS);

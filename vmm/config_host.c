@@ -92,7 +92,8 @@ static void check_files(struct vm_config *c, struct config_diag *d)
 		if (!dc->present || !dc->path)
 			continue;
 		snprintf(key, sizeof(key), "disk%u.path", i);
-		check_file(c, d, key, dc->path, dc->readonly ? USE_DISK_RO : USE_DISK_RW);
+		/* an overlay's base is opened read-only */
+		check_file(c, d, key, dc->path, dc->readonly || dc->overlay ? USE_DISK_RO : USE_DISK_RW);
 	}
 }
 

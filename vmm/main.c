@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "block/overlay.h"
 #include "vmm/config.h"
 #include "vmm/control.h"
 #include "lib/exitcode.h"
@@ -22,6 +23,7 @@
 static const char usage_text[] =
 	"usage: kvmrun [--print-config | --check] [CONFIG_FILE] [KEY=VALUE ...]\n"
 	"       kvmrun ctl SOCKET COMMAND [ARGS ...]\n"
+	"       kvmrun overlay-merge OVERLAY TARGET\n"
 	"       kvmrun --help | --version\n"
 	"\n"
 	"Boots a VM from a flat key=value config file; KEY=VALUE arguments\n"
@@ -165,10 +167,32 @@ static int run(const struct vm_config *cfg)
 	return code;
 }
 
+/* kvmrun overlay-merge OVERLAY TARGET: a kept overlay's blocks onto a
+ * copy of its base (block/overlay.h). */
+static int overlay_merge_main(int argc, char **argv)
+{
+	if (argc != 3) {
+		fputs("usage: kvmrun overlay-merge OVERLAY TARGET\n"
+		      "writes the blocks of a kept overlay (diskN.overlay=PATH, overlay_keep=on)\n"
+		      "onto TARGET, a copy of the disk's base image\n", stderr);
+		return EXIT_USAGE;
+	}
+	struct logger lg;
+	log_init(&lg, LOG_INFO, NULL);
+	uint64_t blocks = 0;
+	if (overlay_merge(argv[1], argv[2], &lg, &blocks) < 0)
+		return EXIT_VMM_ERROR;
+	printf("merged %llu blocks of %u bytes from %s into %s\n", (unsigned long long)blocks,
+	       OVERLAY_BLOCK_SIZE, argv[1], argv[2]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "ctl") == 0)
 		return control_client_main(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "overlay-merge") == 0)
+		return overlay_merge_main(argc - 1, argv + 1);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
 			fputs(usage_text, stdout);

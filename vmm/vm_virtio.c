@@ -134,6 +134,8 @@ static int create_disk(struct vm *vm, unsigned i)
 		.plat = &vm->vplat, .serial = serial, .metrics = vm->cfg->metrics,
 		.iops = dc->iops, .iops_burst = dc->iops_burst,
 		.bandwidth = dc->bandwidth, .bandwidth_burst = dc->bandwidth_burst,
+		.overlay = { .kind = dc->overlay, .path = dc->overlay_path,
+			     .max = dc->overlay_max, .keep = dc->overlay_keep },
 	};
 	int rc = virtio_blk_create(&p, &vm->disks[i]);
 	if (rc == 0)

@@ -122,6 +122,8 @@ struct bench {
 	unsigned submit_batch; /* virtio_blk_params.submit_batch */
 	bool metrics;         /* virtio_blk_params.metrics */
 	bool writeback;       /* --cache writeback: the page cache, no disk */
+	bool readonly;        /* virtio_blk_params.readonly */
+	enum overlay_kind overlay; /* virtio_blk_params.overlay.kind */
 };
 
 
@@ -519,7 +521,9 @@ static int bench_start(struct bench *b, const char *path)
 				       .io = DISK_IO_URING, .submit_batch = b->submit_batch,
 				       .index = 0, .nr_queues = 1, .plat = &b->plat,
 				       .serial = "bench", .poll_us = b->poll_us,
-				       .metrics = b->metrics };
+				       .metrics = b->metrics,
+				       .readonly = b->readonly,
+				       .overlay = { .kind = b->overlay } };
 	r = virtio_blk_create(&p, &b->blk);
 	if (r < 0)
 		return r;
@@ -638,8 +642,19 @@ static double run_metrics_ab(struct bench *b, const struct workload *w, int runt
 	return median(ra, repeat);
 }
 
-static void run_workload(struct bench *b, const struct workload *w, int runtime,
-			 unsigned repeat, bool fio, const char *path, uint64_t size,
+/* The baseline of one round: fio on the file, or (--overlay) the same
+ * device without an overlay. */
+static bool run_baseline(struct bench *raw, const char *path, uint64_t size,
+			 const struct workload *w, int runtime, struct result *f)
+{
+	if (!raw)
+		return run_fio(path, size, w, runtime, f);
+	*f = run_kvmrun(raw, w, runtime);
+	return f->ok;
+}
+
+static void run_workload(struct bench *b, struct bench *raw, const struct workload *w,
+			 int runtime, unsigned repeat, bool fio, const char *path, uint64_t size,
 			 struct summary *sm)
 {
 	double ki[MAX_REPEAT], km[MAX_REPEAT], fi[MAX_REPEAT], fm[MAX_REPEAT], ra[MAX_REPEAT];
@@ -655,11 +670,11 @@ static void run_workload(struct bench *b, const struct workload *w, int runtime,
 		struct result f;
 		bool f_ok = false;
 		if (fio_first)
-			f_ok = run_fio(path, size, w, runtime, &f);
+			f_ok = run_baseline(raw, path, size, w, runtime, &f);
 		struct result k = run_kvmrun(b, w, runtime);
 		pu[i] = pingpong_us(2000);
 		if (fio && !fio_first)
-			f_ok = run_fio(path, size, w, runtime, &f);
+			f_ok = run_baseline(raw, path, size, w, runtime, &f);
 		ki[i] = k.iops;
 		km[i] = k.mbs;
 		du[i] = k.dev_cpu_us_per_req;
@@ -714,6 +729,7 @@ int main(int argc, char **argv)
 	unsigned repeat = 1;
 	unsigned poll_us = 0, submit_batch = 0;
 	bool fio = true, keep = false, metrics = false, ab = false, writeback = false;
+	bool overlay = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--file") && i + 1 < argc)
 			path = argv[++i];
@@ -740,6 +756,8 @@ int main(int argc, char **argv)
 			fio = false;
 		else if (!strcmp(argv[i], "--keep"))
 			keep = true;
+		else if (!strcmp(argv[i], "--overlay"))
+			overlay = true;
 		else
 			usage();
 	}
@@ -751,7 +769,9 @@ int main(int argc, char **argv)
 		any |= selected(only, &workloads[i]);
 	if (!any)
 		usage();
-	if (fio && !have_fio()) {
+	if (overlay && (!only || strstr(only, "w32") || strstr(only, "sw8")))
+		only = "qd1,qd32,sr8"; /* reads: the base is read-only to both devices */
+	if (fio && !overlay && !have_fio()) {
 		printf("fio not found: the baseline is missing; printing kvmrun figures only\n");
 		fio = false;
 	}
@@ -773,7 +793,16 @@ int main(int argc, char **argv)
 	b.submit_batch = submit_batch;
 	b.metrics = metrics;
 	b.writeback = writeback;
+	/* --overlay: the device under disk.overlay=memory against the same
+	 * device on the read-only base, both kvmrun, in the same rounds */
+	struct bench raw;
+	memset(&raw, 0, sizeof(raw));
+	raw = b;
+	raw.readonly = true;
+	b.overlay = overlay ? OVERLAY_MEMORY : OVERLAY_NONE;
 	int r = bench_start(&b, path);
+	if (r == 0 && overlay)
+		r = bench_start(&raw, path);
 	if (r < 0) {
 		fprintf(stderr, "blk_bench: device setup: %s\n", strerror(-r));
 		return 1;
@@ -807,13 +836,19 @@ int main(int argc, char **argv)
 			unlink(path);
 		return 0;
 	}
-	printf("  per round: [kvmrun IOPS / fio IOPS]\n");
+	if (overlay)
+		printf("--overlay: the device under disk.overlay=memory; its baseline (the \"fio\" "
+		       "columns) is the same device on the read-only base, no overlay\n");
+	printf("  per round: [kvmrun IOPS / %s IOPS]\n", overlay ? "no-overlay" : "fio");
 	for (unsigned i = 0; i < NR_WORKLOADS; i++)
 		if (selected(only, &workloads[i]))
-			run_workload(&b, &workloads[i], runtime, repeat, fio, path, size, &sm[i]);
+			run_workload(&b, overlay ? &raw : NULL, &workloads[i], runtime, repeat,
+				     fio || overlay, path, size, &sm[i]);
 	struct virtio_blk_stats st;
 	virtio_blk_get_stats(b.blk, &st);
 	bench_stop(&b);
+	if (overlay)
+		bench_stop(&raw);
 	if (!keep)
 		unlink(path);
 

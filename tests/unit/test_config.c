@@ -746,6 +746,56 @@ static void test_validate(void)
 	config_free(&c);
 }
 
+/* diskN.overlay, overlay_max, overlay_keep: values, printing, and the
+ * combinations refused naming the key. */
+static void test_overlay_keys(void)
+{
+	struct vm_config c;
+	struct capture cap;
+
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "kernel=/k\ndisk0.path=/base\ndisk0.overlay=memory\n"
+			   "disk0.overlay_max=64M\ndisk1.path=/base\ndisk1.overlay=/o/d1\n"
+			   "disk1.overlay_keep=on\ndisk2.path=/base\ndisk2.readonly=on\n", &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), 0);
+	CHECK_STREQ(cap_text(&cap), "");
+	CHECK_EQ(c.disks[0].overlay, OVERLAY_MEMORY);
+	CHECK_EQ(c.disks[0].overlay_max, 64ull << 20);
+	CHECK_EQ(c.disks[1].overlay, OVERLAY_FILE);
+	CHECK_STREQ(c.disks[1].overlay_path, "/o/d1");
+	CHECK(c.disks[1].overlay_keep && !c.disks[0].overlay_keep);
+	CHECK_EQ(c.disks[2].overlay, OVERLAY_NONE);
+	check_round_trip(&c);
+	/* none takes an overlay away again */
+	CHECK_EQ(config_set(&c, "disk1.overlay", "none", "api", 1, &cap.d), 0);
+	CHECK_EQ(c.disks[1].overlay, OVERLAY_NONE);
+	CHECK(c.disks[1].overlay_path == NULL);
+	cap_close(&cap);
+	config_free(&c);
+
+	config_init(&c);
+	cap_open(&cap);
+	CHECK_EQ(load_text(&c, "kernel=/k\n"
+			   "disk0.path=/a\ndisk0.readonly=on\ndisk0.overlay=memory\n"
+			   "disk1.path=/b\ndisk1.overlay=memory\ndisk1.overlay_keep=on\n"
+			   "disk2.path=/c\ndisk2.overlay_max=1G\n"
+			   "disk3.path=/d\ndisk3.overlay=/d\n"
+			   "disk4.path=/e\ndisk4.overlay=/o\ndisk5.path=/f\ndisk5.overlay=/o\n"
+			   "disk6.path=/g\ndisk6.overlay=memory\ndisk6.overlay_max=100\n", &cap), 0);
+	CHECK_EQ(config_validate(&c, &cap.d), -EINVAL);
+	const char *t = cap_text(&cap);
+	CHECK_HAS(t, "t.conf:4: disk0.overlay: disk0.readonly=on takes no writes");
+	CHECK_HAS(t, "t.conf:7: disk1.overlay_keep: on needs disk1.overlay=PATH (a memory overlay cannot be kept)");
+	CHECK_HAS(t, "t.conf:9: disk2.overlay_max: bounds an overlay, but disk2.overlay is not set");
+	CHECK_HAS(t, "t.conf:11: disk3.overlay: is the disk's own image, disk3.path");
+	CHECK_HAS(t, "t.conf:15: disk5.overlay: is also disk4's overlay");
+	CHECK_HAS(t, "t.conf:18: disk6.overlay_max: is less than one 4096-byte overlay block");
+	CHECK_EQ(cap.d.errors, 6);
+	cap_close(&cap);
+	config_free(&c);
+}
+
 static void test_free_reuse(void)
 {
 	struct vm_config c;
@@ -813,6 +863,7 @@ int main(int argc, char **argv)
 		RUN(test_missing_file);
 		RUN(test_relative_paths);
 		RUN(test_validate);
+		RUN(test_overlay_keys);
 		RUN(test_free_reuse);
 		rc = unit_done();
 	}
