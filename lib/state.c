@@ -218,8 +218,9 @@ int state_file_parse(const void *buf, size_t len, struct state_file *out,
 		/* one name, one section: a reader must never pick between two */
 		size_t q = HDR_LEN;
 		for (uint32_t j = 0; j < i; j++) {
-			const uint8_t *nm2;
-			size_t nl2;
+			const uint8_t *nm2 = NULL;
+			size_t nl2 = 0;
+			/* sections before @i were walked already: this cannot fail */
 			next_section(p, end, &q, &nm2, &nl2, NULL, NULL, NULL);
 			if (nl2 == nl && memcmp(nm, nm2, nl) == 0)
 				return file_err(err, err_len, "section '%.*s' appears twice",
