@@ -115,7 +115,8 @@ int kvmrun_vm_set_kick_signal(kvmrun_vm *vm, int signo);
 /* Creates the VM (KVM, guest RAM, devices, kernel, vCPUs) on its own
  * event thread and, once that succeeded, lets it run; returns without
  * waiting for the guest. Returns 0, or -errno with nothing left running
- * (the cause: kvmrun_vm_last_error). Once per VM: -EALREADY after. */
+ * (the cause: kvmrun_vm_last_error; kvmrun_vm_wait then returns 1). Once
+ * per VM: -EALREADY after. */
 int kvmrun_vm_start(kvmrun_vm *vm);
 
 /* Waits for the VM to end, at most @timeout_ms milliseconds (-1: for as
@@ -147,8 +148,8 @@ int kvmrun_vm_command(kvmrun_vm *vm, const char *line, char *resp, size_t resp_l
  * @resp_len is ignored). */
 /* "status": state=, name=, cpus=, mem=, uptime_ms=, balloon and memory. */
 int kvmrun_vm_status(kvmrun_vm *vm, char *resp, size_t resp_len);
-/* "balloon target=BYTES": the guest is asked to give back RAM so that it
- * keeps @target_bytes (needs balloon=on). */
+/* "balloon target=BYTES": the balloon's size; the guest is asked to give
+ * @target_bytes of its RAM back to the host (needs balloon=on). */
 int kvmrun_vm_set_balloon(kvmrun_vm *vm, uint64_t target_bytes, char *resp, size_t resp_len);
 /* "pause", "resume", "metrics": "error unknown command" where this
  * version's VMM does not have them. */
