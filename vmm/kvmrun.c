@@ -53,7 +53,8 @@ struct kvmrun_vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;          /* CLOCK_MONOTONIC */
 	enum api_state state;
-	int start_rc;                 /* vm_create's result, for kvmrun_vm_start */
+	bool start_done;              /* the first vm_create has returned */
+	int start_rc;                 /* its result, for kvmrun_vm_start */
 	int exit_code;                /* once API_ENDED */
 	bool stop_requested;
 	bool joined;
@@ -261,11 +262,11 @@ static void api_publish(kvmrun_vm *h, struct vm *vm, int rc)
 {
 	pthread_mutex_lock(&h->lock);
 	h->vm = vm;
-	if (h->state == API_STARTING) {
+	if (!h->start_done) {
+		h->start_done = true;
 		h->start_rc = rc;
-		h->state = rc < 0 ? API_ENDED : API_RUNNING;
-		if (rc < 0)
-			h->exit_code = EXIT_VMM_ERROR;
+		if (rc == 0)
+			h->state = API_RUNNING;
 	}
 	if (vm && h->stop_requested)
 		vm_request_exit(vm, EXIT_GUEST_POWEROFF, "kvmrun_vm_stop");
@@ -320,11 +321,11 @@ static void *api_thread(void *arg)
 		again = code == VM_RESTART && !h->stop_requested;
 		pthread_mutex_unlock(&h->lock);
 	} while (again);
+	/* API_ENDED is this thread's last word: it takes no lock after it,
+	 * so whoever sees it may join the thread holding h->lock. */
 	pthread_mutex_lock(&h->lock);
-	if (code >= 0) {
-		h->exit_code = code == VM_RESTART ? EXIT_GUEST_POWEROFF : code;
-		h->state = API_ENDED;
-	}
+	h->exit_code = code < 0 ? EXIT_VMM_ERROR : code == VM_RESTART ? EXIT_GUEST_POWEROFF : code;
+	h->state = API_ENDED;
 	if (h->cmd.pending && !h->cmd.done) {
 		snprintf(h->cmd.resp, h->cmd.resp_len, "error the VM has ended");
 		h->cmd.done = true;
@@ -358,10 +359,12 @@ int kvmrun_vm_start(kvmrun_vm *h)
 		pthread_mutex_unlock(&h->err_lock);
 		return rc;
 	}
-	while (h->state == API_STARTING)
+	while (!h->start_done)
 		pthread_cond_wait(&h->cond, &h->lock);
 	rc = h->start_rc;
-	if (rc < 0) {
+	while (rc < 0 && h->state != API_ENDED)
+		pthread_cond_wait(&h->cond, &h->lock);
+	if (rc < 0 && !h->joined) {
 		pthread_join(h->thread, NULL);
 		h->joined = true;
 	}
@@ -396,7 +399,6 @@ int kvmrun_vm_wait(kvmrun_vm *h, int timeout_ms)
 	else if (h->state == API_ENDED)
 		rc = h->exit_code;
 	if (h->state == API_ENDED && !h->joined) {
-		/* it has left every lock behind: API_ENDED is its last word */
 		pthread_join(h->thread, NULL);
 		h->joined = true;
 	}
