@@ -282,7 +282,7 @@ static int api_run_once(kvmrun_vm *h, uint64_t start_ns, bool first)
 	log_init(&lg, h->cfg.log_level, h->cfg.name);
 	lg.sink = api_log_sink;
 	lg.sink_cookie = h;
-	struct vm_opts opts = { .kick_signal = h->kick_signal, .log = &lg };
+	struct vm_opts opts = { .kick_signal = h->kick_signal, .log = &lg, .shared_process = true };
 	struct vm *vm = NULL;
 	int rc = vm_create_with(&h->cfg, &opts, &vm);
 	if (rc == 0) {

@@ -422,7 +422,8 @@ int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, stru
 	if (rc == 0)
 		rc = vm_control_start(vm);
 	if (rc == 0 && cfg->drop_caps)
-		rc = caps_drop(&vm->log); /* last: vm_run's threads inherit empty sets */
+		/* last: vm_run's threads inherit empty sets */
+		rc = caps_drop(&vm->log, opts && opts->shared_process);
 	if (rc < 0) {
 		vm_destroy(vm);
 		return rc;

@@ -29,6 +29,8 @@ struct vm_opts {
 	int kick_signal;           /* 0: vcpu_kick_signal() (cpu/vcpu.h) */
 	const struct logger *log;  /* NULL: stderr; else copied (its level and
 				    * vm_name are the config's) */
+	bool shared_process;       /* the program has threads of its own (which
+				    * keep their capabilities by design) */
 };
 
 /* vm_create with @opts (NULL: the defaults). Fails with -EBUSY, logged,
