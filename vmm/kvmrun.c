@@ -26,7 +26,11 @@
 #include "lib/exitcode.h"
 #include "lib/log.h"
 #include "vmm/config.h"
+#include "vmm/control.h"
 #include "vmm/vm.h"
+
+_Static_assert(KVMRUN_RESPONSE_MAX >= CONTROL_MAX_RESPONSE,
+	       "kvmrun.h's KVMRUN_RESPONSE_MAX must hold any control response");
 
 #ifndef KVMRUN_VERSION
 #define KVMRUN_VERSION "0.1.0"

@@ -35,20 +35,22 @@
  *     is never unloaded under it). A signal the program handles or ignores
  *     is never taken over: kvmrun_vm_start fails with -EBUSY instead. The
  *     library's threads block every signal, so the program's signals are
- *     never delivered to them, and the calling thread's mask is not
- *     changed. No other handler is installed; SIGPIPE is not touched (the
- *     library's threads have it blocked, and its sockets use MSG_NOSIGNAL).
+ *     never delivered to them, and the calling thread's mask is left as
+ *     it was. No other handler is installed; SIGPIPE is not touched (the
+ *     library's threads have it blocked, and its sockets use
+ *     MSG_NOSIGNAL).
  *   - Capabilities. drop_caps=on (the default) drops the capabilities of
  *     the VM's own threads once its devices are set up. Capabilities
  *     belong to each thread: the program's threads keep theirs.
  *   - File descriptors. Each VM holds some (KVM, eventfds, images, taps),
- *     all close-on-exec, all closed by the time kvmrun_vm_wait returns the
- *     exit code or kvmrun_vm_free returns. RLIMIT_NOFILE is not raised: a
+ *     all close-on-exec: the running VM's are closed by the time
+ *     kvmrun_vm_wait returns its exit code, the handle's one eventfd by
+ *     kvmrun_vm_free. RLIMIT_NOFILE is not raised: a
  *     program that runs many VMs with many queues raises it itself (the
  *     kvmrun command raises its soft limit to the hard one).
- *   - Files. Only those the config names: images, kernel, serial=file:,
- *     the control= socket (mode 0600, whatever the umask, which is not
- *     changed), hugetlbfs memory.
+ *   - Files. Only those the config names: kernel, initrd, images,
+ *     serial=file:, the control= socket (mode 0600 less the umask, which
+ *     is not changed) and its lock file.
  *   - Output. Nothing is written to the program's stdout or stderr unless
  *     asked: log lines go where kvmrun_vm_set_log or kvmrun_vm_set_log_fd
  *     say and are dropped otherwise; serial is none unless the config sets
