@@ -26,6 +26,22 @@ static void kick_handler(int sig)
 	(void)sig; /* only there to interrupt KVM_RUN */
 }
 
+int vcpu_kick_setup(int sig)
+{
+	if (sig <= 0 || sig > SIGRTMAX || sig == SIGKILL || sig == SIGSTOP)
+		return -EINVAL;
+	struct sigaction old;
+	if (sigaction(sig, NULL, &old) < 0)
+		return -errno;
+	if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == kick_handler)
+		return 0;
+	if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+		return -EBUSY;
+	struct sigaction sa = { .sa_handler = kick_handler };
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
+}
+
 int vcpu_create(struct vcpu *v, struct vcpu_env *env, int kvm_fd, int vm_fd,
 		unsigned index, uint32_t apic_id, struct kvm_cpuid2 *cpuid,
 		int host_cpu)
@@ -233,7 +249,7 @@ static int set_run_sigmask(struct vcpu *v)
 	} m;
 	sigset_t cur;
 	pthread_sigmask(SIG_SETMASK, NULL, &cur);
-	sigdelset(&cur, vcpu_kick_signal());
+	sigdelset(&cur, v->env->kick_signal);
 	m.hdr.len = 8;
 	memcpy(m.raw + offsetof(struct kvm_signal_mask, sigset), &cur, 8);
 	return ioctl(v->fd, KVM_SET_SIGNAL_MASK, &m.hdr) < 0 ? -errno : 0;
@@ -287,14 +303,11 @@ static void *vcpu_thread(void *arg)
 int vcpu_start(struct vcpu *v)
 {
 	/* The kick signal must be blocked in the thread from its first
-	 * instruction, so create it with the signal blocked. */
-	struct sigaction sa = { .sa_handler = kick_handler };
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(vcpu_kick_signal(), &sa, NULL) < 0)
-		return -errno;
+	 * instruction, so create it with the signal blocked. The handler was
+	 * installed by vcpu_kick_setup(). */
 	sigset_t block, old;
 	sigemptyset(&block);
-	sigaddset(&block, vcpu_kick_signal());
+	sigaddset(&block, v->env->kick_signal);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int rc = pthread_create(&v->thread, NULL, vcpu_thread, v);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -309,7 +322,7 @@ int vcpu_start(struct vcpu *v)
 void vcpu_kick(struct vcpu *v)
 {
 	if (v->started)
-		pthread_kill(v->thread, vcpu_kick_signal());
+		pthread_kill(v->thread, v->env->kick_signal);
 }
 
 void vcpu_join(struct vcpu *v)

@@ -2,10 +2,13 @@
  * dispatching port and MMIO exits to the buses.
  *
  * Threads: each vcpu struct is owned by its thread while it runs; the VM's
- * thread only starts, kicks and joins it. A kick is a signal (VCPU_KICK_SIG)
- * that is blocked outside KVM_RUN and unblocked inside it (via
- * KVM_SET_SIGNAL_MASK), so a kick sent at any moment makes the thread see
- * the stop flag before it enters the guest again. */
+ * thread only starts, kicks and joins it. A kick is a signal (the VM's
+ * env->kick_signal, vcpu_kick_signal() by default) that is blocked outside
+ * KVM_RUN and unblocked inside it (via KVM_SET_SIGNAL_MASK), so a kick sent
+ * at any moment makes the thread see the stop flag before it enters the
+ * guest again. A vCPU thread otherwise keeps the signal mask of the thread
+ * that started it: a program that embeds kvmrun chooses which of its
+ * signals vCPU threads may take. */
 #ifndef KVMRUN_VCPU_H
 #define KVMRUN_VCPU_H
 
@@ -37,6 +40,7 @@ struct vcpu_env {
 	const struct bus *pio, *mmio;
 	const struct logger *log;
 	atomic_bool stop;   /* set by the VM before kicking */
+	int kick_signal;    /* set before vcpu_start; see vcpu_kick_setup() */
 	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
 	void (*guest_exit)(void *cookie, int code, const char *why);
 	/* Optional: runs on each vCPU thread before its first KVM_RUN (the
@@ -69,8 +73,18 @@ static inline uint64_t vcpu_exit_count(const struct vcpu *v, enum vcpu_exit_kind
 	return __atomic_load_n(&v->exit_count[k], __ATOMIC_RELAXED);
 }
 
-/* The signal used to kick vCPU threads out of KVM_RUN. */
+/* The default kick signal, SIGRTMIN + 3. */
 int vcpu_kick_signal(void);
+
+/* Makes @sig usable as a kick signal: installs kvmrun's (empty) handler
+ * when the signal has the default disposition, accepts it when that
+ * handler is already there, and refuses with -EBUSY when the process has
+ * its own handler or ignores it (an ignored signal would not interrupt
+ * KVM_RUN), so a program's own use of a signal is never taken over.
+ * -EINVAL for SIGKILL, SIGSTOP and numbers that are no signal. The handler
+ * is process-wide and stays installed. */
+__attribute__((warn_unused_result))
+int vcpu_kick_setup(int sig);
 
 /* Creates vCPU @index on @vm_fd with @cpuid (completed here with the
  * vCPU's TSC frequency), its local APIC set up. */

@@ -17,6 +17,8 @@ void log_init(struct logger *lg, enum log_level level, const char *vm_name)
 	lg->level = level;
 	lg->fd = STDERR_FILENO;
 	lg->vm_name = vm_name;
+	lg->sink = NULL;
+	lg->sink_cookie = NULL;
 }
 
 const char *log_level_name(enum log_level level)
@@ -54,6 +56,13 @@ static void log_vmsg(const struct logger *lg, enum log_level level,
 		n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if ((size_t)n >= sizeof(line) - 1)
 		n = (int)sizeof(line) - 2;
+	if (lg->sink) {
+		line[n] = '\0';
+		lg->sink(lg->sink_cookie, level, line);
+		return;
+	}
+	if (lg->fd < 0)
+		return;
 	line[n++] = '\n';
 	ssize_t r = write(lg->fd, line, (size_t)n);
 	(void)r; /* nowhere left to report a failed log write */

@@ -1,8 +1,9 @@
 /* Logging: every line names the VM and the component that speaks.
  *
  * No global state: a struct logger hangs off each VM and is passed to devices
- * at creation. Lines go to the logger's fd (stderr by default) with one
- * write(2) each, so lines from vCPU threads never interleave mid-line. */
+ * at creation. Lines go to the logger's sink when it has one, else to its fd
+ * (stderr by default; -1 drops them) with one write(2) each, so lines from
+ * vCPU threads never interleave mid-line. */
 #ifndef KVMRUN_LOG_H
 #define KVMRUN_LOG_H
 
@@ -10,10 +11,17 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
+/* Receives each formatted line (no '\n') instead of the fd. Called from
+ * whichever thread logs (vCPU threads included), so it must be
+ * thread-safe; @line is valid during the call only. */
+typedef void (*log_sink)(void *cookie, enum log_level level, const char *line);
+
 struct logger {
 	enum log_level level;
-	int fd;
+	int fd;              /* -1: lines are dropped (unless sink) */
 	const char *vm_name; /* borrowed; may be NULL */
+	log_sink sink;       /* NULL: write to fd */
+	void *sink_cookie;
 };
 
 /* For messages about guest misbehaviour, which a hostile guest could
@@ -24,6 +32,7 @@ struct log_ratelimit {
 	unsigned suppressed;
 };
 
+/* @level, stderr, @vm_name and no sink. */
 void log_init(struct logger *lg, enum log_level level, const char *vm_name);
 
 __attribute__((format(printf, 4, 5)))

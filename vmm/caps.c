@@ -21,7 +21,7 @@ static unsigned other_threads(void)
 	return n ? n - 1 : 0;
 }
 
-int caps_drop(const struct logger *lg)
+int caps_drop(const struct logger *lg, bool others_expected)
 {
 	if (capng_get_caps_process() < 0) {
 		log_err(lg, "caps", "reading this process's capabilities failed");
@@ -54,7 +54,8 @@ int caps_drop(const struct logger *lg)
 	free(held);
 	unsigned others = other_threads();
 	if (others)
-		log_warn(lg, "caps", "%u other thread%s keep%s their capabilities", others,
-			 others == 1 ? "" : "s", others == 1 ? "s" : "");
+		log_msg(lg, others_expected ? LOG_INFO : LOG_WARN, "caps",
+			"%u other thread%s keep%s their capabilities", others,
+			others == 1 ? "" : "s", others == 1 ? "s" : "");
 	return 0;
 }

@@ -30,11 +30,15 @@
 #ifndef KVMRUN_CAPS_H
 #define KVMRUN_CAPS_H
 
+#include <stdbool.h>
+
 #include "lib/log.h"
 
 /* Returns 0, or -errno when the capabilities could not be dropped (the
- * caller then fails rather than run privileged). */
+ * caller then fails rather than run privileged). Other threads keep their
+ * sets: a warning says so, or an info line when @others_expected (the
+ * library's VM thread, in a program with threads of its own). */
 __attribute__((warn_unused_result))
-int caps_drop(const struct logger *lg);
+int caps_drop(const struct logger *lg, bool others_expected);
 
 #endif

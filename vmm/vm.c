@@ -304,17 +304,16 @@ static const struct control_ops vm_control_ops = {
 	.stop = control_hook_stop,
 };
 
-/* Creates vm->control for cfg->control (nothing when unset). */
+/* Creates vm->control: on cfg->control's socket, or with no socket at
+ * all (control=none) for vm_command. */
 static int vm_control_start(struct vm *vm)
 {
-	if (!vm->cfg->control)
-		return 0;
 	struct control_params p = {
 		.path = vm->cfg->control, .loop = vm->loop, .log = &vm->log,
 		.ops = &vm_control_ops, .cookie = vm,
 	};
 	int rc = control_create(&p, &vm->control);
-	if (rc == 0)
+	if (rc == 0 && vm->cfg->control)
 		log_info(&vm->log, "control", "listening on %s", vm->cfg->control);
 	return rc;
 }
@@ -325,10 +324,21 @@ static void vm_control_stop(struct vm *vm)
 	vm->control = NULL;
 }
 
-static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
+void vm_command(struct vm *vm, const char *line, char *resp, size_t resp_len)
+{
+	control_execute(vm->control, line, resp, resp_len);
+}
+
+static void vm_init_fields(struct vm *vm, const struct vm_config *cfg,
+			   const struct vm_opts *opts)
 {
 	vm->cfg = cfg;
-	log_init(&vm->log, cfg->log_level, cfg->name);
+	if (opts && opts->log)
+		vm->log = *opts->log;
+	else
+		log_init(&vm->log, cfg->log_level, cfg->name);
+	vm->log.level = cfg->log_level;
+	vm->log.vm_name = cfg->name;
 	vm->kvm_fd = vm->vm_fd = vm->exit_fd = vm->timer_fd = -1;
 	vm->console.out_fd = vm->console.owned_fd = -1;
 	vm->board_opts = (struct board_opts){
@@ -351,6 +361,8 @@ static void vm_init_fields(struct vm *vm, const struct vm_config *cfg)
 	vm->env.cookie = vm;
 	vm->env.metrics = cfg->metrics;
 	vm->metrics.file_fd = vm->metrics.timer_fd = -1;
+	vm->env.kick_signal = opts && opts->kick_signal ? opts->kick_signal : vcpu_kick_signal();
+	vm->shared_process = opts && opts->shared_process;
 	atomic_init(&vm->env.stop, false);
 }
 
@@ -369,13 +381,33 @@ static int create_board(struct vm *vm)
 	return board_create(&vm->board, &env);
 }
 
+/* Before anything is made: a program's own handler is never replaced. */
+static int vm_kick_setup(struct vm *vm)
+{
+	int sig = vm->env.kick_signal;
+	int rc = vcpu_kick_setup(sig);
+	if (rc == -EBUSY)
+		log_err(&vm->log, "vcpu", "kick signal %d (%s): the program handles or ignores it; "
+			"choose another kick signal", sig, strsignal(sig));
+	else if (rc < 0)
+		log_err(&vm->log, "vcpu", "kick signal %d: %s", sig, strerror(-rc));
+	return rc;
+}
+
 int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	return vm_create_with(cfg, NULL, out);
+}
+
+int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, struct vm **out)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	if (!vm)
 		return -ENOMEM;
-	vm_init_fields(vm, cfg);
-	int rc = vm_jail_enter_cgroup(vm); /* first: the RAM is charged to it */
+	vm_init_fields(vm, cfg, opts);
+	int rc = vm_kick_setup(vm);
+	if (rc == 0)
+		rc = vm_jail_enter_cgroup(vm); /* before the RAM: it is charged there */
 	if (rc == 0)
 		rc = kvm_open(vm);
 	if (rc == 0)

@@ -37,6 +37,25 @@ struct vm;
 __attribute__((warn_unused_result))
 int vm_create(const struct vm_config *cfg, struct vm **out);
 
+/* What the embedding program decides beyond the config (vmm/kvmrun.c). */
+struct vm_opts {
+	int kick_signal;           /* 0: vcpu_kick_signal() (cpu/vcpu.h) */
+	const struct logger *log;  /* NULL: stderr; else copied (its level and
+				    * vm_name are the config's) */
+	bool shared_process;       /* the program has threads of its own (which
+				    * keep their capabilities by design) */
+};
+
+/* vm_create with @opts (NULL: the defaults). Fails with -EBUSY, logged,
+ * when the kick signal belongs to the program (vcpu_kick_setup()). */
+__attribute__((warn_unused_result))
+int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, struct vm **out);
+
+/* Runs one control-protocol request line (vmm/control.h) on the VM and
+ * writes the response line into @resp. Event thread only: from vm_run's
+ * thread, inside a vm_watch_fd callback. */
+void vm_command(struct vm *vm, const char *line, char *resp, size_t resp_len);
+
 /* Runs the guest until it ends and returns the exit code (lib/exitcode.h),
  * or VM_RESTART when the guest rebooted under on_reboot=restart (destroy
  * and create the VM again to honour it). The vCPU threads are joined

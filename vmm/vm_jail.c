@@ -17,6 +17,11 @@ int vm_jail_enter_cgroup(struct vm *vm)
 	const struct vm_config *c = vm->cfg;
 	if (!c->cgroup)
 		return 0;
+	if (vm->shared_process) {
+		log_err(&vm->log, "cgroup", "cgroup=%s: it moves the whole process, and in a "
+			"program that embeds kvmrun that is the program's to do", c->cgroup);
+		return -EPERM;
+	}
 	const struct cgroup_params p = {
 		.path = c->cgroup, .cpu_max = c->cgroup_cpu_max,
 		.memory_max = c->cgroup_memory_max, .io_max = c->cgroup_io_max,
@@ -71,14 +76,20 @@ int vm_jail_lock(struct vm *vm)
 	int rc = 0;
 	if (vm->seccomp_on || c->landlock || c->user || c->group)
 		rc = jail_set_no_new_privs(&vm->log);
-	if (rc == 0 && (c->user || c->group)) {
+	if (rc == 0 && (c->user || c->group) && vm->shared_process) {
+		log_err(&vm->log, "jail", "user=/group=: they switch the ids of every thread of "
+			"the process, and in a program that embeds kvmrun that is the program's "
+			"to do");
+		rc = -EPERM;
+	} else if (rc == 0 && (c->user || c->group)) {
 		struct jail_ids ids;
 		rc = jail_resolve_ids(c->user, c->group, &ids, &vm->log);
 		if (rc == 0)
 			rc = jail_switch_user(&ids, &vm->log);
 	}
 	if (rc == 0 && c->drop_caps)
-		rc = caps_drop(&vm->log); /* vm_run's threads inherit empty sets */
+		/* vm_run's threads inherit empty sets */
+		rc = caps_drop(&vm->log, vm->shared_process);
 	if (rc == 0 && c->landlock)
 		rc = restrict_files(vm);
 	return rc;

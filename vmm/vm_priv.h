@@ -97,6 +97,7 @@ struct vm {
 	struct control *control;        /* control=PATH (vm.c) */
 	struct vm_metrics metrics;      /* vmm/metrics.c */
 
+	bool shared_process;            /* vm_opts: a program's threads share the process */
 	bool seccomp_on;                /* seccomp=on and the kernel has it (vm_jail.c) */
 	bool event_filtered;            /* the event thread's filter is on */
 	int run_code;                   /* vm_run's result, from the event thread */

@@ -133,8 +133,51 @@ static void test_ratelimit(void)
 	cap_close(&c);
 }
 
+/* A sink gets each line (no newline) with its level instead of the fd;
+ * fd -1 without a sink drops lines (a library that must not write to its
+ * caller's stderr). */
+struct sunk {
+	unsigned n;
+	enum log_level level;
+	char line[1100];
+};
+
+static void sink(void *cookie, enum log_level level, const char *line)
+{
+	struct sunk *s = cookie;
+	s->n++;
+	s->level = level;
+	snprintf(s->line, sizeof(s->line), "%s", line);
+}
+
+static void test_sink_and_no_fd(void)
+{
+	struct cap c;
+	cap_open(&c, LOG_INFO, "vm1");
+	CHECK(c.lg.sink == NULL);
+	struct sunk got = { 0 };
+	c.lg.sink = sink;
+	c.lg.sink_cookie = &got;
+	log_warn(&c.lg, "net0", "w %d", 2);
+	CHECK_EQ(got.n, 1);
+	CHECK_EQ(got.level, LOG_WARN);
+	CHECK_STREQ(got.line, "kvmrun[vm1]: warn: net0: w 2");
+	log_debug(&c.lg, "x", "filtered");
+	CHECK_EQ(got.n, 1);
+	CHECK_STREQ(cap_read(&c), ""); /* nothing reached the fd */
+	c.lg.sink = NULL;
+	int wfd = c.lg.fd;
+	c.lg.fd = -1;
+	log_err(&c.lg, "x", "dropped");
+	CHECK_EQ(got.n, 1);
+	c.lg.fd = wfd;
+	CHECK_STREQ(cap_read(&c), "");
+	cap_close(&c);
+}
+
 int main(void)
 {
+	RUN(test_sink_and_no_fd);
 	RUN(test_format_and_levels);
 	RUN(test_long_line_is_cut_and_terminated);
 	RUN(test_level_names);
