@@ -143,7 +143,7 @@ int kvmrun_vm_stop(kvmrun_vm *vm);
  * VM's event thread, like a socket client's, and this call waits for it.
  * Returns 0 for "ok", -EINVAL for "error ..." (the reason is in @resp),
  * -ESRCH when the VM is not running. */
-#define KVMRUN_RESPONSE_MAX 2048
+#define KVMRUN_RESPONSE_MAX 65536
 int kvmrun_vm_command(kvmrun_vm *vm, const char *line, char *resp, size_t resp_len);
 
 /* Typed commands, through kvmrun_vm_command; @resp may be NULL (then
