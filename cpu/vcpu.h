@@ -5,7 +5,13 @@
  * thread only starts, kicks and joins it. A kick is a signal (VCPU_KICK_SIG)
  * that is blocked outside KVM_RUN and unblocked inside it (via
  * KVM_SET_SIGNAL_MASK), so a kick sent at any moment makes the thread see
- * the stop flag before it enters the guest again. */
+ * the stop flag before it enters the guest again.
+ *
+ * Pausing: vcpu_env.pause makes every thread leave KVM_RUN (after a kick),
+ * complete the instruction a port or MMIO exit left half done (a KVM_RUN
+ * with immediate_exit), and park on the env's condition variable, still
+ * alive, until vcpu_env_resume(). A parked vCPU's state may be read and
+ * written by ioctls from another thread. */
 #ifndef KVMRUN_VCPU_H
 #define KVMRUN_VCPU_H
 
@@ -25,6 +31,11 @@ struct vcpu_env {
 	const struct bus *pio, *mmio;
 	const struct logger *log;
 	atomic_bool stop;   /* set by the VM before kicking */
+	atomic_bool pause;  /* set by vcpu_env_pause(); cleared by _resume() */
+	pthread_mutex_t lock;   /* guards parked, exited; with @cond */
+	pthread_cond_t cond;
+	unsigned parked;    /* threads parked now */
+	unsigned exited;    /* threads that have returned */
 	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
 	void (*guest_exit)(void *cookie, int code, const char *why);
 	void *cookie;
@@ -42,6 +53,19 @@ struct vcpu {
 	bool started;
 	uint64_t exits;      /* count of userspace exits, for status/debug */
 };
+
+/* Initialises (destroys) the pause machinery of @env. */
+__attribute__((warn_unused_result))
+int vcpu_env_init(struct vcpu_env *env);
+void vcpu_env_destroy(struct vcpu_env *env);
+
+/* Makes the @n vCPUs of @env leave KVM_RUN and park; returns once every
+ * started one is parked or has ended, 0, or -ETIMEDOUT after @timeout_ms
+ * (the pause is then undone). Called by the VM's thread only. */
+__attribute__((warn_unused_result))
+int vcpu_env_pause(struct vcpu_env *env, struct vcpu *vcpus, unsigned n, unsigned timeout_ms);
+/* Lets parked vCPUs run again. */
+void vcpu_env_resume(struct vcpu_env *env);
 
 /* The signal used to kick vCPU threads out of KVM_RUN. */
 int vcpu_kick_signal(void);

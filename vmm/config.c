@@ -319,6 +319,8 @@ const struct key_def config_keys[] = {
 	VMK("log_level", log_level, T_ENUM, .names = log_level_names),
 	VMK("drop_caps", drop_caps, T_BOOL),
 	VMK("name", name, T_STR, .check = config_check_name),
+	VMK("restore", restore, T_PATH),
+	VMK("restore.prefault", restore_prefault, T_BOOL),
 
 	DISKK("path", path, T_PATH),
 	DISKK("readonly", readonly, T_BOOL),

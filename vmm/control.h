@@ -23,7 +23,14 @@
  *                          available_memory= disk_caches= ... (the tags the
  *                          guest sent), or stats=none before the first
  *   stop                   ok stopping   (then the VM ends with exit code 0)
- *   help                   ok commands=status,memory,balloon,balloon-stats,stop,help
+ *   pause                  ok state=paused   (every vCPU out of KVM_RUN and parked,
+ *                          virtio queues quiesced, the guest's clock stopped)
+ *   resume                 ok state=running
+ *   snapshot path=DIR      ok path=DIR   (only while paused; writes the snapshot
+ *                          directory, see README "Snapshots"; DIR relative to
+ *                          kvmrun's working directory)
+ *   help                   ok commands=status,memory,balloon,balloon-stats,stop,
+ *                          pause,resume,snapshot,help
  *
  * A malformed request (unknown command or key, a bad size, arguments to a
  * command that takes none, a NUL byte) is answered "error ..." and changes
@@ -57,7 +64,7 @@ struct control;
 
 /* What `status` says about the VM. */
 struct control_status {
-	const char *state;     /* "starting", "running", "stopping" */
+	const char *state;     /* "starting", "running", "paused", "stopping" */
 	const char *name;
 	unsigned cpus;
 	uint64_t mem;
@@ -81,6 +88,10 @@ struct control_ops {
 	bool (*balloon_get)(void *cookie, struct virtio_balloon_info *out);
 	int (*balloon_set)(void *cookie, uint64_t bytes);       /* 0 or -errno */
 	void (*stop)(void *cookie);                              /* after "ok" is sent */
+	/* 0, or -errno with the reason in @err */
+	int (*pause)(void *cookie, char *err, size_t len);
+	int (*resume)(void *cookie, char *err, size_t len);
+	int (*snapshot)(void *cookie, const char *dir, char *err, size_t len);
 };
 
 struct control_params {

@@ -32,6 +32,9 @@ struct virtio_blk;
 struct virtio_balloon;
 struct control;
 struct net;
+struct restore;
+struct state_w;
+struct state_file;
 
 #define VM_MAX_VIRTIO 16  /* virtio devices of one VM, all kinds */
 
@@ -90,6 +93,11 @@ struct vm {
 
 	struct net *nets[CONFIG_MAX_NETS]; /* virtio-net devices (vm_virtio.c) */
 
+	bool env_ready;                 /* env's lock and cond exist */
+	bool paused;                    /* vm_pause() (vm_pause.c) */
+	uint64_t paused_clock;          /* KVM_GET_CLOCK at the pause */
+	struct restore *restore;        /* restore=DIR, until restore_apply is done */
+
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
 	struct control *control;        /* control=PATH (vm.c) */
 };
@@ -110,5 +118,39 @@ void vm_virtio_destroy(struct vm *vm);
 __attribute__((warn_unused_result))
 int vm_virtio_attach_pci(struct vm *vm, struct virtio_dev *d);
 void vm_virtio_detach_pci(struct vm *vm);
+
+/* ---- pause, snapshot, restore ---- */
+
+/* vm_pause / vm_resume with the reason for a failure in @err (vm_pause.c). */
+__attribute__((warn_unused_result))
+int vm_pause_why(struct vm *vm, char *err, size_t len);
+__attribute__((warn_unused_result))
+int vm_resume_why(struct vm *vm, char *err, size_t len);
+
+/* restore=DIR (restore.c). restore_open reads and validates the whole
+ * snapshot (header, state file, memory file's size) into vm->restore
+ * before anything is created; restore_memory_path names its memory file
+ * for vm_map_ram; restore_apply, once the devices and vCPUs exist, loads
+ * the board's, the virtio devices', the VM's and the vCPUs' state.
+ * restore_free drops vm->restore (NULL: no-op). Errors are logged. */
+__attribute__((warn_unused_result))
+int restore_open(struct vm *vm);
+const char *restore_memory_path(const struct vm *vm);
+__attribute__((warn_unused_result))
+int restore_apply(struct vm *vm);
+void restore_free(struct vm *vm);
+
+/* The virtio side of pause and snapshots (vm_virtio_state.c). quiesce:
+ * stop taking kicks, let requests in flight complete; unquiesce undoes it.
+ * can_snapshot: 0, or -ENOTSUP with why not in @why (vhost-net mid-flight).
+ * save/load: the virtio devices' state sections. */
+void vm_virtio_quiesce(struct vm *vm);
+void vm_virtio_unquiesce(struct vm *vm);
+int vm_virtio_can_snapshot(struct vm *vm, char *why, size_t len);
+int vm_virtio_save(struct vm *vm, struct state_w *w);
+int vm_virtio_load(struct vm *vm, const struct state_file *f, char *err, size_t len);
+/* The platform devices' state sections (the board's rows). */
+int board_save(const struct board *b, struct state_w *w);
+int board_load(struct board *b, const struct state_file *f, char *err, size_t len);
 
 #endif

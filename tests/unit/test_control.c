@@ -183,7 +183,7 @@ static void test_commands(void)
 	r = ask(&e, fd, "memory\n");
 	CHECK(starts(r, "ok ram=512M page_size=4K ram_rss=300M "));
 	CHECK_STREQ(ask(&e, fd, "help\n"),
-		    "ok commands=status,memory,balloon,balloon-stats,stop,help");
+		    "ok commands=status,memory,balloon,balloon-stats,stop,pause,resume,snapshot,help");
 
 	/* two requests in one write, answered in order */
 	r = ask(&e, fd, "balloon target=1M\nballoon target=2M\n");

@@ -1,0 +1,359 @@
+#include "cpu/vcpu_state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+__attribute__((format(printf, 3, 4)))
+static int fail(char *err, size_t len, const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < len)
+		snprintf(err + n, len - (size_t)n, ": %s", strerror(e));
+	return e ? -e : -EIO;
+}
+
+uint32_t vcpu_state_xsave_len(int kvm_fd)
+{
+	int n = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
+	return n > (int)sizeof(struct kvm_xsave) ? (uint32_t)n : (uint32_t)sizeof(struct kvm_xsave);
+}
+
+int vcpu_state_msr_list(int kvm_fd, uint32_t **out, uint32_t *nr)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 };
+	if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe) < 0 && errno != E2BIG)
+		return -errno;
+	if (probe.nmsrs > VCPU_STATE_MAX_MSRS)
+		probe.nmsrs = VCPU_STATE_MAX_MSRS;
+	struct kvm_msr_list *l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(uint32_t));
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = probe.nmsrs;
+	if (ioctl(kvm_fd, KVM_GET_MSR_INDEX_LIST, l) < 0) {
+		int e = errno;
+		free(l);
+		return -e;
+	}
+	*out = malloc((l->nmsrs ? l->nmsrs : 1) * sizeof(uint32_t));
+	if (!*out) {
+		free(l);
+		return -ENOMEM;
+	}
+	memcpy(*out, l->indices, l->nmsrs * sizeof(uint32_t));
+	*nr = l->nmsrs;
+	free(l);
+	return 0;
+}
+
+/* KVM_GET_MSRS stops at the first MSR it cannot read: read what reads,
+ * skip the one that stopped it, go on. */
+static int get_msrs(int fd, const uint32_t *idx, uint32_t n, struct vcpu_state *s)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + n * sizeof(struct kvm_msr_entry));
+	s->msrs = calloc(n ? n : 1, sizeof(*s->msrs));
+	if (!m || !s->msrs) {
+		free(m);
+		return -ENOMEM;
+	}
+	uint32_t at = 0;
+	while (at < n) {
+		m->nmsrs = n - at;
+		for (uint32_t i = 0; i < m->nmsrs; i++)
+			m->entries[i] = (struct kvm_msr_entry){ .index = idx[at + i] };
+		int got = ioctl(fd, KVM_GET_MSRS, m);
+		if (got < 0) {
+			int e = errno;
+			free(m);
+			return -e;
+		}
+		memcpy(s->msrs + s->nr_msrs, m->entries, (size_t)got * sizeof(*s->msrs));
+		s->nr_msrs += (uint32_t)got;
+		at += (uint32_t)got + 1; /* the one after those read did not */
+	}
+	free(m);
+	return 0;
+}
+
+static int get_cpuid(int fd, struct vcpu_state *s)
+{
+	uint32_t n = VCPU_STATE_MAX_CPUID;
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+	if (!c)
+		return -ENOMEM;
+	c->nent = n;
+	if (ioctl(fd, KVM_GET_CPUID2, c) < 0) {
+		int e = errno;
+		free(c);
+		return -e;
+	}
+	s->cpuid = malloc((c->nent ? c->nent : 1) * sizeof(*s->cpuid));
+	if (!s->cpuid) {
+		free(c);
+		return -ENOMEM;
+	}
+	memcpy(s->cpuid, c->entries, c->nent * sizeof(*s->cpuid));
+	s->nr_cpuid = c->nent;
+	free(c);
+	return 0;
+}
+
+static int get_xsave(int kvm_fd, int fd, struct vcpu_state *s)
+{
+	s->xsave_len = vcpu_state_xsave_len(kvm_fd);
+	if (s->xsave_len > VCPU_STATE_MAX_XSAVE)
+		return -E2BIG;
+	s->xsave = calloc(1, s->xsave_len);
+	if (!s->xsave)
+		return -ENOMEM;
+	unsigned long req = s->xsave_len > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
+	return ioctl(fd, req, s->xsave) < 0 ? -errno : 0;
+}
+
+int vcpu_state_get(int kvm_fd, int fd, const uint32_t *msr_index, uint32_t nr_msr_index,
+		   struct vcpu_state *s, char *err, size_t len)
+{
+	errno = 0;
+	if (ioctl(fd, KVM_GET_REGS, &s->regs) < 0)
+		return fail(err, len, "KVM_GET_REGS");
+	if (ioctl(fd, KVM_GET_SREGS, &s->sregs) < 0)
+		return fail(err, len, "KVM_GET_SREGS");
+	int rc = get_xsave(kvm_fd, fd, s);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_GET_XSAVE (%u bytes)", s->xsave_len);
+	}
+	if (ioctl(fd, KVM_GET_XCRS, &s->xcrs) < 0)
+		return fail(err, len, "KVM_GET_XCRS");
+	if (ioctl(fd, KVM_GET_LAPIC, &s->lapic) < 0)
+		return fail(err, len, "KVM_GET_LAPIC");
+	if (ioctl(fd, KVM_GET_VCPU_EVENTS, &s->events) < 0)
+		return fail(err, len, "KVM_GET_VCPU_EVENTS");
+	if (ioctl(fd, KVM_GET_DEBUGREGS, &s->debugregs) < 0)
+		return fail(err, len, "KVM_GET_DEBUGREGS");
+	if (ioctl(fd, KVM_GET_MP_STATE, &s->mp) < 0)
+		return fail(err, len, "KVM_GET_MP_STATE");
+	rc = get_msrs(fd, msr_index, nr_msr_index, s);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_GET_MSRS");
+	}
+	rc = get_cpuid(fd, s);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_GET_CPUID2");
+	}
+	int khz = ioctl(fd, KVM_GET_TSC_KHZ, 0);
+	s->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
+	return 0;
+}
+
+/* ------------------------------------------------------------ the section */
+
+static void put_blob(struct state_w *w, const void *p, uint32_t n)
+{
+	state_put_u32(w, n);
+	state_put_bytes(w, p, n);
+}
+
+void vcpu_state_save(const struct vcpu_state *s, struct state_w *w)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "vcpu.%u", s->index);
+	state_section_begin(w, name, VCPU_STATE_VERSION);
+	state_put_u32(w, s->index);
+	state_put_u32(w, s->apic_id);
+	put_blob(w, &s->regs, sizeof(s->regs));
+	put_blob(w, &s->sregs, sizeof(s->sregs));
+	put_blob(w, s->xsave, s->xsave_len);
+	put_blob(w, &s->xcrs, sizeof(s->xcrs));
+	put_blob(w, &s->lapic, sizeof(s->lapic));
+	put_blob(w, &s->events, sizeof(s->events));
+	put_blob(w, &s->debugregs, sizeof(s->debugregs));
+	state_put_u32(w, s->mp.mp_state);
+	state_put_u32(w, s->nr_msrs);
+	for (uint32_t i = 0; i < s->nr_msrs; i++) {
+		state_put_u32(w, s->msrs[i].index);
+		state_put_u64(w, s->msrs[i].data);
+	}
+	put_blob(w, s->cpuid, s->nr_cpuid * (uint32_t)sizeof(*s->cpuid));
+	state_put_u32(w, s->tsc_khz);
+	state_section_end(w);
+}
+
+/* A blob that must be exactly @n bytes (a KVM struct of this ABI). */
+static void get_fixed(struct state_r *r, void *p, uint32_t n, const char *what)
+{
+	uint32_t len = state_get_u32(r);
+	if (!r->failed && len != n) {
+		state_fail(r, "%s is %u bytes, this kvmrun's is %u", what, len, n);
+		memset(p, 0, n);
+		return;
+	}
+	state_get_bytes(r, p, n);
+}
+
+/* A blob of at most @max bytes, into a new buffer in *@out. */
+static uint32_t get_var(struct state_r *r, void **out, uint32_t max, uint32_t unit,
+			const char *what)
+{
+	uint32_t len = state_get_u32_max(r, max, what);
+	if (r->failed)
+		return 0;
+	if (len % unit) {
+		state_fail(r, "%s: %u bytes is not a whole number of %u-byte entries", what, len, unit);
+		return 0;
+	}
+	*out = calloc(1, len ? len : 1);
+	if (!*out) {
+		state_fail(r, "%s: out of memory", what);
+		return 0;
+	}
+	state_get_bytes(r, *out, len);
+	return len;
+}
+
+static void check_semantics(struct state_r *r, struct vcpu_state *s)
+{
+	if (s->mp.mp_state > KVM_MP_STATE_SUSPENDED)
+		state_fail(r, "MP state %u is not one KVM knows", s->mp.mp_state);
+	if (s->xcrs.nr_xcrs > KVM_MAX_XCRS)
+		state_fail(r, "%u XCRs, at most %d", s->xcrs.nr_xcrs, KVM_MAX_XCRS);
+	if (s->xsave_len < sizeof(struct kvm_xsave))
+		state_fail(r, "XSAVE area of %u bytes, at least %zu", s->xsave_len,
+			   sizeof(struct kvm_xsave));
+	for (uint32_t i = 0; i < s->nr_cpuid; i++)
+		s->cpuid[i].padding[0] = s->cpuid[i].padding[1] = s->cpuid[i].padding[2] = 0;
+}
+
+int vcpu_state_parse(struct state_r *r, struct vcpu_state *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->index = state_get_u32(r);
+	s->apic_id = state_get_u32(r);
+	get_fixed(r, &s->regs, sizeof(s->regs), "regs");
+	get_fixed(r, &s->sregs, sizeof(s->sregs), "sregs");
+	void *p = NULL;
+	s->xsave_len = get_var(r, &p, VCPU_STATE_MAX_XSAVE, 1, "XSAVE area");
+	s->xsave = p;
+	get_fixed(r, &s->xcrs, sizeof(s->xcrs), "xcrs");
+	get_fixed(r, &s->lapic, sizeof(s->lapic), "lapic");
+	get_fixed(r, &s->events, sizeof(s->events), "vcpu events");
+	get_fixed(r, &s->debugregs, sizeof(s->debugregs), "debugregs");
+	s->mp.mp_state = state_get_u32(r);
+	uint32_t n = state_get_u32_max(r, VCPU_STATE_MAX_MSRS, "MSR count");
+	s->msrs = calloc(n ? n : 1, sizeof(*s->msrs));
+	if (!s->msrs)
+		state_fail(r, "MSRs: out of memory");
+	for (uint32_t i = 0; i < n && !r->failed; i++) {
+		s->msrs[i].index = state_get_u32(r);
+		s->msrs[i].data = state_get_u64(r);
+	}
+	s->nr_msrs = r->failed ? 0 : n;
+	p = NULL;
+	uint32_t bytes = get_var(r, &p, VCPU_STATE_MAX_CPUID * sizeof(*s->cpuid),
+				 sizeof(*s->cpuid), "CPUID");
+	s->cpuid = p;
+	s->nr_cpuid = bytes / (uint32_t)sizeof(*s->cpuid);
+	s->tsc_khz = state_get_u32(r);
+	if (!r->failed)
+		check_semantics(r, s);
+	return state_r_finish(r);
+}
+
+/* ------------------------------------------------------------- applying */
+
+static int set_cpuid(int fd, const struct vcpu_state *s)
+{
+	struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + s->nr_cpuid * sizeof(*s->cpuid));
+	if (!c)
+		return -ENOMEM;
+	c->nent = s->nr_cpuid;
+	memcpy(c->entries, s->cpuid, s->nr_cpuid * sizeof(*s->cpuid));
+	int rc = ioctl(fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
+	free(c);
+	return rc;
+}
+
+/* KVM_SET_MSRS stops at the first MSR it refuses: skip that one, count
+ * it, go on with the rest. */
+static int set_msrs(int fd, const struct vcpu_state *s, unsigned *skipped, uint32_t *first)
+{
+	struct kvm_msrs *m = calloc(1, sizeof(*m) + s->nr_msrs * sizeof(struct kvm_msr_entry));
+	if (!m)
+		return -ENOMEM;
+	uint32_t at = 0;
+	while (at < s->nr_msrs) {
+		m->nmsrs = s->nr_msrs - at;
+		memcpy(m->entries, s->msrs + at, m->nmsrs * sizeof(*s->msrs));
+		int set = ioctl(fd, KVM_SET_MSRS, m);
+		if (set < 0) {
+			int e = errno;
+			free(m);
+			return -e;
+		}
+		at += (uint32_t)set;
+		if (at < s->nr_msrs) {
+			if ((*skipped)++ == 0)
+				*first = s->msrs[at].index;
+			at++;
+		}
+	}
+	free(m);
+	return 0;
+}
+
+int vcpu_state_set(int fd, const struct vcpu_state *s, unsigned *msrs_skipped,
+		   uint32_t *msr_first, char *err, size_t len)
+{
+	errno = 0;
+	int rc = set_cpuid(fd, s);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_SET_CPUID2 (%u entries)", s->nr_cpuid);
+	}
+	if (s->tsc_khz && ioctl(fd, KVM_GET_TSC_KHZ, 0) != (int)s->tsc_khz &&
+	    ioctl(fd, KVM_SET_TSC_KHZ, (unsigned long)s->tsc_khz) < 0)
+		return fail(err, len, "KVM_SET_TSC_KHZ %u (the snapshot's TSC rate)", s->tsc_khz);
+	if (ioctl(fd, KVM_SET_REGS, &s->regs) < 0)
+		return fail(err, len, "KVM_SET_REGS");
+	if (ioctl(fd, KVM_SET_XSAVE, s->xsave) < 0)
+		return fail(err, len, "KVM_SET_XSAVE");
+	if (ioctl(fd, KVM_SET_XCRS, &s->xcrs) < 0)
+		return fail(err, len, "KVM_SET_XCRS");
+	if (ioctl(fd, KVM_SET_SREGS, &s->sregs) < 0)
+		return fail(err, len, "KVM_SET_SREGS");
+	rc = set_msrs(fd, s, msrs_skipped, msr_first);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_SET_MSRS");
+	}
+	struct kvm_vcpu_events ev = s->events;
+	ev.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
+	if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0)
+		return fail(err, len, "KVM_SET_VCPU_EVENTS");
+	if (ioctl(fd, KVM_SET_MP_STATE, &s->mp) < 0)
+		return fail(err, len, "KVM_SET_MP_STATE %u", s->mp.mp_state);
+	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0)
+		return fail(err, len, "KVM_SET_LAPIC");
+	if (ioctl(fd, KVM_SET_DEBUGREGS, &s->debugregs) < 0)
+		return fail(err, len, "KVM_SET_DEBUGREGS");
+	return 0;
+}
+
+void vcpu_state_free(struct vcpu_state *s)
+{
+	free(s->xsave);
+	free(s->msrs);
+	free(s->cpuid);
+	s->xsave = NULL;
+	s->msrs = NULL;
+	s->cpuid = NULL;
+}
