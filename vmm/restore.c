@@ -153,7 +153,7 @@ int restore_open(struct vm *vm)
 	rc = snapshot_header_parse((const char *)text, n, &rs->hdr, err, sizeof(err));
 	free(text);
 	if (rc < 0)
-		return bad(vm, "%s/%s: %s", rs->dir, SNAPSHOT_HEADER_FILE, err);
+		return bad(vm, "header %s/%s: %s", rs->dir, SNAPSHOT_HEADER_FILE, err);
 	rc = check_sizes(vm);
 	if (rc == 0)
 		rc = read_small(vm, SNAPSHOT_STATE_FILE, SNAPSHOT_MAX_STATE, &rs->state_buf,

@@ -149,8 +149,5 @@ void vm_virtio_unquiesce(struct vm *vm);
 int vm_virtio_can_snapshot(struct vm *vm, char *why, size_t len);
 int vm_virtio_save(struct vm *vm, struct state_w *w);
 int vm_virtio_load(struct vm *vm, const struct state_file *f, char *err, size_t len);
-/* The platform devices' state sections (the board's rows). */
-int board_save(const struct board *b, struct state_w *w);
-int board_load(struct board *b, const struct state_file *f, char *err, size_t len);
 
 #endif

@@ -1,10 +1,8 @@
-/* The device side of pause and snapshots, as this branch found it: the
- * thin versions of the functions the device-state work (branch snap-dev)
- * provides. They are replaced by that branch's, which save the platform
- * devices' registers and the virtio devices' queues; until then a VM with
- * any virtio device is refused a snapshot, since its queues could not be
- * restored faithfully, and the platform devices restore in their power-on
- * state (a polling console still works). */
+/* The virtio side of pause and snapshots, as this branch found it: thin
+ * versions of the functions the device-state work (branch snap-dev)
+ * provides, to be replaced by that branch's, which save the virtio
+ * devices' queues. Until then a VM with any virtio device is refused a
+ * snapshot, since its queues could not be restored faithfully. */
 #include <errno.h>
 #include <stdio.h>
 
@@ -41,22 +39,6 @@ int vm_virtio_save(struct vm *vm, struct state_w *w)
 int vm_virtio_load(struct vm *vm, const struct state_file *f, char *err, size_t len)
 {
 	(void)vm;
-	(void)f;
-	(void)err;
-	(void)len;
-	return 0;
-}
-
-int board_save(const struct board *b, struct state_w *w)
-{
-	(void)b;
-	(void)w;
-	return 0;
-}
-
-int board_load(struct board *b, const struct state_file *f, char *err, size_t len)
-{
-	(void)b;
 	(void)f;
 	(void)err;
 	(void)len;
