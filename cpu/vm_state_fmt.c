@@ -34,7 +34,8 @@ static void check_pit(struct state_r *r, const struct kvm_pit_state2 *p)
 {
 	for (unsigned i = 0; i < 3; i++) {
 		const struct kvm_pit_channel_state *c = &p->channels[i];
-		if (c->mode > 5 || c->rw_mode > 3 || c->read_state > 4 || c->write_state > 4)
+		/* mode 0xff: never programmed (KVM's reset value) */
+		if ((c->mode > 5 && c->mode != 0xff) || c->rw_mode > 3 || c->read_state > 4 || c->write_state > 4)
 			state_fail(r, "PIT channel %u: mode %u, rw mode %u, read/write state %u/%u "
 				   "out of range", i, c->mode, c->rw_mode, c->read_state, c->write_state);
 	}

@@ -54,6 +54,8 @@ int vm_resume_why(struct vm *vm, char *err, size_t len)
 	}
 	struct kvm_clock_data clk;
 	memset(&clk, 0, sizeof(clk));
+	uint64_t now = ioctl(vm->vm_fd, KVM_GET_CLOCK, &clk) == 0 ? clk.clock : 0;
+	memset(&clk, 0, sizeof(clk));
 	clk.clock = vm->paused_clock;
 	if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clk) < 0) {
 		int e = errno;
@@ -64,7 +66,8 @@ int vm_resume_why(struct vm *vm, char *err, size_t len)
 	vm_virtio_unquiesce(vm);
 	vm->paused = false;
 	vcpu_env_resume(&vm->env);
-	log_info(&vm->log, "vm", "resumed");
+	log_info(&vm->log, "vm", "resumed (guest clock set back from %llu to %llu ns)",
+		 (unsigned long long)now, (unsigned long long)vm->paused_clock);
 	return 0;
 }
 
