@@ -217,6 +217,19 @@ static void pin(struct vcpu *v)
 			 v->index, v->host_cpu, strerror(rc));
 }
 
+/* A kick that interrupted KVM_RUN stays pending once KVM_RUN returns
+ * (the thread blocks the signal outside it), and every later KVM_RUN would
+ * return EINTR at once: take it off the queue. */
+static void eat_kicks(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, vcpu_kick_signal());
+	struct timespec zero = { 0, 0 };
+	while (sigtimedwait(&set, NULL, &zero) >= 0)
+		;
+}
+
 /* A port or MMIO exit is complete only once KVM_RUN is entered again
  * (IN's data reaches the register); immediate_exit does that without
  * running the guest, so the state a snapshot reads is consistent. */
@@ -227,6 +240,7 @@ static void complete_pending_exit(struct vcpu *v)
 		log_warn(v->env->log, "vcpu", "vcpu %u: completing an exit before parking: %s",
 			 v->index, strerror(errno));
 	v->run->immediate_exit = 0;
+	eat_kicks();
 }
 
 static void park(struct vcpu *v)
@@ -270,7 +284,11 @@ static void *vcpu_thread(void *arg)
 			continue;
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR) {
+				eat_kicks();
+				continue;
+			}
+			if (errno == EAGAIN)
 				continue;
 			int e = errno;
 			log_err(v->env->log, "vcpu", "vcpu %u: KVM_RUN: %s", v->index, strerror(e));
