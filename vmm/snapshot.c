@@ -56,25 +56,75 @@ static int write_all(int fd, const uint8_t *p, size_t n, off_t off)
 	return 0;
 }
 
+#define PM_BATCH 4096u   /* pagemap entries read at once */
+
+/* Which pages of anonymous RAM were never touched (neither present nor
+ * swapped: they read as zeroes), from /proc/self/pagemap, so a snapshot of
+ * a large, mostly idle guest does not read through all of it. */
+struct untouched {
+	int fd;                  /* /proc/self/pagemap, or -1: read every page */
+	uint64_t at;             /* RAM offset of entry 0 */
+	uint64_t n;              /* entries held */
+	uint64_t e[PM_BATCH];
+};
+
+static void untouched_open(struct untouched *u, const struct ram *ram)
+{
+	u->n = 0;
+	u->fd = -1;
+	if (ram->fd < 0 && !ram->file_backed) /* a file's page may be absent yet not zero */
+		u->fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+}
+
+static bool is_untouched(struct untouched *u, const struct ram *ram, uint64_t off)
+{
+	if (u->fd < 0)
+		return false;
+	if (off < u->at || off >= u->at + u->n * PAGE) {
+		u->at = off;
+		uint64_t left = (ram->size - off) / PAGE;
+		size_t want = (size_t)(left < PM_BATCH ? left : PM_BATCH) * 8;
+		off_t pos = (off_t)(((uintptr_t)ram->base + off) / PAGE * 8);
+		ssize_t got = pread(u->fd, u->e, want, pos);
+		if (got < 8) {
+			close(u->fd);
+			u->fd = -1;
+			return false;
+		}
+		u->n = (uint64_t)got / 8;
+	}
+	uint64_t e = u->e[(off - u->at) / PAGE];
+	return !(e & (3ull << 62));  /* bit 63 present, bit 62 swapped */
+}
+
 /* Guest RAM into @fd, the file sized first so that zero pages are holes. */
 static int write_memory(const struct ram *ram, int fd)
 {
 	if (ftruncate(fd, (off_t)ram->size) < 0)
 		return -errno;
+	struct untouched *u = malloc(sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	untouched_open(u, ram);
+	int rc = 0;
 	uint64_t off = 0;
-	while (off < ram->size) {
-		if (page_is_zero(ram->base + off)) {
+	while (off < ram->size && rc == 0) {
+		if (is_untouched(u, ram, off) || page_is_zero(ram->base + off)) {
 			off += PAGE;
 			continue;
 		}
 		uint64_t end = off + PAGE;
-		while (end < ram->size && end - off < MAX_RUN && !page_is_zero(ram->base + end))
+		while (end < ram->size && end - off < MAX_RUN && !is_untouched(u, ram, end) &&
+		       !page_is_zero(ram->base + end))
 			end += PAGE;
-		int rc = write_all(fd, ram->base + off, end - off, (off_t)off);
-		if (rc < 0)
-			return rc;
+		rc = write_all(fd, ram->base + off, end - off, (off_t)off);
 		off = end;
 	}
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u);
+	if (rc < 0)
+		return rc;
 	return fdatasync(fd) < 0 ? -errno : 0;
 }
 

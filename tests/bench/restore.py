@@ -84,7 +84,7 @@ def series(cmd: list[str], runs: int) -> dict:
 def kvmrun_snapshot(kvmrun: str, guest: str, mem: str, snap: str, work: str) -> None:
     sock = os.path.join(work, 'snap.sock')
     p = subprocess.Popen([kvmrun, f'kernel={guest}', f'mem={mem}', 'cmdline=counter.ms=1',
-                          f'control={sock}'], stdin=subprocess.DEVNULL,
+                          'mem_overcommit=on', f'control={sock}'], stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(600):
@@ -176,7 +176,8 @@ def main() -> int:
                     ('kvmrun restore.prefault=on',
                      series([args.kvmrun, f'restore={snap}', 'restore.prefault=on'], args.runs)),
                     ('kvmrun cold boot', series([args.kvmrun, f'kernel={args.guest}', f'mem={mem}',
-                                                 'cmdline=counter.ms=1'], args.runs))]
+                                                 'mem_overcommit=on', 'cmdline=counter.ms=1'],
+                                                args.runs))]
             if qemu:
                 img = os.path.join(work, f'qemu-{mem}.mig')
                 try:
