@@ -105,6 +105,11 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *m
 	}
 	if (diag.errors == 0 && restore)
 		(void)config_restore_check(cfg, &diag);
+	if (!restore && cfg->restore) {
+		fprintf(stderr, "kvmrun: restore= is a command-line key: the snapshot brings its "
+			"own configuration (kvmrun restore=DIR [KEY=VALUE ...])\n");
+		diag.errors++;
+	}
 	if (diag.errors == 0)
 		(void)config_validate(cfg, &diag);
 	if (diag.errors == 0 && *mode != MODE_PRINT) {
