@@ -79,7 +79,7 @@ def make_snapshot(c: Checker, f: linuxguest.Files, work: str, snap: str) -> int 
                        'the guest shell answers on the console'):
             print(vm.describe())
             return None
-        vm.send('mount -t tmpfs none /mnt && echo marker-$((40+2)) > /mnt/marker && echo wrote-marker')
+        vm.send('mount -t tmpfs none /tmp && echo marker-$((40+2)) > /tmp/marker && echo wrote-marker')
         c.check('marker', vm.wait_line(r'^wrote-marker$', 60) is not None, 'the marker is in tmpfs')
         vm.send('(i=0; while :; do echo "count $i"; i=$((i+1)); sleep 1; done) &')
         if not c.check('counter', wait_count(vm, 3, 120), 'the counter process counts'):
@@ -114,7 +114,7 @@ def check_restored(c: Checker, vm: VM, name: str, last: int, full: bool) -> bool
         print(vm.describe())
         return False
     if full:
-        vm.send('cat /mnt/marker')
+        vm.send('cat /tmp/marker')
         c.check(f'{name} marker', vm.wait_line(r'^marker-42$', 60) is not None,
                 'the tmpfs marker is there after the restore')
         c.check(f'{name} shell', wait_shell(vm, 'restored', 60),
