@@ -36,7 +36,12 @@ int vm_kvm_state_set(int vm_fd, const struct vm_kvm_state *s, char *err, size_t 
 	struct kvm_pit_state2 pit = s->pit;
 	if (ioctl(vm_fd, KVM_SET_PIT2, &pit) < 0)
 		return fail(err, len, "KVM_SET_PIT2");
-	struct kvm_clock_data clk = { .clock = s->clock };
+	return 0;
+}
+
+int vm_kvm_clock_set(int vm_fd, uint64_t clock, char *err, size_t len)
+{
+	struct kvm_clock_data clk = { .clock = clock };
 	if (ioctl(vm_fd, KVM_SET_CLOCK, &clk) < 0)
 		return fail(err, len, "KVM_SET_CLOCK");
 	return 0;

@@ -33,9 +33,13 @@ void vm_kvm_state_save(const struct vm_kvm_state *s, struct state_w *w);
 __attribute__((warn_unused_result))
 int vm_kvm_state_parse(struct state_r *r, struct vm_kvm_state *s);
 
-/* Loads @s into @vm_fd (irqchip, PIT, then the clock). Returns 0 or
- * -errno, the ioctl in @err. */
+/* Loads @s's irqchip and PIT into @vm_fd. Returns 0 or -errno, the ioctl
+ * in @err. The clock is set apart, with vm_kvm_clock_set, just before the
+ * vCPUs first run, so the guest's time does not run on while the rest of
+ * the VM is built. */
 __attribute__((warn_unused_result))
 int vm_kvm_state_set(int vm_fd, const struct vm_kvm_state *s, char *err, size_t len);
+__attribute__((warn_unused_result))
+int vm_kvm_clock_set(int vm_fd, uint64_t clock, char *err, size_t len);
 
 #endif

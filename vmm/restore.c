@@ -215,15 +215,29 @@ int restore_apply(struct vm *vm)
 	rc = apply_vcpus(vm);
 	if (rc < 0)
 		return rc;
-	/* last: the clock is set once every vCPU's kvm-clock MSR is in place */
+	/* after the board, which drives the UART and SCI lines */
 	rc = vm_kvm_state_set(vm->vm_fd, &rs->kvm, err, sizeof(err));
 	if (rc < 0) {
 		log_err(&vm->log, "restore", "restore=%s: %s", rs->dir, err);
 		return rc;
 	}
+	vm->paused_clock = rs->kvm.clock;    /* set by restore_start_clock */
+	vm->restore_clock = true;
 	log_info(&vm->log, "restore", "restored from %s", rs->dir);
 	restore_free(vm);
 	return 0;
+}
+
+int restore_start_clock(struct vm *vm)
+{
+	if (!vm->restore_clock)
+		return 0;
+	char err[160];
+	int rc = vm_kvm_clock_set(vm->vm_fd, vm->paused_clock, err, sizeof(err));
+	if (rc < 0)
+		log_err(&vm->log, "restore", "restore=%s: %s", vm->cfg->restore, err);
+	vm->restore_clock = false;
+	return rc;
 }
 
 void restore_free(struct vm *vm)

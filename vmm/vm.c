@@ -430,9 +430,11 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 static int vm_start_vcpus(struct vm *vm)
 {
 	const char *what = NULL;
-	int rc = vm->cfg->restore ? 0 : regs_setup_boot_cpu(vm->vcpus[0].fd, &vm->boot, &what);
+	int rc = vm->cfg->restore ? restore_start_clock(vm)
+				  : regs_setup_boot_cpu(vm->vcpus[0].fd, &vm->boot, &what);
 	if (rc < 0) {
-		log_err(&vm->log, "vcpu", "vcpu 0: %s: %s", what, strerror(-rc));
+		if (what)
+			log_err(&vm->log, "vcpu", "vcpu 0: %s: %s", what, strerror(-rc));
 		return rc;
 	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {

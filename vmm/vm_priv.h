@@ -95,7 +95,8 @@ struct vm {
 
 	bool env_ready;                 /* env's lock and cond exist */
 	bool paused;                    /* vm_pause() (vm_pause.c) */
-	uint64_t paused_clock;          /* KVM_GET_CLOCK at the pause */
+	uint64_t paused_clock;          /* KVM_GET_CLOCK at the pause; a restore's clock */
+	bool restore_clock;             /* restore_start_clock() still to set it */
 	struct restore *restore;        /* restore=DIR, until restore_apply is done */
 
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
@@ -138,6 +139,9 @@ int restore_open(struct vm *vm);
 const char *restore_memory_path(const struct vm *vm);
 __attribute__((warn_unused_result))
 int restore_apply(struct vm *vm);
+/* Sets the snapshot's kvm-clock, right before the vCPUs first run. */
+__attribute__((warn_unused_result))
+int restore_start_clock(struct vm *vm);
 void restore_free(struct vm *vm);
 
 /* The virtio side of pause and snapshots (vm_virtio_state.c). quiesce:

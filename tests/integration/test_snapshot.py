@@ -69,14 +69,14 @@ class Counter:
         return rc
 
 
-def test_pause_snapshot(c: Checker, work: str, guest: str, snap: str) -> list[tuple[int, int, str]]:
+def test_pause_snapshot(c: Checker, work: str, guest: str, snap: str) -> str:
     """Boots, pauses, resumes, pauses again and snapshots; returns the
-    ticks printed before the snapshot."""
+    console up to the snapshot."""
     vm = Counter(work, 'orig', [f'kernel={guest}', 'mem=128M'])
     try:
         if not c.check('boot', vm.wait_ticks(10), 'the counter guest ticks', None):
             print(vm.bg.describe())
-            return []
+            return ''
         r = vm.ctl(f'snapshot path={snap}')
         c.check('snapshot running', r.startswith('error snapshot: the VM is not paused'),
                 f'snapshot of a running VM is refused ({r})')
@@ -110,7 +110,7 @@ def test_pause_snapshot(c: Checker, work: str, guest: str, snap: str) -> list[tu
         r = vm.ctl(f'snapshot path={snap}')
         c.check('snapshot', r == f'ok path={snap}', f'snapshot answers ok ({r}) in '
                 f'{(time.monotonic() - t0) * 1000:.0f} ms')
-        before = ticks(vm.bg.output())
+        before = vm.bg.output()
         c.check('stop', vm.stop() == 0, 'the paused VM stops with exit code 0')
         return before
     finally:
@@ -135,16 +135,21 @@ def test_files(c: Checker, snap: str) -> None:
             'the config is the printed configuration, without restore=')
 
 
-def check_continues(c: Checker, name: str, before: list, out: str) -> None:
-    after = ticks(out)
+def check_continues(c: Checker, name: str, before_text: str, after_text: str) -> None:
+    """The restored console must continue the snapshotted one: a line the
+    pause cut in two is finished by the restore, so the two outputs joined
+    hold each tick once, in order."""
+    before, joined = ticks(before_text), ticks(before_text + after_text)
     last, last_ms = before[-1][0], before[-1][1]
-    c.check(f'{name} no boot', 'counter: start' not in out, 'the restored guest did not boot again')
+    after = joined[len(before):]
+    c.check(f'{name} no boot', 'counter: start' not in after_text,
+            'the restored guest did not boot again')
     c.check(f'{name} continues', bool(after) and after[0][0] == last + 1,
             f'the first tick after the restore is {after[0][0] if after else None}, '
             f'the last before {last}')
-    nums = [t[0] for t in after]
-    c.check(f'{name} in order', nums == list(range(last + 1, last + 1 + len(nums))),
-            'the ticks go on one by one')
+    nums = [t[0] for t in joined]
+    c.check(f'{name} in order', nums == list(range(nums[0], nums[0] + len(nums))),
+            'the ticks before and after go on one by one')
     c.check(f'{name} memory', all(t[2] == 'ok' for t in after),
             'the guest RAM pattern is intact after the restore')
     if after:
@@ -152,22 +157,21 @@ def check_continues(c: Checker, name: str, before: list, out: str) -> None:
                 f'kvm-clock goes on from {last_ms} ms to {after[0][1]} ms')
 
 
-def test_restore(c: Checker, work: str, snap: str, before: list, snap2: str) -> None:
+def test_restore(c: Checker, work: str, snap: str, before: str, snap2: str) -> None:
     vm = Counter(work, 'rest', [f'restore={snap}'])
     try:
         ok = vm.wait_ticks(10)
         c.check('restore runs', ok, 'the restored guest ticks')
-        out = vm.bg.output(complete=True)
         if not ok:
             print(vm.bg.describe())
             return
-        check_continues(c, 'restore', before, out)
+        check_continues(c, 'restore', before, vm.bg.output(complete=True))
         rss = kvmtest.ram_rss(vm.bg.pid, 128 << 20)
         c.check('lazy rss', rss < 64 << 20, f'RAM resident after the restore: {rss >> 20} MiB of 128')
         c.check('pause restored', vm.ctl('pause') == 'ok state=paused', 'the restored VM pauses')
         r = vm.ctl(f'snapshot path={snap2}')
         c.check('snapshot restored', r == f'ok path={snap2}', f'and snapshots ({r})')
-        before2 = ticks(vm.bg.output())
+        before2 = before + vm.bg.output()
         vm.stop()
     finally:
         vm.bg.stop()
@@ -184,7 +188,7 @@ def test_restore(c: Checker, work: str, snap: str, before: list, snap2: str) -> 
         vm.bg.stop()
 
 
-def test_parallel(c: Checker, work: str, snap: str, before: list) -> None:
+def test_parallel(c: Checker, work: str, snap: str, before: str) -> None:
     vms = [Counter(work, f'par{i}', [f'restore={snap}', 'restore.prefault=on' if i else 'log_level=info'])
            for i in range(2)]
     try:
@@ -247,6 +251,12 @@ def test_hostile(c: Checker, work: str, snap: str) -> None:
     case('no header', lambda d: os.unlink(hd(d)), 'not a snapshot directory')
     case('mem changed', lambda d: None, 'mem: cannot change across a restore', ['mem=256M'])
     case('cpus changed', lambda d: None, 'cpus: cannot change across a restore', ['cpus=2'])
+    conf = os.path.join(work, 'restore.conf')
+    with open(conf, 'w') as f:
+        f.write(f'restore={snap}\n')
+    r = run_kvmrun([conf], timeout=60)
+    c.check('restore in a file', r.rc == 1 and 'restore= is a command-line key' in r.err,
+            'restore= in a config file: exit 1 and why', r)
     r = run_kvmrun([f'restore={os.path.join(work, "nonexistent")}'], timeout=60)
     c.check('hostile missing dir', r.rc == 1 and 'snapshot' in r.err,
             f'a missing directory: exit 1 and a message ({r.err.strip()[:120]})', r)
@@ -260,7 +270,7 @@ def main() -> int:
     try:
         snap, snap2 = os.path.join(work, 'warm'), os.path.join(work, 'warm2')
         before = test_pause_snapshot(c, work, guest, snap)
-        if not before or not os.path.exists(os.path.join(snap, 'snapshot')):
+        if not ticks(before) or not os.path.exists(os.path.join(snap, 'snapshot')):
             c.check('snapshot written', False, 'no snapshot to restore')
             return c.done()
         test_files(c, snap)
