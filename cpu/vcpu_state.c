@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,30 +170,47 @@ static int set_cpuid(int fd, const struct vcpu_state *s)
 	return rc;
 }
 
+#define MSR_IA32_TSC_DEADLINE 0x6e0
+
 /* KVM_SET_MSRS stops at the first MSR it refuses: skip that one, count
- * it, go on with the rest. */
-static int set_msrs(int fd, const struct vcpu_state *s, unsigned *skipped, uint32_t *first)
+ * it, go on with the rest. @deadline: only the TSC deadline MSR, which
+ * KVM ignores unless the LAPIC's timer is in TSC-deadline mode, so it is
+ * set after the LAPIC; else every MSR but that one. */
+static int set_msrs(int fd, const struct vcpu_state *s, bool deadline, unsigned *skipped,
+		    uint32_t *first)
 {
 	struct kvm_msrs *m = calloc(1, sizeof(*m) + s->nr_msrs * sizeof(struct kvm_msr_entry));
 	if (!m)
 		return -ENOMEM;
+	uint32_t n = 0;
+	for (uint32_t i = 0; i < s->nr_msrs; i++)
+		if ((s->msrs[i].index == MSR_IA32_TSC_DEADLINE) == deadline)
+			m->entries[n++] = s->msrs[i];
+	struct kvm_msr_entry *all = malloc((n ? n : 1) * sizeof(*all));
+	if (!all) {
+		free(m);
+		return -ENOMEM;
+	}
+	memcpy(all, m->entries, n * sizeof(*all));
 	uint32_t at = 0;
-	while (at < s->nr_msrs) {
-		m->nmsrs = s->nr_msrs - at;
-		memcpy(m->entries, s->msrs + at, m->nmsrs * sizeof(*s->msrs));
+	while (at < n) {
+		m->nmsrs = n - at;
+		memcpy(m->entries, all + at, m->nmsrs * sizeof(*all));
 		int set = ioctl(fd, KVM_SET_MSRS, m);
 		if (set < 0) {
 			int e = errno;
+			free(all);
 			free(m);
 			return -e;
 		}
 		at += (uint32_t)set;
-		if (at < s->nr_msrs) {
+		if (at < n) {
 			if ((*skipped)++ == 0)
-				*first = s->msrs[at].index;
+				*first = all[at].index;
 			at++;
 		}
 	}
+	free(all);
 	free(m);
 	return 0;
 }
@@ -217,7 +235,7 @@ int vcpu_state_set(int fd, const struct vcpu_state *s, unsigned *msrs_skipped,
 		return fail(err, len, "KVM_SET_XCRS");
 	if (ioctl(fd, KVM_SET_SREGS, &s->sregs) < 0)
 		return fail(err, len, "KVM_SET_SREGS");
-	rc = set_msrs(fd, s, msrs_skipped, msr_first);
+	rc = set_msrs(fd, s, false, msrs_skipped, msr_first);
 	if (rc < 0) {
 		errno = -rc;
 		return fail(err, len, "KVM_SET_MSRS");
@@ -230,6 +248,11 @@ int vcpu_state_set(int fd, const struct vcpu_state *s, unsigned *msrs_skipped,
 		return fail(err, len, "KVM_SET_MP_STATE %u", s->mp.mp_state);
 	if (ioctl(fd, KVM_SET_LAPIC, &s->lapic) < 0)
 		return fail(err, len, "KVM_SET_LAPIC");
+	rc = set_msrs(fd, s, true, msrs_skipped, msr_first);
+	if (rc < 0) {
+		errno = -rc;
+		return fail(err, len, "KVM_SET_MSRS (TSC deadline)");
+	}
 	if (ioctl(fd, KVM_SET_DEBUGREGS, &s->debugregs) < 0)
 		return fail(err, len, "KVM_SET_DEBUGREGS");
 	return 0;
