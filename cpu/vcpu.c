@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cpu/cpuid.h"
@@ -268,6 +269,53 @@ static void pin(struct vcpu *v)
 			 v->index, v->host_cpu, strerror(rc));
 }
 
+/* A kick that interrupted KVM_RUN stays pending once KVM_RUN returns
+ * (the thread blocks the signal outside it), and every later KVM_RUN would
+ * return EINTR at once: take it off the queue. */
+static void eat_kicks(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, vcpu_kick_signal());
+	struct timespec zero = { 0, 0 };
+	while (sigtimedwait(&set, NULL, &zero) >= 0)
+		;
+}
+
+/* A port or MMIO exit is complete only once KVM_RUN is entered again
+ * (IN's data reaches the register); immediate_exit does that without
+ * running the guest, so the state a snapshot reads is consistent. */
+static void complete_pending_exit(struct vcpu *v)
+{
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) < 0 && errno != EINTR)
+		log_warn(v->env->log, "vcpu", "vcpu %u: completing an exit before parking: %s",
+			 v->index, strerror(errno));
+	v->run->immediate_exit = 0;
+	eat_kicks();
+}
+
+static void park(struct vcpu *v)
+{
+	struct vcpu_env *env = v->env;
+	complete_pending_exit(v);
+	pthread_mutex_lock(&env->lock);
+	env->parked++;
+	pthread_cond_broadcast(&env->cond);
+	while (atomic_load(&env->pause) && !atomic_load(&env->stop))
+		pthread_cond_wait(&env->cond, &env->lock);
+	env->parked--;
+	pthread_mutex_unlock(&env->lock);
+}
+
+static void thread_exited(struct vcpu *v)
+{
+	pthread_mutex_lock(&v->env->lock);
+	v->env->exited++;
+	pthread_cond_broadcast(&v->env->cond);
+	pthread_mutex_unlock(&v->env->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -279,6 +327,7 @@ static void *vcpu_thread(void *arg)
 	if (rc < 0) {
 		log_err(v->env->log, "vcpu", "vcpu %u: KVM_SET_SIGNAL_MASK: %s", v->index, strerror(-rc));
 		v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "vcpu setup");
+		thread_exited(v);
 		return NULL;
 	}
 	if (v->env->thread_start && v->env->thread_start(v->env->cookie, v->index) < 0) {
@@ -286,8 +335,16 @@ static void *vcpu_thread(void *arg)
 		return NULL;
 	}
 	while (!atomic_load(&v->env->stop)) {
+		if (atomic_load(&v->env->pause)) {
+			park(v);
+			continue;
+		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR) {
+				eat_kicks();
+				continue;
+			}
+			if (errno == EAGAIN)
 				continue;
 			int e = errno;
 			log_err(v->env->log, "vcpu", "vcpu %u: KVM_RUN: %s", v->index, strerror(e));
@@ -297,6 +354,7 @@ static void *vcpu_thread(void *arg)
 		if (!handle_exit(v))
 			break;
 	}
+	thread_exited(v);
 	return NULL;
 }
 
@@ -317,6 +375,68 @@ int vcpu_start(struct vcpu *v)
 	}
 	v->started = true;
 	return 0;
+}
+
+int vcpu_env_init(struct vcpu_env *env)
+{
+	atomic_init(&env->pause, false);
+	env->parked = env->exited = 0;
+	int rc = pthread_mutex_init(&env->lock, NULL);
+	if (rc)
+		return -rc;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	rc = pthread_cond_init(&env->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (rc) {
+		pthread_mutex_destroy(&env->lock);
+		return -rc;
+	}
+	return 0;
+}
+
+void vcpu_env_destroy(struct vcpu_env *env)
+{
+	pthread_cond_destroy(&env->cond);
+	pthread_mutex_destroy(&env->lock);
+}
+
+int vcpu_env_pause(struct vcpu_env *env, struct vcpu *vcpus, unsigned n, unsigned timeout_ms)
+{
+	unsigned started = 0;
+	atomic_store(&env->pause, true);
+	for (unsigned i = 0; i < n; i++) {
+		started += vcpus[i].started;
+		vcpu_kick(&vcpus[i]);
+	}
+	struct timespec dl;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (dl.tv_nsec >= 1000000000) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000;
+	}
+	int rc = 0;
+	pthread_mutex_lock(&env->lock);
+	while (env->parked + env->exited < started && rc == 0)
+		rc = pthread_cond_timedwait(&env->cond, &env->lock, &dl);
+	bool all = env->parked + env->exited >= started;
+	pthread_mutex_unlock(&env->lock);
+	if (!all) {
+		vcpu_env_resume(env);
+		return -ETIMEDOUT;
+	}
+	return 0;
+}
+
+void vcpu_env_resume(struct vcpu_env *env)
+{
+	pthread_mutex_lock(&env->lock);
+	atomic_store(&env->pause, false);
+	pthread_cond_broadcast(&env->cond);
+	pthread_mutex_unlock(&env->lock);
 }
 
 void vcpu_kick(struct vcpu *v)

@@ -8,7 +8,13 @@
  * at any moment makes the thread see the stop flag before it enters the
  * guest again. A vCPU thread otherwise keeps the signal mask of the thread
  * that started it: a program that embeds kvmrun chooses which of its
- * signals vCPU threads may take. */
+ * signals vCPU threads may take.
+ *
+ * Pausing: vcpu_env.pause makes every thread leave KVM_RUN (after a kick),
+ * complete the instruction a port or MMIO exit left half done (a KVM_RUN
+ * with immediate_exit), and park on the env's condition variable, still
+ * alive, until vcpu_env_resume(). A parked vCPU's state may be read and
+ * written by ioctls from another thread. */
 #ifndef KVMRUN_VCPU_H
 #define KVMRUN_VCPU_H
 
@@ -41,6 +47,11 @@ struct vcpu_env {
 	const struct logger *log;
 	atomic_bool stop;   /* set by the VM before kicking */
 	int kick_signal;    /* set before vcpu_start; see vcpu_kick_setup() */
+	atomic_bool pause;  /* set by vcpu_env_pause(); cleared by _resume() */
+	pthread_mutex_t lock;   /* guards parked, exited; with @cond */
+	pthread_cond_t cond;
+	unsigned parked;    /* threads parked now */
+	unsigned exited;    /* threads that have returned */
 	/* The guest ended the VM (crash, shutdown): @code is an exit code. */
 	void (*guest_exit)(void *cookie, int code, const char *why);
 	/* Optional: runs on each vCPU thread before its first KVM_RUN (the
@@ -72,6 +83,19 @@ static inline uint64_t vcpu_exit_count(const struct vcpu *v, enum vcpu_exit_kind
 {
 	return __atomic_load_n(&v->exit_count[k], __ATOMIC_RELAXED);
 }
+
+/* Initialises (destroys) the pause machinery of @env. */
+__attribute__((warn_unused_result))
+int vcpu_env_init(struct vcpu_env *env);
+void vcpu_env_destroy(struct vcpu_env *env);
+
+/* Makes the @n vCPUs of @env leave KVM_RUN and park; returns once every
+ * started one is parked or has ended, 0, or -ETIMEDOUT after @timeout_ms
+ * (the pause is then undone). Called by the VM's thread only. */
+__attribute__((warn_unused_result))
+int vcpu_env_pause(struct vcpu_env *env, struct vcpu *vcpus, unsigned n, unsigned timeout_ms);
+/* Lets parked vCPUs run again. */
+void vcpu_env_resume(struct vcpu_env *env);
 
 /* The default kick signal, SIGRTMIN + 3. */
 int vcpu_kick_signal(void);

@@ -218,3 +218,45 @@ void acpi_pm_destroy(struct acpi_pm *pm)
 	pthread_mutex_destroy(&pm->lock);
 	free(pm);
 }
+
+/* --- saved state (see acpi_pm.h) --- */
+
+/* PM1_STS bits this model ever sets */
+#define PM1_STS_MASK ACPI_PM1_STS_PWRBTN
+
+void acpi_pm_save(struct acpi_pm *pm, struct state_w *w)
+{
+	pthread_mutex_lock(&pm->lock);
+	state_put_u16(w, pm->sts);
+	state_put_u16(w, pm->en);
+	state_put_u16(w, pm->cnt);
+	state_put_u8(w, pm->reset_reg);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct state_r *r)
+{
+	uint16_t sts = state_get_u16(r), en = state_get_u16(r), cnt = state_get_u16(r);
+	uint8_t reset_reg = state_get_u8(r);
+	if (sts & ~PM1_STS_MASK)
+		state_fail(r, "PM1_STS is %#x: bits %#x are never set", sts, sts & ~PM1_STS_MASK);
+	if (en & ~PM1_EN_MASK)
+		state_fail(r, "PM1_EN is %#x: bits %#x do not exist", en, en & ~PM1_EN_MASK);
+	if ((cnt & ~PM1_CNT_KEEP) || !(cnt & ACPI_PM1_CNT_SCI_EN))
+		state_fail(r, "PM1_CNT is %#x: SCI_EN must be set, only bits %#x kept", cnt,
+			   PM1_CNT_KEEP);
+	if (reset_reg & RESET_RST_CPU)
+		state_fail(r, "reset register is %#x: RST_CPU is never kept", reset_reg);
+	int rc = state_r_finish(r);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	pm->cnt = cnt;
+	pm->reset_reg = reset_reg;
+	int level = sci_update(pm);
+	pthread_mutex_unlock(&pm->lock);
+	sci_apply(pm, level);
+	return 0;
+}

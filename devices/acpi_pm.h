@@ -22,6 +22,7 @@
 #include "devices/bus.h"
 #include "devices/irq.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 #define ACPI_PM1_EVT_LEN 4
 #define ACPI_PM1_CNT_LEN 2
@@ -75,5 +76,17 @@ void acpi_pm_power_button(struct acpi_pm *pm);
 /* Frees the device; the bus must no longer dispatch to it (vCPUs stopped).
  * NULL is allowed. */
 void acpi_pm_destroy(struct acpi_pm *pm);
+
+/* Saved state (section "acpi-pm"), version ACPI_PM_STATE_VERSION. A save
+ * captures PM1_STS, PM1_EN, PM1_CNT and the reset register; the SCI's
+ * level follows from STS & EN. acpi_pm_load refuses bits the registers
+ * cannot hold (a STS bit other than PWRBTN, EN bits outside those that
+ * exist, CNT without SCI_EN or with write-only bits, RST_CPU in the reset
+ * register), applies nothing unless the whole payload is valid (-EINVAL,
+ * reason in r->err), and drives the SCI to the restored level. */
+#define ACPI_PM_STATE_VERSION 1
+void acpi_pm_save(struct acpi_pm *pm, struct state_w *w);
+__attribute__((warn_unused_result))
+int acpi_pm_load(struct acpi_pm *pm, struct state_r *r);
 
 #endif

@@ -274,3 +274,49 @@ void i8042_destroy(struct i8042 *k)
 	pthread_mutex_destroy(&k->lock);
 	free(k);
 }
+
+/* --- saved state (see i8042.h) --- */
+
+#define STR_SAVED (STR_OBF | STR_SYS | STR_CMD | STR_UNLOCK | STR_AUXDATA | STR_TIMEOUT)
+
+void i8042_save(struct i8042 *k, struct state_w *w)
+{
+	pthread_mutex_lock(&k->lock);
+	state_put_u8(w, k->status);
+	state_put_u8(w, k->ctr);
+	state_put_u8(w, k->outp);
+	state_put_u8(w, k->out);
+	state_put_u8(w, k->pending);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* The commands that wait for a data byte (command(), data()). */
+static bool pending_valid(uint8_t cmd)
+{
+	return cmd == 0 || cmd == 0x60 || cmd == 0x61 || (cmd >= 0xd1 && cmd <= 0xd4);
+}
+
+int i8042_load(struct i8042 *k, struct state_r *r)
+{
+	uint8_t status = state_get_u8(r), ctr = state_get_u8(r), outp = state_get_u8(r);
+	uint8_t out = state_get_u8(r), pending = state_get_u8(r);
+	if (status & ~STR_SAVED)
+		state_fail(r, "status is %#x: bits %#x are never set", status, status & ~STR_SAVED);
+	if (!(status & STR_UNLOCK))
+		state_fail(r, "status %#x has the keyboard inhibited", status);
+	if (!(status & STR_SYS) != !(ctr & CTR_SYS))
+		state_fail(r, "status SYS bit disagrees with command byte %#x", ctr);
+	if (!pending_valid(pending))
+		state_fail(r, "pending command %#x takes no data byte", pending);
+	int rc = state_r_finish(r);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&k->lock);
+	k->status = status;
+	k->ctr = ctr;
+	k->outp = outp;
+	k->out = out;
+	k->pending = pending;
+	pthread_mutex_unlock(&k->lock);
+	return 0;
+}

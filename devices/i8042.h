@@ -21,6 +21,7 @@
 
 #include "devices/bus.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 struct i8042;
 
@@ -41,5 +42,17 @@ void i8042_reset(struct i8042 *k);
 
 /* Frees it once nothing dispatches on @pio any more. NULL is a no-op. */
 void i8042_destroy(struct i8042 *k);
+
+/* Saved state (section "i8042"), version I8042_STATE_VERSION. A save
+ * captures the status register, the command byte, the output port, the
+ * output buffer's byte and the command waiting for its data byte.
+ * i8042_load refuses status bits the controller never sets (IBF, parity),
+ * a status whose SYS bit disagrees with the command byte's, a keyboard
+ * not unlocked, and a pending command that takes no data byte; it applies
+ * nothing unless the whole payload is valid (-EINVAL, reason in r->err). */
+#define I8042_STATE_VERSION 1
+void i8042_save(struct i8042 *k, struct state_w *w);
+__attribute__((warn_unused_result))
+int i8042_load(struct i8042 *k, struct state_r *r);
 
 #endif

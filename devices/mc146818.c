@@ -299,3 +299,54 @@ void mc146818_destroy(struct mc146818 *r)
 	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
+
+/* --- saved state (see mc146818.h) --- */
+
+#define OFFSET_LIMIT (1ll << 40) /* seconds: ~35,000 years either way */
+
+void mc146818_save(struct mc146818 *r, struct state_w *w)
+{
+	pthread_mutex_lock(&r->lock);
+	state_put_bytes(w, r->cmos, CMOS_SIZE);
+	state_put_u8(w, r->index);
+	state_put_u64(w, (uint64_t)r->offset);
+	state_put_u64(w, (uint64_t)r->last_uf);
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int64_t get_seconds(struct state_r *rd, const char *what)
+{
+	int64_t v = (int64_t)state_get_u64(rd);
+	if (v > OFFSET_LIMIT || v < -OFFSET_LIMIT) {
+		state_fail(rd, "%s is %lld s, beyond +-2^40", what, (long long)v);
+		return 0;
+	}
+	return v;
+}
+
+int mc146818_load(struct mc146818 *r, struct state_r *rd)
+{
+	uint8_t cmos[CMOS_SIZE];
+	state_get_bytes(rd, cmos, CMOS_SIZE);
+	uint8_t index = state_get_u8(rd);
+	int64_t offset = get_seconds(rd, "clock offset");
+	int64_t last_uf = get_seconds(rd, "last update second");
+	if (index >= CMOS_SIZE)
+		state_fail(rd, "index register is %#x, CMOS has %d bytes", index, CMOS_SIZE);
+	if (cmos[REG_A] & A_UIP)
+		state_fail(rd, "register A has UIP set");
+	if (cmos[REG_C] != 0)
+		state_fail(rd, "register C is %#x, stored as 0", cmos[REG_C]);
+	if (cmos[REG_D] != D_VRT)
+		state_fail(rd, "register D is %#x, stored as %#x", cmos[REG_D], D_VRT);
+	int rc = state_r_finish(rd);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&r->lock);
+	memcpy(r->cmos, cmos, CMOS_SIZE);
+	r->index = index;
+	r->offset = offset;
+	r->last_uf = last_uf;
+	pthread_mutex_unlock(&r->lock);
+	return 0;
+}

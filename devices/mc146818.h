@@ -24,6 +24,7 @@
 
 #include "devices/bus.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 #define MC146818_NR_PORTS 2
 
@@ -49,5 +50,24 @@ void mc146818_reset(struct mc146818 *r);
 
 /* Frees it once nothing dispatches on @pio any more. NULL is a no-op. */
 void mc146818_destroy(struct mc146818 *r);
+
+/* Saved state (section "rtc"), version MC146818_STATE_VERSION. A save
+ * captures all 128 bytes of CMOS RAM (the clock registers as last latched
+ * or, while register B's SET bit holds the clock, as the guest is editing
+ * them; registers A-D; the battery-backed rest), the index register, the
+ * guest's clock offset from the host's wall clock, and the second of the
+ * last update-ended report. The time base is the host's UTC wall clock
+ * plus that offset, so a restored guest reads the same wall-clock time a
+ * host read gives, however long the snapshot waited. The alarm and
+ * periodic state are register A/B bits (no interrupt is modelled).
+ *
+ * mc146818_load checks the values (index < 128, UIP clear in A, C and D
+ * as the device keeps them, the offset and the last update second
+ * within +-2^40 s) and applies them only when the whole payload is valid;
+ * else -EINVAL with the reason in r->err, the RTC left as it was. */
+#define MC146818_STATE_VERSION 1
+void mc146818_save(struct mc146818 *r, struct state_w *w);
+__attribute__((warn_unused_result))
+int mc146818_load(struct mc146818 *r, struct state_r *rd);
 
 #endif

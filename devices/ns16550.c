@@ -110,20 +110,25 @@ static bool loopback(const struct ns16550 *u)
 
 /* Modem status lines as the guest sees them: looped back from MCR in
  * loopback mode, otherwise a permanently connected, ready peer. */
-static uint8_t msr_lines(const struct ns16550 *u)
+static uint8_t mcr_lines(uint8_t mcr)
 {
-	if (!loopback(u))
+	if (!(mcr & MCR_LOOP))
 		return MSR_DCD | MSR_DSR | MSR_CTS;
 	uint8_t v = 0;
-	if (u->mcr & MCR_RTS)
+	if (mcr & MCR_RTS)
 		v |= MSR_CTS;
-	if (u->mcr & MCR_DTR)
+	if (mcr & MCR_DTR)
 		v |= MSR_DSR;
-	if (u->mcr & MCR_OUT1)
+	if (mcr & MCR_OUT1)
 		v |= MSR_RI;
-	if (u->mcr & MCR_OUT2)
+	if (mcr & MCR_OUT2)
 		v |= MSR_DCD;
 	return v;
+}
+
+static uint8_t msr_lines(const struct ns16550 *u)
+{
+	return mcr_lines(u->mcr);
 }
 
 /* Recomputes the MSR line bits and latches the delta bits for changes. */
@@ -611,4 +616,109 @@ size_t ns16550_flush(struct ns16550 *u)
 	size_t n = u->tx_count;
 	pthread_mutex_unlock(&u->lock);
 	return n;
+}
+
+/* --- saved state (see ns16550.h) --- */
+
+/* The bytes of a ring buffer of @cap starting at @head, in order. */
+static void put_ring(struct state_w *w, const uint8_t *buf, unsigned cap, unsigned head,
+		     unsigned count)
+{
+	state_put_u32(w, count);
+	unsigned first = cap - head < count ? cap - head : count;
+	state_put_bytes(w, buf + head, first);
+	state_put_bytes(w, buf, count - first);
+}
+
+void ns16550_save(struct ns16550 *u, struct state_w *w)
+{
+	pthread_mutex_lock(&u->lock);
+	state_put_u8(w, u->ier);
+	state_put_u8(w, u->fcr);
+	state_put_u8(w, u->lcr);
+	state_put_u8(w, u->mcr);
+	state_put_u8(w, u->scr);
+	state_put_u8(w, u->dll);
+	state_put_u8(w, u->dlm);
+	state_put_u8(w, u->lsr_err);
+	state_put_u8(w, u->msr);
+	state_put_bool(w, u->thre_pending);
+	state_put_bool(w, u->rx_refused);
+	put_ring(w, u->rx, NS16550_RX_BUF, u->rx_head, u->rx_count);
+	put_ring(w, u->tx, NS16550_TX_BUF, u->tx_head, u->tx_count);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* The state a load stages before it touches the UART. */
+struct uart_saved {
+	uint8_t ier, fcr, lcr, mcr, scr, dll, dlm, lsr_err, msr;
+	bool thre_pending, rx_refused;
+	unsigned rx_count, tx_count;
+	uint8_t rx[NS16550_RX_BUF];
+	uint8_t tx[NS16550_TX_BUF];
+};
+
+static void get_bits(struct state_r *r, uint8_t *v, uint8_t allowed, const char *what)
+{
+	*v = state_get_u8(r);
+	if (*v & ~allowed)
+		state_fail(r, "%s is %#x: bits %#x do not exist", what, *v, *v & ~allowed);
+}
+
+static void load_regs(struct state_r *r, struct uart_saved *s)
+{
+	get_bits(r, &s->ier, IER_MASK, "IER");
+	get_bits(r, &s->fcr, FCR_ENABLE | 0xc0, "FCR");
+	s->lcr = state_get_u8(r);
+	get_bits(r, &s->mcr, MCR_MASK, "MCR");
+	s->scr = state_get_u8(r);
+	s->dll = state_get_u8(r);
+	s->dlm = state_get_u8(r);
+	get_bits(r, &s->lsr_err, LSR_OE, "LSR error bits");
+	s->msr = state_get_u8(r);
+	if ((s->msr & ~MSR_DELTAS) != mcr_lines(s->mcr))
+		state_fail(r, "MSR lines %#x disagree with MCR %#x", s->msr & ~MSR_DELTAS, s->mcr);
+	s->thre_pending = state_get_bool(r);
+	s->rx_refused = state_get_bool(r);
+	/* THRE may be latched with ETBEI clear: every THR write latches it
+	 * (a polling driver's), and iir_id() reports it only once enabled. */
+}
+
+int ns16550_load(struct ns16550 *u, struct state_r *r)
+{
+	struct uart_saved *s = calloc(1, sizeof(*s));
+	if (!s) {
+		state_fail(r, "out of memory");
+		return state_r_finish(r);
+	}
+	load_regs(r, s);
+	s->rx_count = state_get_u32_max(r, NS16550_RX_BUF, "receive byte count");
+	state_get_bytes(r, s->rx, s->rx_count);
+	s->tx_count = state_get_u32_max(r, NS16550_TX_BUF, "output byte count");
+	state_get_bytes(r, s->tx, s->tx_count);
+	int rc = state_r_finish(r);
+	if (rc == 0) {
+		pthread_mutex_lock(&u->lock);
+		u->ier = s->ier;
+		u->fcr = s->fcr;
+		u->lcr = s->lcr;
+		u->mcr = s->mcr;
+		u->scr = s->scr;
+		u->dll = s->dll;
+		u->dlm = s->dlm;
+		u->lsr_err = s->lsr_err;
+		u->msr = s->msr;
+		u->thre_pending = s->thre_pending;
+		u->rx_refused = s->rx_refused;
+		memcpy(u->rx, s->rx, s->rx_count);
+		u->rx_head = 0;
+		u->rx_count = s->rx_count;
+		memcpy(u->tx, s->tx, s->tx_count);
+		u->tx_head = 0;
+		u->tx_count = s->tx_count;
+		irq_update(u);
+		pthread_mutex_unlock(&u->lock);
+	}
+	free(s);
+	return rc;
 }

@@ -42,6 +42,7 @@
 #include "devices/bus.h"
 #include "devices/irq.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 #define NS16550_NR_PORTS 8
 #define NS16550_RX_BUF   4096 /* bytes ns16550_input can hold, FIFO included */
@@ -98,5 +99,26 @@ uint64_t ns16550_dropped(struct ns16550 *u);
 /* Any thread: writes what the output buffer holds, as far as the output
  * fd takes it without waiting. Returns the bytes still held. */
 size_t ns16550_flush(struct ns16550 *u);
+
+/* Saved state (section "uart.com1" on the board), version
+ * NS16550_STATE_VERSION. A save captures every guest-visible register
+ * (IER, FCR, LCR, MCR, SCR, the divisor latch DLL/DLM, the sticky LSR
+ * error bits, MSR with its delta bits, the latched THRE interrupt), the
+ * receive buffer's bytes in order (the FIFO and what waits behind it),
+ * whether the event thread is owed rx_ready, and the output not yet
+ * written to the output fd (it goes to the new fd after a restore). The
+ * interrupt level is not stored: it follows from the registers.
+ *
+ * ns16550_save writes the payload of an open section; any thread, takes
+ * the lock. ns16550_load reads it back from @r, checks every value (IER,
+ * MCR and FCR bits that do not exist, LSR bits other than OE, byte counts
+ * beyond the buffers) and applies it only if the whole payload is valid
+ * (state_r_finish): else it returns -EINVAL with the reason in r->err and
+ * leaves the UART as it was. On success it drives the interrupt line to
+ * the restored level. Call before vCPUs run. */
+#define NS16550_STATE_VERSION 1
+void ns16550_save(struct ns16550 *u, struct state_w *w);
+__attribute__((warn_unused_result))
+int ns16550_load(struct ns16550 *u, struct state_r *r);
 
 #endif

@@ -416,3 +416,84 @@ void pci_host_destroy(struct pci_host *h)
 	pthread_mutex_destroy(&h->cfg_lock);
 	free(h);
 }
+
+/* --- saved state (see pci_host.h) --- */
+
+void pci_host_save(struct pci_host *h, struct state_w *w)
+{
+	pthread_mutex_lock(&h->cfg_lock);
+	state_put_u32(w, h->address);
+	uint8_t n = 0;
+	for (unsigned s = 0; s < PCI_HOST_SLOTS; s++)
+		n += h->fn[s].present;
+	state_put_u8(w, n);
+	for (unsigned s = 0; s < PCI_HOST_SLOTS; s++) {
+		if (!h->fn[s].present)
+			continue;
+		state_put_u8(w, (uint8_t)s);
+		state_put_bytes(w, h->fn[s].hdr, PCI_CFG_HEADER_END);
+	}
+	pthread_mutex_unlock(&h->cfg_lock);
+}
+
+/* Whether @hdr could be @f's header: read-only bits as created, BARs as
+ * the sizing rule leaves them. */
+static void check_header(struct state_r *r, const struct pci_fn *f, unsigned slot,
+			 const uint8_t *hdr)
+{
+	for (unsigned i = 0; i < PCI_CFG_HEADER_END; i++) {
+		if ((hdr[i] ^ f->power_on[i]) & ~f->wmask[i]) {
+			state_fail(r, "slot %u: config byte %#x is %#x, read-only bits say %#x "
+				   "(not the device this VM has there)", slot, i, hdr[i],
+				   f->power_on[i]);
+			return;
+		}
+	}
+	for (unsigned b = 0; b < PCI_HOST_BARS; b++) {
+		uint32_t v = le32_get(&hdr[PCI_CFG_BAR0 + 4 * b]);
+		if (f->bar_size[b] && (v & ((f->bar_size[b] - 1) | ~BAR_ADDR_MASK)))
+			state_fail(r, "slot %u: BAR%u is %#x, not aligned to its size %#x", slot, b,
+				   v, f->bar_size[b]);
+	}
+}
+
+int pci_host_load(struct pci_host *h, struct state_r *r)
+{
+	uint8_t hdr[PCI_HOST_SLOTS][PCI_CFG_HEADER_END];
+	bool seen[PCI_HOST_SLOTS] = { false };
+	uint32_t address = state_get_u32(r);
+	if (address & ~CONF1_ADDR_MASK)
+		state_fail(r, "config address is %#x: bits %#x do not exist", address,
+			   address & ~CONF1_ADDR_MASK);
+	unsigned n = state_get_u8(r);
+	pthread_mutex_lock(&h->cfg_lock);
+	for (unsigned i = 0; i < n && !r->failed; i++) {
+		unsigned s = state_get_u8(r);
+		state_get_bytes(r, hdr[s % PCI_HOST_SLOTS], PCI_CFG_HEADER_END);
+		if (r->failed)
+			break;
+		if (s >= PCI_HOST_SLOTS || !h->fn[s].present || seen[s]) {
+			state_fail(r, "slot %u: %s", s, s >= PCI_HOST_SLOTS ? "no such slot" :
+				   seen[s] ? "saved twice" : "no function there in this VM");
+			break;
+		}
+		seen[s] = true;
+		check_header(r, &h->fn[s], s, hdr[s]);
+	}
+	for (unsigned s = 0; s < PCI_HOST_SLOTS && !r->failed; s++)
+		if (h->fn[s].present && !seen[s])
+			state_fail(r, "slot %u (%s) is missing from the snapshot", s,
+				   h->fn[s].name ? h->fn[s].name : "?");
+	int rc = state_r_finish(r);
+	if (rc == 0) {
+		h->address = address;
+		for (unsigned s = 0; s < PCI_HOST_SLOTS; s++) {
+			if (!seen[s])
+				continue;
+			memcpy(h->fn[s].hdr, hdr[s], PCI_CFG_HEADER_END);
+			fn_update_decode(h, &h->fn[s]);
+		}
+	}
+	pthread_mutex_unlock(&h->cfg_lock);
+	return rc;
+}

@@ -41,6 +41,7 @@
 
 #include "devices/bus.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 #define PCI_HOST_CONFIG_PORTS 8
 #define PCI_HOST_SLOTS    32  /* slot 0 is the host bridge */
@@ -161,5 +162,26 @@ void pci_host_reset(struct pci_host *h);
 /* Frees the host; the buses must no longer dispatch to it (vCPUs stopped).
  * Calls no function callback. NULL is allowed. */
 void pci_host_destroy(struct pci_host *h);
+
+/* Saved state (section "pci-host"), version PCI_HOST_STATE_VERSION. A
+ * save captures the config address register and, for every function on
+ * the bus (the bridge included), its slot and its type-0 header: command
+ * register, BARs, cache line size, latency timer, interrupt line, and the
+ * read-only rest. A function's own config space [0x40, 0x100) and its
+ * BARs' contents are its own to save (virtio-pci: vmm/vm_virtio_state.h).
+ *
+ * pci_host_load takes the functions as created (the same slots, as the
+ * VM rebuilt them from the same config) and refuses a snapshot whose set
+ * of slots differs, a header whose read-only bits differ from the
+ * function's (another device in that slot), a BAR not aligned to its size
+ * or with type bits, and address register bits that do not exist. It
+ * applies nothing unless the whole payload is valid (-EINVAL, reason in
+ * r->err). Then every function's BARs decode where the snapshot had them
+ * (bar_remap reports each move), so load the host before the functions'
+ * own state. On the VM's thread, before vCPUs run. */
+#define PCI_HOST_STATE_VERSION 1
+void pci_host_save(struct pci_host *h, struct state_w *w);
+__attribute__((warn_unused_result))
+int pci_host_load(struct pci_host *h, struct state_r *r);
 
 #endif

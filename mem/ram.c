@@ -8,10 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mem/layout.h"
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -84,6 +88,59 @@ static int ram_map_anonymous(struct ram *r, const struct ram_opts *o,
 		munmap(want_end, (size_t)(end - want_end));
 	r->base = aligned;
 	return 0;
+}
+
+/* restore.prefault=on: the whole file into the page cache and mapped,
+ * read-only until the guest writes (shared with other VMs until then). */
+static int ram_prefault_read(struct ram *r, const struct ram_opts *o, const struct logger *lg)
+{
+	if (madvise(r->base, o->size, MADV_POPULATE_READ) == 0)
+		return 0;
+	if (errno != EINVAL) {
+		int e = errno;
+		log_err(lg, "mem", "restore.prefault=on: reading in %s: %s", o->file, strerror(e));
+		return -e;
+	}
+	/* kernels before 5.14: read each page */
+	for (uint64_t off = 0; off < o->size; off += r->page_size)
+		(void)((volatile uint8_t *)r->base)[off];
+	return 0;
+}
+
+/* Maps @o->file MAP_PRIVATE over an anonymous reservation aligned as
+ * ram_map_anonymous's (so THP stays possible for written pages). */
+static int ram_map_file(struct ram *r, const struct ram_opts *o, const struct logger *lg)
+{
+	if (o->hugepages != HUGEPAGES_OFF || o->numa_node >= 0) {
+		log_err(lg, "mem", "restore: guest RAM from a snapshot's memory file takes small "
+			"pages and no NUMA binding (mem_hugepages=off, mem_numa_node=none)");
+		return -EINVAL;
+	}
+	int fd = open(o->file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		log_err(lg, "mem", "restore: opening memory file %s: %s", o->file, strerror(e));
+		return -e;
+	}
+	struct stat st;
+	int rc = fstat(fd, &st) < 0 ? -errno : 0;
+	if (rc == 0 && (uint64_t)st.st_size != o->size) {
+		log_err(lg, "mem", "restore: memory file %s is %llu bytes, mem= says %llu",
+			o->file, (unsigned long long)st.st_size, (unsigned long long)o->size);
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		rc = ram_map_anonymous(r, o, lg);
+	if (rc == 0 && mmap(r->base, o->size, PROT_READ | PROT_WRITE,
+			    MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0) == MAP_FAILED) {
+		rc = -errno;
+		log_err(lg, "mem", "restore: mmap of memory file %s: %s", o->file, strerror(-rc));
+	}
+	close(fd); /* the mapping holds the file */
+	r->file_backed = true;
+	if (rc == 0 && o->file_prefault)
+		rc = ram_prefault_read(r, o, lg);
+	return rc;
 }
 
 static int ram_bind_node(struct ram *r, int node, const struct logger *lg)
@@ -173,13 +230,14 @@ int ram_create(struct ram *r, const struct ram_opts *o, const struct logger *lg)
 			(unsigned long long)o->size, (unsigned long long)(r->page_size >> 10));
 		return -EINVAL;
 	}
-	int rc = o->hugepages != HUGEPAGES_OFF ? ram_map_hugetlb(r, o, lg)
+	int rc = o->file ? ram_map_file(r, o, lg) :
+		 o->hugepages != HUGEPAGES_OFF ? ram_map_hugetlb(r, o, lg)
 					       : ram_map_anonymous(r, o, lg);
 	if (rc == 0 && o->numa_node >= 0)
 		rc = ram_bind_node(r, o->numa_node, lg);
 	if (rc == 0)
 		rc = ram_advise(r, o, lg);
-	if (rc == 0 && o->prefault)
+	if (rc == 0 && o->prefault && !o->file)
 		rc = ram_prefault(r, lg);
 	if (rc == 0)
 		rc = ram_add_regions(r);
@@ -215,6 +273,15 @@ int ram_discard(struct ram *r, uint64_t gpa, uint64_t len)
 	if (r->fd >= 0) {
 		if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)off, (off_t)len) < 0)
+			return -errno;
+		return 0;
+	}
+	/* MADV_DONTNEED on a private file mapping would bring the file's
+	 * page back, not zeroes: map fresh anonymous memory there instead
+	 * (KVM follows the change through its MMU notifier). */
+	if (r->file_backed) {
+		if (mmap(r->base + off, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0) == MAP_FAILED)
 			return -errno;
 		return 0;
 	}

@@ -25,6 +25,13 @@ struct ram_opts {
 	 * host's pool (see ram_can_give_back) */
 	bool hugepage_giveback;
 	const char *name;             /* for the memfd name and messages */
+	/* A restore: RAM is this file (a snapshot's memory file, exactly
+	 * @size bytes), mapped MAP_PRIVATE: pages load on first touch, clean
+	 * ones stay shared in the page cache among VMs restored from it, and a
+	 * guest's writes stay its own. Small pages only (no hugepages, no
+	 * NUMA binding). @file_prefault reads it all in at once. */
+	const char *file;
+	bool file_prefault;
 };
 
 struct ram {
@@ -35,6 +42,7 @@ struct ram {
 	uint64_t page_size;
 	int numa_node;
 	bool giveback;                /* ram_discard() may give memory back */
+	bool file_backed;             /* ram_opts.file: discard maps zeroes */
 };
 
 /* Maps guest RAM per @o and fills r->mem. Errors name the key concerned

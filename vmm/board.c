@@ -1,6 +1,8 @@
 /* The board table: kvmrun's PC, one row per platform device. */
 #include "vmm/board.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "mem/layout.h"
@@ -36,6 +38,12 @@ struct board_row {
 	void (*destroy)(struct board *b);
 	/* what the row alone cannot say; may be NULL */
 	void (*describe)(const struct board_row *row, struct acpi_params *p);
+	/* saved state: the section's name and version, and the device's
+	 * save/load of its payload; NULL: the device has no state */
+	const char *section;
+	uint32_t version;
+	void (*save)(const struct board *b, struct state_w *w);
+	int (*load)(struct board *b, struct state_r *r);
 };
 
 static struct irq_line row_line(const struct board *b, const struct board_row *row)
@@ -153,6 +161,17 @@ static void destroy_debug_exit(struct board *b)
 	b->debug_exit = NULL;
 }
 
+static void save_uart(const struct board *b, struct state_w *w) { ns16550_save(b->uart, w); }
+static void save_i8042(const struct board *b, struct state_w *w) { i8042_save(b->i8042, w); }
+static void save_rtc(const struct board *b, struct state_w *w) { mc146818_save(b->rtc, w); }
+static void save_acpi_pm(const struct board *b, struct state_w *w) { acpi_pm_save(b->acpi_pm, w); }
+static void save_pci(const struct board *b, struct state_w *w) { pci_host_save(b->pci, w); }
+static int load_uart(struct board *b, struct state_r *r) { return ns16550_load(b->uart, r); }
+static int load_i8042(struct board *b, struct state_r *r) { return i8042_load(b->i8042, r); }
+static int load_rtc(struct board *b, struct state_r *r) { return mc146818_load(b->rtc, r); }
+static int load_acpi_pm(struct board *b, struct state_r *r) { return acpi_pm_load(b->acpi_pm, r); }
+static int load_pci(struct board *b, struct state_r *r) { return pci_host_load(b->pci, r); }
+
 static bool has_pci(const struct board_opts *o) { return o->pci; }
 static bool has_debug_exit(const struct board_opts *o) { return o->debug_exit; }
 
@@ -187,20 +206,28 @@ static const struct board_row board_rows[] = {
 	{ .name = "serial (16550A)", .io = { { PORT_COM1, NS16550_NR_PORTS } },
 	  .irq = GSI_COM1, .gsi = GSI_COM1,
 	  .acpi_name = "COM1", .hid = "PNP0501", .eisa = true, .uid = 1,
-	  .create = create_uart, .destroy = destroy_uart },
+	  .create = create_uart, .destroy = destroy_uart,
+	  .section = "uart.com1", .version = NS16550_STATE_VERSION,
+	  .save = save_uart, .load = load_uart },
 	{ .name = "i8042", .io = { { PORT_I8042_DATA, 1 }, { PORT_I8042_CMD, 1 } },
 	  .irq = 1, .gsi = 1,
 	  .acpi_name = "PS2K", .hid = "PNP0303", .eisa = true, .uid = -1,
-	  .create = create_i8042, .destroy = destroy_i8042 },
+	  .create = create_i8042, .destroy = destroy_i8042,
+	  .section = "i8042", .version = I8042_STATE_VERSION,
+	  .save = save_i8042, .load = load_i8042 },
 	{ .name = "rtc (mc146818)", .io = { { PORT_RTC, MC146818_NR_PORTS } },
 	  .irq = 8, .gsi = 8,
 	  .acpi_name = "RTC", .hid = "PNP0B00", .eisa = true, .uid = -1,
-	  .create = create_rtc, .destroy = destroy_rtc },
+	  .create = create_rtc, .destroy = destroy_rtc,
+	  .section = "rtc", .version = MC146818_STATE_VERSION,
+	  .save = save_rtc, .load = load_rtc },
 	{ .name = "acpi-pm",
 	  .io = { { PORT_ACPI_PM1A_EVT, ACPI_PM1_EVT_LEN }, { PORT_ACPI_PM1A_CNT, ACPI_PM1_CNT_LEN },
 		  { PORT_ACPI_RESET, 1 } },
 	  .irq = GSI_ACPI_SCI, .gsi = GSI_ACPI_SCI, .level = true,
-	  .create = create_acpi_pm, .destroy = destroy_acpi_pm, .describe = describe_acpi_pm },
+	  .create = create_acpi_pm, .destroy = destroy_acpi_pm, .describe = describe_acpi_pm,
+	  .section = "acpi-pm", .version = ACPI_PM_STATE_VERSION,
+	  .save = save_acpi_pm, .load = load_acpi_pm },
 	{ .name = "debug-exit", .io = { { PORT_DEBUG_EXIT, DEBUG_EXIT_NR_PORTS } }, .irq = NO_IRQ,
 	  .present = has_debug_exit, .create = create_debug_exit, .destroy = destroy_debug_exit },
 	/* QEMU's pvpanic id, which Linux's pvpanic-mmio driver matches */
@@ -209,7 +236,9 @@ static const struct board_row board_rows[] = {
 	  .create = create_pvpanic, .destroy = destroy_pvpanic },
 	{ .name = "pci host bridge", .io = { { PORT_PCI_CONFIG, PCI_HOST_CONFIG_PORTS } },
 	  .irq = NO_IRQ, .present = has_pci,
-	  .create = create_pci, .destroy = destroy_pci, .describe = describe_pci },
+	  .create = create_pci, .destroy = destroy_pci, .describe = describe_pci,
+	  .section = "pci-host", .version = PCI_HOST_STATE_VERSION,
+	  .save = save_pci, .load = load_pci },
 };
 #define NR_ROWS (sizeof(board_rows) / sizeof(board_rows[0]))
 
@@ -279,4 +308,56 @@ void board_describe(const struct board_opts *o, struct acpi_params *p)
 		if (row->describe)
 			row->describe(row, p);
 	}
+}
+
+int board_save(const struct board *b, struct state_w *w)
+{
+	for (size_t i = 0; i < NR_ROWS; i++) {
+		const struct board_row *row = &board_rows[i];
+		if (!row->save || !row_present(row, &b->env.opts))
+			continue;
+		state_section_begin(w, row->section, row->version);
+		row->save(b, w);
+		state_section_end(w);
+	}
+	return w->oom ? -ENOMEM : 0;
+}
+
+/* One row's section: required where the board has the device, refused
+ * where it has not (the snapshot came from another board). */
+static int load_row(struct board *b, const struct board_row *row, const struct state_file *f,
+		    char *err, size_t len)
+{
+	struct state_r r;
+	int rc = state_section(f, row->section, row->version, &r, err, len);
+	bool present = row_present(row, &b->env.opts);
+	if (rc == -ENOENT) {
+		if (!present)
+			return 0;
+		snprintf(err, len, "section %s: missing (this VM has a %s)", row->section, row->name);
+		return -EINVAL;
+	}
+	if (rc < 0)
+		return rc;
+	if (!present) {
+		snprintf(err, len, "section %s: the snapshot has a %s, this VM has none",
+			 row->section, row->name);
+		return -EINVAL;
+	}
+	rc = row->load(b, &r);
+	if (rc < 0)
+		snprintf(err, len, "%s", r.err);
+	return rc;
+}
+
+int board_load(struct board *b, const struct state_file *f, char *err, size_t len)
+{
+	for (size_t i = 0; i < NR_ROWS; i++) {
+		if (!board_rows[i].load)
+			continue;
+		int rc = load_row(b, &board_rows[i], f, err, len);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }

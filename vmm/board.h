@@ -12,11 +12,13 @@
 #define KVMRUN_BOARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cpu/acpi.h"
 #include "devices/bus.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 /* The board's ports and GSIs, for the table and for tests that drive a
  * device where the board puts it. */
@@ -84,5 +86,27 @@ void board_destroy(struct board *b);
  * overrides to @p (CPUs and virtio-mmio slots are the caller's). Pure:
  * the VM and tests (acpi_dump) describe the same board. */
 void board_describe(const struct board_opts *o, struct acpi_params *p);
+
+/* Saved state: one section per stateful device of the board, named by its
+ * row ("uart.com1", "i8042", "rtc", "acpi-pm", "pci-host"), each with
+ * its device's own version; what each captures is in its header
+ * (devices/ns16550.h, i8042.h, mc146818.h, acpi_pm.h, pci_host.h). The
+ * PIT is KVM's (saved with the irqchip); pvpanic and debug-exit hold no
+ * state and have no section.
+ *
+ * board_save writes the sections (vCPUs paused). board_load reads them
+ * into a board that board_create built from the same options, with every
+ * PCI function already added, and before vCPUs run: a section missing
+ * for a device this board has, or present for one it lacks, or any
+ * invalid value, fails with -EINVAL and "section NAME: reason" in @err.
+ * Each device takes its section whole or not at all; on a failure the
+ * devices loaded before it keep their restored state (the caller
+ * abandons the VM). It drives the UART and SCI lines to their restored
+ * levels, so restore the irqchip after it. Load it before the virtio
+ * devices (vm_virtio_load): it places their PCI BARs. */
+__attribute__((warn_unused_result))
+int board_save(const struct board *b, struct state_w *w);
+__attribute__((warn_unused_result))
+int board_load(struct board *b, const struct state_file *f, char *err, size_t len);
 
 #endif

@@ -432,6 +432,8 @@ const struct key_def config_keys[] = {
 	VMK("metrics_file", metrics_file, T_PATH),
 	VMK("metrics_period", metrics_period_ms, T_SPECIAL,
 	    SPECIAL(config_set_period, config_print_period)),
+	VMK("restore", restore, T_PATH),
+	VMK("restore.prefault", restore_prefault, T_BOOL),
 
 	DISKK("path", path, T_PATH),
 	DISKK("readonly", readonly, T_BOOL),

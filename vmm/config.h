@@ -152,6 +152,8 @@ struct vm_config {
 	char *cgroup;                        /* cgroup=PATH, or NULL */
 	char *cgroup_cpu_max, *cgroup_memory_max, *cgroup_io_max; /* passthroughs, or NULL */
 	char *name;                          /* default "kvmrun" (never NULL) */
+	char *restore;                       /* restore=DIR: a snapshot directory, or NULL */
+	bool restore_prefault;               /* restore.prefault: read the memory file in */
 
 	bool metrics;                        /* default on: time requests, count exits */
 	char *metrics_file;                  /* append a metrics line per period, or NULL */
@@ -233,6 +235,19 @@ int config_check_host(struct vm_config *c, const struct config_host *h, struct c
  * and net device. Values that need it are quoted; relative paths are
  * printed joined to the cwd. */
 void config_print(const struct vm_config *c, FILE *out);
+
+/* restore=DIR (vmm/config_restore.c). A restored VM's configuration is
+ * the snapshot's: config_restore_load() reads DIR/config (what
+ * config_print wrote when the snapshot was taken) in place of a config
+ * file, and drops its control socket (the snapshotted VM may still hold
+ * it; give control= anew). Command-line arguments then override it, and
+ * config_restore_check() refuses every key given there that cannot change
+ * across a restore: only restore, restore.prefault, control, serial,
+ * serial.max_size, timeout, cpu_affinity, log_level, on_reboot, drop_caps,
+ * name, diskN.path (the same image: its size is checked), diskN.overlay*
+ * and netN.tap may be given. Both return 0 or -EINVAL (reported). */
+int config_restore_load(struct vm_config *c, const char *dir, struct config_diag *d);
+int config_restore_check(struct vm_config *c, struct config_diag *d);
 
 /* The value parsers (config_parse_size(), _bool(), _uint(), _mac()) and
  * config_fmt_size(), shared with tests: vmm/config_value.h. */

@@ -183,7 +183,7 @@ static void validate_misc(struct vm_config *c, struct config_diag *d)
 	const char *why;
 	char nb[80];
 
-	if (!c->kernel)
+	if (!c->kernel && !c->restore)
 		config_report_key(c, d, "kernel", "no kernel given; set kernel=PATH");
 	if (c->serial == SERIAL_FILE && (!c->serial_path || !*c->serial_path))
 		config_report_key(c, d, "serial", "file: needs a path");

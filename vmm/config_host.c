@@ -83,9 +83,9 @@ static void check_file(struct vm_config *c, struct config_diag *d, const char *k
 static void check_files(struct vm_config *c, struct config_diag *d)
 {
 	char key[32];
-	if (c->kernel)
+	if (c->kernel && !c->restore) /* a restore loads no kernel */
 		check_file(c, d, "kernel", c->kernel, USE_BOOT);
-	if (c->initrd)
+	if (c->initrd && !c->restore)
 		check_file(c, d, "initrd", c->initrd, USE_BOOT);
 	for (unsigned i = 0; i < CONFIG_MAX_DISKS; i++) {
 		const struct disk_config *dc = &c->disks[i];

@@ -27,8 +27,14 @@
  *                          (every field plain decimal; the list is in
  *                          vmm/metrics.h)
  *   stop                   ok stopping   (then the VM ends with exit code 0)
- *   help                   ok commands=status,memory,balloon,balloon-stats,metrics,
- *                          stop,help
+ *   pause                  ok state=paused   (every vCPU out of KVM_RUN and parked,
+ *                          virtio queues quiesced, the guest's clock stopped)
+ *   resume                 ok state=running
+ *   snapshot path=DIR      ok path=DIR   (only while paused; writes the snapshot
+ *                          directory, see README "Snapshots"; DIR relative to
+ *                          kvmrun's working directory)
+ *   help                   ok commands=status,memory,balloon,balloon-stats,metrics,stop,
+ *                          pause,resume,snapshot,help
  *
  * A malformed request (unknown command or key, a bad size, arguments to a
  * command that takes none, a NUL byte) is answered "error ..." and changes
@@ -62,7 +68,7 @@ struct control;
 
 /* What `status` says about the VM. */
 struct control_status {
-	const char *state;     /* "starting", "running", "stopping" */
+	const char *state;     /* "starting", "running", "paused", "stopping" */
 	const char *name;
 	unsigned cpus;
 	uint64_t mem;
@@ -88,6 +94,10 @@ struct control_ops {
 	void (*stop)(void *cookie);                              /* after "ok" is sent */
 	/* the metrics fields (vmm/metrics.h), each with a leading blank */
 	size_t (*metrics)(void *cookie, char *buf, size_t len);
+	/* 0, or -errno with the reason in @err */
+	int (*pause)(void *cookie, char *err, size_t len);
+	int (*resume)(void *cookie, char *err, size_t len);
+	int (*snapshot)(void *cookie, const char *dir, char *err, size_t len);
 };
 
 struct control_params {

@@ -292,6 +292,57 @@ static void cmd_stop(struct control *c, const struct request *q, struct resp *r)
 		resp_add(r, "ok stopping");
 }
 
+/* pause, resume and snapshot share one shape: a hook that says why not. */
+static void run_state_hook(struct resp *r, const char *cmd,
+			   int (*hook)(void *, char *, size_t), void *cookie, const char *ok)
+{
+	char why[256] = "";
+	if (!hook) {
+		resp_error(r, "%s: not supported by this VM", cmd);
+		return;
+	}
+	if (hook(cookie, why, sizeof(why)) < 0) {
+		resp_error(r, "%s: %s", cmd, why[0] ? why : "failed");
+		return;
+	}
+	resp_add(r, "ok state=%s", ok);
+}
+
+static void cmd_pause(struct control *c, const struct request *q, struct resp *r)
+{
+	if (req_check_args(q, no_args, r))
+		run_state_hook(r, "pause", c->ops->pause, c->cookie, "paused");
+}
+
+static void cmd_resume(struct control *c, const struct request *q, struct resp *r)
+{
+	if (req_check_args(q, no_args, r))
+		run_state_hook(r, "resume", c->ops->resume, c->cookie, "running");
+}
+
+static void cmd_snapshot(struct control *c, const struct request *q, struct resp *r)
+{
+	static const char *const allowed[] = { "path", NULL };
+	if (!req_check_args(q, allowed, r))
+		return;
+	const char *path = req_arg(q, "path");
+	if (!path || !*path) {
+		resp_error(r, "snapshot: give path=DIR");
+		return;
+	}
+	if (!c->ops->snapshot) {
+		resp_error(r, "snapshot: not supported by this VM");
+		return;
+	}
+	char why[256] = "";
+	if (c->ops->snapshot(c->cookie, path, why, sizeof(why)) < 0) {
+		resp_error(r, "snapshot: %s", why[0] ? why : "failed");
+		return;
+	}
+	resp_add(r, "ok");
+	resp_str(r, "path", path);
+}
+
 static void cmd_help(struct control *c, const struct request *q, struct resp *r);
 
 static const struct control_command {
@@ -304,6 +355,9 @@ static const struct control_command {
 	{ "balloon-stats", cmd_balloon_stats },
 	{ "metrics", cmd_metrics },
 	{ "stop", cmd_stop },
+	{ "pause", cmd_pause },
+	{ "resume", cmd_resume },
+	{ "snapshot", cmd_snapshot },
 	{ "help", cmd_help },
 };
 

@@ -22,6 +22,7 @@
 
 static const char usage_text[] =
 	"usage: kvmrun [--print-config | --check] [CONFIG_FILE] [KEY=VALUE ...]\n"
+	"       kvmrun [--print-config | --check] restore=SNAPSHOT_DIR [KEY=VALUE ...]\n"
 	"       kvmrun ctl SOCKET COMMAND [ARGS ...]\n"
 	"       kvmrun overlay-merge OVERLAY TARGET\n"
 	"       kvmrun --help | --version\n"
@@ -40,6 +41,20 @@ static const char usage_text[] =
 	"Keys and examples: see README.md and configs/.\n";
 
 enum mode { MODE_RUN, MODE_PRINT, MODE_CHECK };
+
+/* The value of a restore=DIR argument, or NULL. */
+static const char *restore_arg(int argc, char **argv)
+{
+	const char *dir = NULL;
+	bool options_done = false;
+	for (int i = 1; i < argc; i++) {
+		if (!options_done && strcmp(argv[i], "--") == 0)
+			options_done = true;
+		else if ((options_done || argv[i][0] != '-') && strncmp(argv[i], "restore=", 8) == 0)
+			dir = argv[i] + 8;
+	}
+	return dir && *dir ? dir : NULL;
+}
 
 static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *mode)
 {
@@ -66,7 +81,15 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *m
 			file = a;
 		}
 	}
-	if (file)
+	const char *restore = restore_arg(argc, argv);
+	if (restore && file) {
+		fprintf(stderr, "kvmrun: restore= takes the configuration from the snapshot; "
+			"give no config file ('%s'), only KEY=VALUE overrides\n", file);
+		return EXIT_USAGE;
+	}
+	if (restore)
+		(void)config_restore_load(cfg, restore, &diag);
+	else if (file)
 		(void)config_load_file(cfg, file, &diag);
 	unsigned pos = 0;
 	options_done = false;
@@ -81,6 +104,13 @@ static int parse_args(int argc, char **argv, struct vm_config *cfg, enum mode *m
 	if (!file && pos == 0) {
 		fputs(usage_text, stderr);
 		return EXIT_USAGE;
+	}
+	if (diag.errors == 0 && restore)
+		(void)config_restore_check(cfg, &diag);
+	if (!restore && cfg->restore) {
+		fprintf(stderr, "kvmrun: restore= is a command-line key: the snapshot brings its "
+			"own configuration (kvmrun restore=DIR [KEY=VALUE ...])\n");
+		diag.errors++;
 	}
 	if (diag.errors == 0)
 		(void)config_validate(cfg, &diag);

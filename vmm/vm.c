@@ -153,6 +153,8 @@ static int vm_map_ram(struct vm *vm)
 		.size = c->mem, .hugepages = c->mem_hugepages, .numa_node = c->mem_numa_node,
 		.prefault = c->mem_prefault, .thp = c->mem_thp, .merge = c->mem_merge,
 		.hugepage_giveback = c->balloon_hugepage_giveback, .name = c->name,
+		.file = vm->restore ? restore_memory_path(vm) : NULL,
+		.file_prefault = c->restore_prefault,
 	};
 	int rc = ram_create(&vm->ram, &o, &vm->log);
 	if (rc < 0)
@@ -249,7 +251,7 @@ static void control_hook_status(void *cookie, struct control_status *out)
 {
 	struct vm *vm = cookie;
 	out->state = atomic_load(&vm->exit_code) != -1 ? "stopping" :
-		     vm->running ? "running" : "starting";
+		     vm->paused ? "paused" : vm->running ? "running" : "starting";
 	out->name = vm->cfg->name;
 	out->cpus = vm->cfg->cpus;
 	out->mem = vm->cfg->mem;
@@ -285,6 +287,21 @@ static int control_hook_balloon_set(void *cookie, uint64_t bytes)
 	return rc;
 }
 
+static int control_hook_pause(void *cookie, char *err, size_t len)
+{
+	return vm_pause_why(cookie, err, len);
+}
+
+static int control_hook_resume(void *cookie, char *err, size_t len)
+{
+	return vm_resume_why(cookie, err, len);
+}
+
+static int control_hook_snapshot(void *cookie, const char *dir, char *err, size_t len)
+{
+	return vm_snapshot(cookie, dir, err, len);
+}
+
 static void control_hook_stop(void *cookie)
 {
 	vm_request_exit(cookie, EXIT_GUEST_POWEROFF, "stop on the control socket");
@@ -302,6 +319,9 @@ static const struct control_ops vm_control_ops = {
 	.balloon_get = control_hook_balloon_get,
 	.balloon_set = control_hook_balloon_set,
 	.stop = control_hook_stop,
+	.pause = control_hook_pause,
+	.resume = control_hook_resume,
+	.snapshot = control_hook_snapshot,
 };
 
 /* Creates vm->control: on cfg->control's socket, or with no socket at
@@ -405,7 +425,12 @@ int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, stru
 	if (!vm)
 		return -ENOMEM;
 	vm_init_fields(vm, cfg, opts);
-	int rc = vm_kick_setup(vm);
+	int rc = vcpu_env_init(&vm->env);
+	vm->env_ready = rc == 0;
+	if (rc == 0)
+		rc = vm_kick_setup(vm);
+	if (rc == 0 && cfg->restore)
+		rc = restore_open(vm); /* the whole snapshot checked before anything is built */
 	if (rc == 0)
 		rc = vm_jail_enter_cgroup(vm); /* before the RAM: it is charged there */
 	if (rc == 0)
@@ -427,10 +452,12 @@ int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, stru
 		rc = create_board(vm);
 	if (rc == 0)
 		rc = vm_virtio_create(vm);
-	if (rc == 0)
+	if (rc == 0 && !cfg->restore)
 		rc = vm_load_kernel(vm);
 	if (rc == 0)
 		rc = vm_create_vcpus(vm);
+	if (rc == 0 && cfg->restore)
+		rc = restore_apply(vm);
 	if (rc == 0)
 		rc = vm_metrics_start(vm);
 	if (rc == 0)
@@ -448,9 +475,11 @@ int vm_create_with(const struct vm_config *cfg, const struct vm_opts *opts, stru
 static int vm_start_vcpus(struct vm *vm)
 {
 	const char *what = NULL;
-	int rc = regs_setup_boot_cpu(vm->vcpus[0].fd, &vm->boot, &what);
+	int rc = vm->cfg->restore ? restore_start_clock(vm)
+				  : regs_setup_boot_cpu(vm->vcpus[0].fd, &vm->boot, &what);
 	if (rc < 0) {
-		log_err(&vm->log, "vcpu", "vcpu 0: %s: %s", what, strerror(-rc));
+		if (what)
+			log_err(&vm->log, "vcpu", "vcpu 0: %s: %s", what, strerror(-rc));
 		return rc;
 	}
 	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
@@ -464,6 +493,8 @@ static int vm_start_vcpus(struct vm *vm)
 static void vm_stop_vcpus(struct vm *vm)
 {
 	atomic_store(&vm->env.stop, true);
+	if (vm->env_ready)
+		vcpu_env_resume(&vm->env); /* wakes parked threads to see stop */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
@@ -586,6 +617,9 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm_metrics_stop(vm);
+	if (vm->env_ready)
+		vcpu_env_destroy(&vm->env);
+	restore_free(vm);
 	vm_virtio_destroy(vm);
 	board_destroy(&vm->board);
 	console_close(&vm->console);

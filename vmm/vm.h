@@ -27,6 +27,8 @@
 #ifndef KVMRUN_VM_H
 #define KVMRUN_VM_H
 
+#include <stddef.h>
+
 #include "vmm/config.h"
 
 struct vm;
@@ -73,6 +75,26 @@ void vm_request_exit(struct vm *vm, int code, const char *why);
 __attribute__((warn_unused_result))
 int vm_watch_fd(struct vm *vm, int fd, void (*cb)(struct vm *vm, int fd, void *cookie),
 		void *cookie);
+
+/* Pause and resume (event thread only, while vm_run runs: the control
+ * socket's hooks, or a vm_watch_fd callback). vm_pause makes every vCPU
+ * leave KVM_RUN and park, quiesces the virtio queues (no new kicks taken;
+ * requests in flight complete) and stops the guest's clock (KVM_GET_CLOCK),
+ * which vm_resume sets back (KVM_SET_CLOCK), so guest time does not jump.
+ * Return 0, -EALREADY (already paused / not paused), -EAGAIN (not
+ * running) or -ETIMEDOUT (a vCPU would not stop within 5 s). */
+__attribute__((warn_unused_result))
+int vm_pause(struct vm *vm);
+__attribute__((warn_unused_result))
+int vm_resume(struct vm *vm);
+
+/* Writes a snapshot of the paused VM into directory @dir (created if
+ * missing; its snapshot files replaced): the memory file, the state file
+ * and the header (README "Snapshots"). Returns 0, or -errno with the
+ * reason in @err: not paused, a device that cannot be snapshotted
+ * faithfully, an I/O error naming the file. Event thread only. */
+__attribute__((warn_unused_result))
+int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t err_len);
 
 void vm_destroy(struct vm *vm);
 

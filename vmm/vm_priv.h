@@ -35,6 +35,10 @@ struct control;
 struct net;
 struct vsock;
 
+struct restore;
+struct state_w;
+struct state_file;
+
 #define VM_MAX_VIRTIO 16  /* virtio devices of one VM, all kinds */
 
 #define VM_MAX_WATCHES 8
@@ -92,6 +96,12 @@ struct vm {
 
 	struct net *nets[CONFIG_MAX_NETS]; /* virtio-net devices (vm_virtio.c) */
 
+	bool env_ready;                 /* env's lock and cond exist */
+	bool paused;                    /* vm_pause() (vm_pause.c) */
+	uint64_t paused_clock;          /* KVM_GET_CLOCK at the pause; a restore's clock */
+	bool restore_clock;             /* restore_start_clock() still to set it */
+	struct restore *restore;        /* restore=DIR, until restore_apply is done */
+
 	struct virtio_balloon *balloon; /* balloon=on (vm_virtio.c) */
 	struct vsock *vsock;            /* vsock.cid=N (vm_virtio.c) */
 	struct control *control;        /* control=PATH (vm.c) */
@@ -132,5 +142,39 @@ int vm_jail_lock(struct vm *vm);
 int vm_jail_vcpu_thread(void *cookie, unsigned index);
 __attribute__((warn_unused_result))
 int vm_jail_event_thread(struct vm *vm);
+
+/* ---- pause, snapshot, restore ---- */
+
+/* vm_pause / vm_resume with the reason for a failure in @err (vm_pause.c). */
+__attribute__((warn_unused_result))
+int vm_pause_why(struct vm *vm, char *err, size_t len);
+__attribute__((warn_unused_result))
+int vm_resume_why(struct vm *vm, char *err, size_t len);
+
+/* restore=DIR (restore.c). restore_open reads and validates the whole
+ * snapshot (header, state file, memory file's size) into vm->restore
+ * before anything is created; restore_memory_path names its memory file
+ * for vm_map_ram; restore_apply, once the devices and vCPUs exist, loads
+ * the board's, the virtio devices', the VM's and the vCPUs' state.
+ * restore_free drops vm->restore (NULL: no-op). Errors are logged. */
+__attribute__((warn_unused_result))
+int restore_open(struct vm *vm);
+const char *restore_memory_path(const struct vm *vm);
+__attribute__((warn_unused_result))
+int restore_apply(struct vm *vm);
+/* Sets the snapshot's kvm-clock, right before the vCPUs first run. */
+__attribute__((warn_unused_result))
+int restore_start_clock(struct vm *vm);
+void restore_free(struct vm *vm);
+
+/* The virtio side of pause and snapshots (vm_virtio_state.c). quiesce:
+ * stop taking kicks, let requests in flight complete; unquiesce undoes it.
+ * can_snapshot: 0, or -ENOTSUP with why not in @why (vhost-net mid-flight).
+ * save/load: the virtio devices' state sections. */
+void vm_virtio_quiesce(struct vm *vm);
+void vm_virtio_unquiesce(struct vm *vm);
+int vm_virtio_can_snapshot(struct vm *vm, char *why, size_t len);
+int vm_virtio_save(struct vm *vm, struct state_w *w);
+int vm_virtio_load(struct vm *vm, const struct state_file *f, char *err, size_t len);
 
 #endif

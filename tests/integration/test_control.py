@@ -68,7 +68,7 @@ def test_running_vm(c: Checker) -> None:
                 f'status reports the RAM RSS (prefaulted: ~128M), page size, NUMA nodes, KSM ({rss >> 20} MiB)')
         r = kvmrun_ctl([vm.sock, 'help'])
         c.check('ctl help', r.rc == 0 and r.out.strip() ==
-                'ok commands=status,memory,balloon,balloon-stats,metrics,stop,help', r.out.strip(), r)
+                'ok commands=status,memory,balloon,balloon-stats,metrics,stop,pause,resume,snapshot,help', r.out.strip(), r)
         r = kvmrun_ctl([vm.sock, 'balloon', 'target=zzz'])
         c.check('ctl error', r.rc == 1 and r.out.startswith('error '),
                 f'an error response: exit 1 ({r.out.strip()})', r)

@@ -189,7 +189,7 @@ static void test_commands(void)
 	r = ask(&e, fd, "memory\n");
 	CHECK(starts(r, "ok ram=512M page_size=4K ram_rss=300M "));
 	CHECK_STREQ(ask(&e, fd, "help\n"),
-		    "ok commands=status,memory,balloon,balloon-stats,metrics,stop,help");
+		    "ok commands=status,memory,balloon,balloon-stats,metrics,stop,pause,resume,snapshot,help");
 	/* metrics: the hook's fields after "ok", nothing else; no arguments */
 	CHECK_STREQ(ask(&e, fd, "metrics\n"), "ok vcpu0.exits_io=3 disk0.read_bytes=4096");
 	CHECK(starts(ask(&e, fd, "metrics all=1\n"), "error metrics takes no arguments"));
