@@ -137,6 +137,9 @@ struct net_backend_ops {
 	void (*irq_changed)(struct net_pair *p);
 	/* A new tap fd replaced p->fd under a running device. */
 	void (*tap_replaced)(struct net_pair *p);
+	/* Snapshots: return every chain popped ahead and not used (receive
+	 * buffers) to the ring, unused (vq_unpop), so the device holds none. */
+	void (*give_back)(struct net_pair *p);
 };
 
 extern const struct net_backend_ops userspace_ops;     /* net/userspace.c */

@@ -25,7 +25,9 @@ static void on_kick(void *cookie, uint32_t events)
 		return;
 	pthread_mutex_lock(&d->lock);
 	qs->kicks++;
-	if (virtio_dev_live(d) && qs->vq && qs->enabled)
+	if (d->quiesced) {
+		/* dropped: virtio_dev_unquiesce re-kicks every queue */
+	} else if (virtio_dev_live(d) && qs->vq && qs->enabled)
 		d->ops->notify(d, q);
 	else if (qs->vq && qs->enabled && !(d->status & VIRTIO_STATUS_DRIVER_OK))
 		qs->kicked_early = true; /* seen again at DRIVER_OK: virtio_dev_set_status */
@@ -341,4 +343,25 @@ void virtio_intx_unwire(struct virtio_dev *d, struct virtio_intx *x)
 	if (x->resample_fd >= 0)
 		close(x->resample_fd);
 	virtio_intx_init(x);
+}
+
+void virtio_dev_quiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = true;
+	if (virtio_dev_live(d) && d->ops->quiesce)
+		d->ops->quiesce(d, true);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_dev_unquiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = false;
+	if (virtio_dev_live(d) && d->ops->quiesce)
+		d->ops->quiesce(d, false);
+	for (unsigned i = 0; i < d->nr_queues; i++)
+		if (d->queues[i].enabled && d->queues[i].vq)
+			virtio_dev_rekick(d, i);
+	pthread_mutex_unlock(&d->lock);
 }
