@@ -344,24 +344,3 @@ void virtio_intx_unwire(struct virtio_dev *d, struct virtio_intx *x)
 		close(x->resample_fd);
 	virtio_intx_init(x);
 }
-
-void virtio_dev_quiesce(struct virtio_dev *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->quiesced = true;
-	if (virtio_dev_live(d) && d->ops->quiesce)
-		d->ops->quiesce(d, true);
-	pthread_mutex_unlock(&d->lock);
-}
-
-void virtio_dev_unquiesce(struct virtio_dev *d)
-{
-	pthread_mutex_lock(&d->lock);
-	d->quiesced = false;
-	if (virtio_dev_live(d) && d->ops->quiesce)
-		d->ops->quiesce(d, false);
-	for (unsigned i = 0; i < d->nr_queues; i++)
-		if (d->queues[i].enabled && d->queues[i].vq)
-			virtio_dev_rekick(d, i);
-	pthread_mutex_unlock(&d->lock);
-}

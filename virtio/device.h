@@ -157,7 +157,7 @@ struct virtio_dev {
 	uint8_t isr;
 	uint32_t config_generation;
 	uint16_t config_msix_vector;
-	bool quiesced;                 /* kicks are dropped (virtio_dev_quiesce) */
+	bool quiesced;                 /* kicks are dropped (device_state.h) */
 	unsigned nr_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 	struct log_ratelimit rl;
@@ -202,13 +202,6 @@ void virtio_dev_needs_reset(struct virtio_dev *d, const char *why);
 void virtio_dev_config_changed(struct virtio_dev *d);
 bool virtio_dev_has_feature(const struct virtio_dev *d, unsigned bit);
 bool virtio_dev_live(const struct virtio_dev *d); /* DRIVER_OK, not NEEDS_RESET */
-
-/* Snapshots, event thread. quiesce: kicks are no longer served (they are
- * dropped) and the model finishes its in-flight work (ops->quiesce).
- * unquiesce: serves kicks again and re-kicks every enabled queue, so a
- * kick dropped meanwhile is not lost. */
-void virtio_dev_quiesce(struct virtio_dev *d);
-void virtio_dev_unquiesce(struct virtio_dev *d);
 
 /* Writes 1 to the eventfd @fd (none if negative); a failure is logged,
  * rate-limited, as "@what: error". Any thread. */

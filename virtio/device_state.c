@@ -6,10 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATUS_BITS (VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | \
-		     VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK | \
-		     VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED)
-
 static void save_queue(const struct virtio_queue *q, struct state_w *w)
 {
 	state_put_u16(w, q->size);
@@ -106,21 +102,21 @@ static void read_queue(struct virtio_dev *d, struct state_r *r, unsigned i, unsi
 		check_rings(d, r, i, qs, q->max_size);
 }
 
+/* What virtio_dev_set_status and set_driver_features guarantee: DRIVER_OK
+ * only with FEATURES_OK, and FEATURES_OK only over features the device
+ * offered and accepted. Before FEATURES_OK the accepted features are just
+ * what the driver wrote, and other status bits are the driver's. */
 static void check_status(struct virtio_dev *d, struct state_r *r, const struct virtio_dev_state *st)
 {
-	if (st->status & ~STATUS_BITS)
-		state_fail(r, "status 0x%x: bits 0x%x do not exist", st->status,
-			   st->status & ~STATUS_BITS);
-	else if ((st->status & VIRTIO_STATUS_DRIVER_OK) &&
-		 !(st->status & VIRTIO_STATUS_FEATURES_OK))
+	bool features_ok = st->status & VIRTIO_STATUS_FEATURES_OK;
+	if ((st->status & VIRTIO_STATUS_DRIVER_OK) && !features_ok)
 		state_fail(r, "status 0x%x: DRIVER_OK without FEATURES_OK", st->status);
-	else if (st->guest_features & ~d->host_features)
+	else if (features_ok && (st->guest_features & ~d->host_features))
 		state_fail(r, "accepted features 0x%llx: 0x%llx not offered",
 			   (unsigned long long)st->guest_features,
 			   (unsigned long long)(st->guest_features & ~d->host_features));
-	else if ((st->status & VIRTIO_STATUS_FEATURES_OK) &&
-		 (!(st->guest_features >> VIRTIO_F_VERSION_1 & 1) ||
-		  (d->ops->features_ok && !d->ops->features_ok(d, st->guest_features))))
+	else if (features_ok && (!(st->guest_features >> VIRTIO_F_VERSION_1 & 1) ||
+		 (d->ops->features_ok && !d->ops->features_ok(d, st->guest_features))))
 		state_fail(r, "accepted features 0x%llx: the device refuses them",
 			   (unsigned long long)st->guest_features);
 	else if (st->isr & ~(VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG))
@@ -240,4 +236,25 @@ int virtio_dev_can_snapshot(struct virtio_dev *d, char *why, size_t len)
 		return 0;
 	snprintf(why, len, "%s: %s", d->name, no);
 	return -ENOTSUP;
+}
+
+void virtio_dev_quiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = true;
+	if (virtio_dev_live(d) && d->ops->quiesce)
+		d->ops->quiesce(d, true);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_dev_unquiesce(struct virtio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->quiesced = false;
+	if (virtio_dev_live(d) && d->ops->quiesce)
+		d->ops->quiesce(d, false);
+	for (unsigned i = 0; i < d->nr_queues; i++)
+		if (d->queues[i].enabled && d->queues[i].vq)
+			virtio_dev_rekick(d, i);
+	pthread_mutex_unlock(&d->lock);
 }

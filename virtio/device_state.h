@@ -15,9 +15,9 @@
  * A load is two passes over the same bytes. virtio_dev_load_check reads
  * and checks everything against the device as created and changes
  * nothing: the same device id, queue count, max sizes and offered
- * features; status bits that exist, DRIVER_OK only with FEATURES_OK,
- * accepted features within those offered and acceptable to the model,
- * ISR bits that exist; MSI-X vectors below @nr_vectors (0: the transport
+ * features; DRIVER_OK only with FEATURES_OK, and with FEATURES_OK
+ * accepted features within those offered and acceptable to the model
+ * (before it they are whatever the driver wrote); ISR bits that exist; MSI-X vectors below @nr_vectors (0: the transport
  * has none) or VIRTIO_MSI_NO_VECTOR; for a queue with rings: a power-of-
  * two size up to its max, rings inside guest RAM and aligned (vq_setup),
  * indices that agree (vq_indices_valid); then the model's checks. Once
@@ -72,6 +72,13 @@ void virtio_dev_load_check(struct virtio_dev *d, struct state_r *r, unsigned nr_
  * NEEDS_RESET, as after a failed DRIVER_OK). */
 __attribute__((warn_unused_result))
 int virtio_dev_load_apply(struct virtio_dev *d, struct state_r *r, unsigned nr_vectors);
+
+/* Event thread. quiesce: kicks are no longer served (they are dropped)
+ * and the model finishes its in-flight work (ops->quiesce). unquiesce:
+ * serves kicks again and re-kicks every enabled queue, so a kick dropped
+ * meanwhile is not lost. Each takes d->lock. */
+void virtio_dev_quiesce(struct virtio_dev *d);
+void virtio_dev_unquiesce(struct virtio_dev *d);
 
 /* 0, or -ENOTSUP with the reason in @why: the model refuses (vhost-net
  * running the rings in the kernel, I/O still in flight). d->lock held. */

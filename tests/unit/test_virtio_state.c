@@ -651,7 +651,7 @@ static void test_hostile_fields(void)
 	refused_at(&s, CORE + 4, 3, 4, "3 queues");
 	refused_at(&s, CORE + 8, 1, 8, "features 0x1");
 	refused_at(&s, CORE + 16, 0x04, 1, "DRIVER_OK without FEATURES_OK");
-	refused_at(&s, CORE + 16, 0x2f, 1, "do not exist");
+	refused_at(&s, CORE + 16, 0x07, 1, "DRIVER_OK without FEATURES_OK");
 	refused_at(&s, CORE + 17, 0x04, 1, "ISR");
 	refused_at(&s, CORE + 18, (1ull << 32) | (1ull << 40), 8, "not offered");
 	refused_at(&s, CORE + 18, 0, 8, "refuses them");
