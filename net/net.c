@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "net/netdev.h"
+#include "virtio/device_state.h"
 
 #define OFFLOAD_FEATURES ((1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | \
 	(1ull << VIRTIO_NET_F_GUEST_TSO4) | (1ull << VIRTIO_NET_F_GUEST_TSO6) | \
@@ -100,7 +101,9 @@ static void on_tap(void *cookie, uint32_t events)
 	struct net *n = p->n;
 	pthread_mutex_lock(&n->dev.lock);
 	n->st.tap_wakeups++;
-	if (events & (EPOLLERR | EPOLLHUP))
+	if (n->dev.quiesced)
+		netdev_watch(p, 0); /* paused: unquiesce watches it again */
+	else if (events & (EPOLLERR | EPOLLHUP))
 		net_tap_gone(n, events & EPOLLERR ? "EPOLLERR" : "EPOLLHUP");
 	else
 		n->ops->tap_ready(p);
@@ -416,7 +419,73 @@ static void net_notify(struct virtio_dev *d, unsigned q)
 		n->ops->notify(&n->pairs[pair], q % 2);
 }
 
+/* ---- snapshots ---- */
+
+/* Paused: the tap is not read and nothing popped ahead stays with us;
+ * resumed: the pair state is applied again (the core re-kicks the
+ * queues, which reads the tap). */
+static void net_quiesce(struct virtio_dev *d, bool on)
+{
+	struct net *n = net_of(d);
+	if (!on) {
+		pairs_apply(n);
+		return;
+	}
+	for (unsigned i = 0; i < n->max_pairs; i++) {
+		netdev_watch(&n->pairs[i], 0);
+		if (n->ops->give_back)
+			n->ops->give_back(&n->pairs[i]);
+	}
+}
+
+static const char *net_snapshot_refusal(struct virtio_dev *d)
+{
+	struct net *n = net_of(d);
+	if (n->ops->kind == NET_BACKEND_VHOST && (d->status & VIRTIO_STATUS_DRIVER_OK))
+		return "vhost-net runs its rings in the host kernel, whose ring state is not "
+		       "saved: snapshot with netN.vhost=off";
+	return NULL;
+}
+
+/* The MAC (to recognise the device) and the active queue pairs; the link
+ * status follows the tap, which is opened again as at boot. */
+static void net_state_save(struct virtio_dev *d, struct state_w *w)
+{
+	struct net *n = net_of(d);
+	state_put_bytes(w, n->config.mac, sizeof(n->config.mac));
+	state_put_u32(w, n->active_pairs);
+}
+
+static void net_state_load(struct virtio_dev *d, struct state_r *r,
+			   const struct virtio_dev_state *core, bool apply)
+{
+	struct net *n = net_of(d);
+	uint8_t mac[6];
+	state_get_bytes(r, mac, sizeof(mac));
+	uint32_t pairs = state_get_u32(r);
+	if (apply) {
+		n->active_pairs = pairs;
+		pairs_apply(n);
+		return;
+	}
+	bool mq = core->guest_features >> VIRTIO_NET_F_MQ & 1;
+	if (r->failed)
+		return;
+	if (memcmp(mac, n->config.mac, sizeof(mac)) != 0)
+		state_fail(r, "MAC %02x:%02x:%02x:%02x:%02x:%02x, this device's differs", mac[0],
+			   mac[1], mac[2], mac[3], mac[4], mac[5]);
+	else if (pairs < 1 || pairs > (mq ? n->max_pairs : 1))
+		state_fail(r, "%u active queue pairs, at most %u", pairs, mq ? n->max_pairs : 1);
+	for (unsigned q = 0; q < core->nr_queues && !r->failed; q++)
+		if (core->q[q].has_rings && core->q[q].ix.inflight)
+			state_fail(r, "queue %u: %u chains in flight", q, core->q[q].ix.inflight);
+}
+
 static const struct virtio_dev_ops net_ops = {
+	.quiesce = net_quiesce,
+	.snapshot_refusal = net_snapshot_refusal,
+	.state_save = net_state_save,
+	.state_load = net_state_load,
 	.features = 0, /* per device, set in host_features after init */
 	.config_size = sizeof(struct virtio_net_config),
 	.config_read = net_config_read,

@@ -142,6 +142,9 @@ struct net_backend_ops {
 	/* net_create(): set up n->rx_limit and n->tx_limit (bytes a second
 	 * each way); -errno. NULL: the backend cannot limit. */
 	int (*limits)(struct net *n, uint64_t bandwidth, uint64_t burst);
+	/* Snapshots: return every chain popped ahead and not used (receive
+	 * buffers) to the ring, unused (vq_unpop), so the device holds none. */
+	void (*give_back)(struct net_pair *p);
 };
 
 extern const struct net_backend_ops userspace_ops;     /* net/userspace.c */

@@ -373,7 +373,21 @@ static int userspace_limits(struct net *n, uint64_t bandwidth, uint64_t burst)
 	return rc;
 }
 
+/* The receive chains popped ahead go back to the ring, still unused: the
+ * next pops return them again. */
+static void userspace_give_back(struct net_pair *p)
+{
+	struct vq *vq = p->n->dev.queues[2 * p->index].vq;
+	if (!p->rx || !p->rx->nr_chains)
+		return;
+	if (!vq || vq_unpop(vq, p->rx->nr_chains) < 0)
+		log_warn(p->n->plat->log, p->n->short_name, "queue pair %u: %u receive buffers "
+			 "could not be given back", p->index, p->rx->nr_chains);
+	userspace_reset(p);
+}
+
 const struct net_backend_ops userspace_ops = {
+	.give_back = userspace_give_back,
 	.name = "userspace",
 	.kind = NET_BACKEND_USERSPACE,
 	.tap_events = EPOLLIN, /* the event thread reads the tap */

@@ -6,6 +6,7 @@
  * backing page is discarded when the count reaches page_size / 4 KiB.
  * Discards of consecutive pages in one chain are merged into one call. */
 #include "virtio/balloon.h"
+#include "virtio/device_state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -546,7 +547,141 @@ static void balloon_reset(struct virtio_dev *d)
 	b->cfg.actual = 0;
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+static void balloon_quiesce(struct virtio_dev *d, bool on)
+{
+	struct virtio_balloon *b = d->priv;
+	if (b->stats_q >= 0)
+		timer_arm(b, !on); /* no stats request while paused */
+}
+
+static uint64_t bitmap_words(const struct virtio_balloon *b)
+{
+	return (b->nr_pfns + 63) / 64;
+}
+
+/* What the device holds: the target and actual size, which pages are in
+ * the balloon, the driver's stats buffer if it is with us, and the last
+ * statistics. */
+static void balloon_state_save(struct virtio_dev *d, struct state_w *w)
+{
+	struct virtio_balloon *b = d->priv;
+	state_put_u32(w, b->cfg.num_pages);
+	state_put_u32(w, b->cfg.actual);
+	state_put_u64(w, bitmap_words(b));
+	for (uint64_t i = 0; i < bitmap_words(b); i++)
+		state_put_u64(w, b->bitmap[i]);
+	state_put_bool(w, b->stats_held);
+	state_put_u16(w, b->stats_head);
+	state_put_bool(w, b->info.stats_valid);
+	for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		state_put_u64(w, b->info.stats.val[i]);
+	state_put_u32(w, b->info.stats.valid);
+	state_put_u32(w, b->info.stats.unknown);
+}
+
+/* Every page in the saved balloon lies in guest RAM. */
+static void check_bitmap_word(struct virtio_balloon *b, struct state_r *r, uint64_t i,
+			      uint64_t word)
+{
+	for (unsigned bit = 0; word && bit < 64 && !r->failed; bit++, word >>= 1)
+		if ((word & 1) && !pfn_ok(b, i * 64 + bit))
+			state_fail(r, "inflated page 0x%llx is not guest RAM",
+				   (unsigned long long)(i * 64 + bit));
+}
+
+/* The stats buffer is the only chain the balloon keeps. */
+static void check_inflight(struct state_r *r, const struct virtio_dev_state *core, int stats_q,
+			   bool held, uint16_t head)
+{
+	for (unsigned q = 0; q < core->nr_queues && !r->failed; q++) {
+		const struct virtio_queue_state *qs = &core->q[q];
+		uint32_t want = (int)q == stats_q && held ? 1 : 0;
+		uint32_t got = qs->has_rings ? qs->ix.inflight : 0;
+		if (got != want)
+			state_fail(r, "queue %u: %u chains in flight, the balloon holds %u", q, got,
+				   want);
+		else if (want && head >= qs->size)
+			state_fail(r, "stats buffer head %u, queue size %u", head, qs->size);
+	}
+	if (held && stats_q < 0 && !r->failed)
+		state_fail(r, "a stats buffer held without a stats queue");
+}
+
+/* Recounts what the bitmap implies: inflated and discarded bytes, and
+ * the inflated 4 KiB pages of each backing page. */
+static void recount(struct virtio_balloon *b)
+{
+	uint64_t pages = 0;
+	if (b->unit_count)
+		memset(b->unit_count, 0, (size_t)b->nr_units * sizeof(uint32_t));
+	b->info.discarded = 0;
+	for (uint64_t pfn = 0; pfn < b->nr_pfns; pfn++) {
+		if (!bit_test(b, pfn))
+			continue;
+		pages++;
+		if (!b->discard)
+			continue;
+		if (!b->unit_count) {
+			b->info.discarded += VIRTIO_BALLOON_PAGE_SIZE;
+			continue;
+		}
+		uint64_t unit = (pfn << VIRTIO_BALLOON_PFN_SHIFT) / b->page_size;
+		if (++b->unit_count[unit] == b->pages_per_unit)
+			b->info.discarded += b->page_size;
+	}
+	b->info.inflated = pages * VIRTIO_BALLOON_PAGE_SIZE;
+}
+
+static void balloon_state_load(struct virtio_dev *d, struct state_r *r,
+			       const struct virtio_dev_state *core, bool apply)
+{
+	struct virtio_balloon *b = d->priv;
+	uint32_t num_pages = state_get_u32(r), actual = state_get_u32(r);
+	uint64_t words = state_get_u64(r);
+	if (!r->failed && words != bitmap_words(b)) {
+		state_fail(r, "a page bitmap of %llu words, this VM's RAM needs %llu",
+			   (unsigned long long)words, (unsigned long long)bitmap_words(b));
+		return;
+	}
+	if (!r->failed && (uint64_t)num_pages << VIRTIO_BALLOON_PFN_SHIFT > b->ram_size)
+		state_fail(r, "target of %u pages is more than guest RAM", num_pages);
+	for (uint64_t i = 0; i < words && !r->failed; i++) {
+		uint64_t word = state_get_u64(r);
+		if (apply)
+			b->bitmap[i] = word;
+		else
+			check_bitmap_word(b, r, i, word);
+	}
+	bool held = state_get_bool(r);
+	uint16_t head = state_get_u16(r);
+	struct balloon_stats st = { 0 };
+	bool stats_valid = state_get_bool(r);
+	for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+		st.val[i] = state_get_u64(r);
+	st.valid = state_get_u32(r);
+	st.unknown = state_get_u32(r);
+	int stats_q = core->guest_features >> VIRTIO_BALLOON_F_STATS_VQ & 1 ? 2 : -1;
+	if (!apply) {
+		if (!r->failed)
+			check_inflight(r, core, stats_q, held, head);
+		return;
+	}
+	b->cfg.num_pages = num_pages;
+	b->cfg.actual = actual;
+	b->stats_held = held;
+	b->stats_head = head;
+	b->info.stats_valid = stats_valid;
+	b->info.stats = st;
+	b->stats_ns = now_ns();
+	recount(b);
+}
+
 static const struct virtio_dev_ops balloon_ops_template = {
+	.quiesce = balloon_quiesce,
+	.state_save = balloon_state_save,
+	.state_load = balloon_state_load,
 	.config_size = sizeof(struct virtio_balloon_config),
 	.config_read = balloon_config_read,
 	.config_write = balloon_config_write,

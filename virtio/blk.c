@@ -17,6 +17,7 @@
  * 64 queues of 256 misaligned requests would otherwise make the host
  * allocate 4 GiB. Requests past the total wait on bounce_wait, FIFO). */
 #include "virtio/blk.h"
+#include "virtio/device_state.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -453,6 +454,8 @@ static unsigned blk_queue_run(struct virtio_blk *b, struct blk_queue *q)
 {
 	struct vq *vq = blk_vq(b, q);
 	unsigned popped = 0;
+	if (b->dev.quiesced)
+		return 0; /* virtio_dev_unquiesce re-kicks every queue */
 	q->stalled = false;
 	if (!vq)
 		return 0;
@@ -779,11 +782,91 @@ static void blk_fill_config(struct virtio_blk *b)
 	}
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+#define BLK_DRAIN_WAITS 30 /* seconds without a completion before giving up */
+
+/* Completes everything in flight to the guest (used rings, interrupts)
+ * and pops nothing new (blk_queue_run sees dev.quiesced). */
+static void blk_drain(struct virtio_blk *b)
+{
+	unsigned idle = 0;
+	bounce_resume(b);
+	blk_submit(b);
+	while ((engine_inflight(b->eng) || b->bounce_wait) && idle < BLK_DRAIN_WAITS) {
+		struct pollfd p = { .fd = engine_event_fd(b->eng), .events = POLLIN };
+		int r = poll(&p, 1, 1000);
+		if (r < 0 && errno != EINTR) {
+			log_err(b->plat->log, b->name, "waiting for I/O to pause: poll: %s",
+				strerror(errno));
+			return;
+		}
+		idle = r == 0 ? idle + 1 : 0;
+		blk_reap(b); /* completes, starts bounced requests, submits */
+	}
+	if (idle == BLK_DRAIN_WAITS)
+		log_err(b->plat->log, b->name, "%u requests still in flight after %d s",
+			engine_inflight(b->eng), BLK_DRAIN_WAITS);
+}
+
+static void blk_quiesce_op(struct virtio_dev *d, bool on)
+{
+	if (on)
+		blk_drain(d->priv);
+}
+
+static const char *blk_snapshot_refusal(struct virtio_dev *d)
+{
+	struct virtio_blk *b = d->priv;
+	if (engine_inflight(b->eng) || b->bounce_wait)
+		return "I/O still in flight (quiesce first)";
+	for (unsigned i = 0; i < b->nr_queues; i++) {
+		struct vq *vq = blk_vq(b, &b->queues[i]);
+		struct vq_indices ix = { 0 };
+		if (vq)
+			vq_get_indices(vq, &ix);
+		if (ix.inflight)
+			return "requests still in flight (quiesce first)";
+	}
+	return NULL;
+}
+
+/* The config space is the disk's (its size, limits): saved to recognise
+ * the image on load. Nothing is in flight once quiesced. */
+static void blk_state_save(struct virtio_dev *d, struct state_w *w)
+{
+	struct virtio_blk *b = d->priv;
+	state_put_bytes(w, &b->cfg, sizeof(b->cfg));
+}
+
+static void blk_state_load(struct virtio_dev *d, struct state_r *r,
+			   const struct virtio_dev_state *core, bool apply)
+{
+	struct virtio_blk *b = d->priv;
+	struct virtio_blk_config cfg;
+	state_get_bytes(r, &cfg, sizeof(cfg));
+	if (apply || r->failed)
+		return;
+	if (cfg.capacity != b->cfg.capacity)
+		state_fail(r, "the disk has %llu sectors, the snapshot's had %llu",
+			   (unsigned long long)b->cfg.capacity, (unsigned long long)cfg.capacity);
+	else if (memcmp(&cfg, &b->cfg, sizeof(cfg)) != 0)
+		state_fail(r, "the disk's config space (block size, limits, queues) differs "
+			   "from the snapshot's");
+	for (unsigned i = 0; i < core->nr_queues && !r->failed; i++)
+		if (core->q[i].has_rings && core->q[i].ix.inflight)
+			state_fail(r, "queue %u: %u requests in flight", i, core->q[i].ix.inflight);
+}
+
 static const struct virtio_dev_ops blk_ops_template = {
 	.config_size = sizeof(struct virtio_blk_config),
 	.config_read = blk_config_read,
 	.notify = blk_notify,
 	.reset = blk_reset,
+	.quiesce = blk_quiesce_op,
+	.snapshot_refusal = blk_snapshot_refusal,
+	.state_save = blk_state_save,
+	.state_load = blk_state_load,
 };
 
 /* ------------------------------------------------------------- lifecycle */

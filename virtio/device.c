@@ -25,7 +25,9 @@ static void on_kick(void *cookie, uint32_t events)
 		return;
 	pthread_mutex_lock(&d->lock);
 	qs->kicks++;
-	if (virtio_dev_live(d) && qs->vq && qs->enabled)
+	if (d->quiesced) {
+		/* dropped: virtio_dev_unquiesce re-kicks every queue */
+	} else if (virtio_dev_live(d) && qs->vq && qs->enabled)
 		d->ops->notify(d, q);
 	else if (qs->vq && qs->enabled && !(d->status & VIRTIO_STATUS_DRIVER_OK))
 		qs->kicked_early = true; /* seen again at DRIVER_OK: virtio_dev_set_status */

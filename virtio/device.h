@@ -22,6 +22,7 @@
 #include "mem/guest_mem.h"
 #include "lib/evloop.h"
 #include "lib/log.h"
+#include "lib/state.h"
 
 /* 2.1 Device Status Field */
 #define VIRTIO_STATUS_ACKNOWLEDGE        1
@@ -46,6 +47,7 @@
 
 struct vq;
 struct virtio_dev;
+struct virtio_dev_state;
 
 /* What the VM provides; all return 0 or -errno. */
 struct virtio_platform {
@@ -105,6 +107,24 @@ struct virtio_dev_ops {
 	 * MSI-X vector, the table entry or MSI-X enable): re-query
 	 * tops->queue_irqfd. dev->lock held, vCPU thread. */
 	void (*irq_changed)(struct virtio_dev *d);
+
+	/* Snapshots (virtio/device_state.h); all optional, dev->lock held.
+	 * quiesce(d, true), event thread, device live: stop working on its
+	 * own (a tap read, a timer) and finish what is in flight into the
+	 * used rings, so the device holds nothing a save would miss;
+	 * quiesce(d, false): start again (the core then re-kicks every
+	 * queue). */
+	void (*quiesce)(struct virtio_dev *d, bool on);
+	/* Why the device cannot be saved faithfully now, or NULL. */
+	const char *(*snapshot_refusal)(struct virtio_dev *d);
+	/* The model's own part of the device's saved state, after the
+	 * core's. state_load reads it back: with !@apply it only checks it
+	 * (against @core, the core state being loaded; no side effects);
+	 * with @apply (the same bytes, once checked) it sets it, after the
+	 * core state is applied and the device re-activated. */
+	void (*state_save)(struct virtio_dev *d, struct state_w *w);
+	void (*state_load)(struct virtio_dev *d, struct state_r *r,
+			   const struct virtio_dev_state *core, bool apply);
 };
 
 struct virtio_queue {
@@ -137,6 +157,7 @@ struct virtio_dev {
 	uint8_t isr;
 	uint32_t config_generation;
 	uint16_t config_msix_vector;
+	bool quiesced;                 /* kicks are dropped (device_state.h) */
 	unsigned nr_queues;
 	struct virtio_queue queues[VIRTIO_MAX_QUEUES];
 	struct log_ratelimit rl;

@@ -1,4 +1,5 @@
 #include "virtio/mmio.h"
+#include "virtio/device_state.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -255,4 +256,52 @@ int virtio_mmio_cmdline(uint64_t base, unsigned gsi, char *buf, size_t cap)
 	int n = snprintf(buf + used, cap - used, " virtio_mmio.device=4K@0x%llx:%u",
 			 (unsigned long long)base, gsi);
 	return (n < 0 || (size_t)n >= cap - used) ? -ENOSPC : 0;
+}
+
+/* ---- saved state (see mmio.h) ---- */
+
+void virtio_mmio_save(struct virtio_mmio *m, struct state_w *w)
+{
+	pthread_mutex_lock(&m->d->lock);
+	state_put_u32(w, m->device_features_sel);
+	state_put_u32(w, m->driver_features_sel);
+	state_put_u32(w, m->queue_sel);
+	virtio_dev_save(m->d, w);
+	pthread_mutex_unlock(&m->d->lock);
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, struct state_r *r)
+{
+	struct virtio_dev *d = m->d;
+	struct virtio_dev_state *st = calloc(1, sizeof(*st));
+	if (!st) {
+		state_fail(r, "out of memory");
+		return state_r_finish(r);
+	}
+	pthread_mutex_lock(&d->lock);
+	struct state_r check = *r;
+	for (int i = 0; i < 3; i++)
+		(void)state_get_u32(&check); /* any selector value is a register's */
+	virtio_dev_load_check(d, &check, 0, st);
+	int rc = state_r_finish(&check);
+	if (rc < 0) {
+		*r = check;
+	} else {
+		m->device_features_sel = state_get_u32(r);
+		m->driver_features_sel = state_get_u32(r);
+		m->queue_sel = state_get_u32(r);
+		rc = virtio_dev_load_apply(d, r, 0);
+		if (d->isr)
+			raise_irq(m);
+		int fin = state_r_finish(r);
+		rc = rc < 0 ? rc : fin;
+	}
+	pthread_mutex_unlock(&d->lock);
+	free(st);
+	return rc;
+}
+
+struct virtio_dev *virtio_mmio_dev(const struct virtio_mmio *m)
+{
+	return m->d;
 }

@@ -10,6 +10,7 @@
 
 #include "devices/bus.h"
 #include "virtio/device.h"
+#include "lib/state.h"
 
 struct virtio_mmio;
 
@@ -20,6 +21,22 @@ __attribute__((warn_unused_result))
 int virtio_mmio_create(struct bus *mmio, uint64_t base, unsigned gsi,
 		       struct virtio_dev *d, struct virtio_mmio **out);
 void virtio_mmio_destroy(struct virtio_mmio *m);
+
+/* Saved state (the payload of the device's section, version
+ * VIRTIO_MMIO_STATE_VERSION): the three selector registers
+ * (DeviceFeaturesSel, DriverFeaturesSel, QueueSel), then the device
+ * (virtio/device_state.h). virtio_mmio_load checks the whole payload
+ * before it changes anything, applies it to a transport as created, and
+ * raises the interrupt again when ISR says one is owed. Returns 0, or
+ * -EINVAL with "section NAME: reason" in r->err, or the activation's
+ * error. Before vCPUs run. */
+#define VIRTIO_MMIO_STATE_VERSION 1
+void virtio_mmio_save(struct virtio_mmio *m, struct state_w *w);
+__attribute__((warn_unused_result))
+int virtio_mmio_load(struct virtio_mmio *m, struct state_r *r);
+
+/* The device the transport carries. */
+struct virtio_dev *virtio_mmio_dev(const struct virtio_mmio *m);
 
 /* Appends " virtio_mmio.device=4K@0xBASE:GSI" to @buf (NUL-terminated,
  * capacity @cap); -ENOSPC if it does not fit. */

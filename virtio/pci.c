@@ -27,7 +27,7 @@
 
 /* ---- INTx ---- */
 
-static void intx_raise(struct virtio_pci *vp)
+void vpci_intx_raise(struct virtio_pci *vp)
 {
 	pci_host_set_intx_status(vp->host, vp->slot, true);
 	if (pci_host_command(vp->host, vp->slot) & PCI_COMMAND_INTX_DISABLE)
@@ -46,7 +46,7 @@ static void on_resample(void *cookie, uint32_t events)
 		return;
 	pthread_mutex_lock(&vp->d->lock);
 	if (vp->d->isr && !msix_enabled(&vp->msix))
-		intx_raise(vp);
+		vpci_intx_raise(vp);
 	pthread_mutex_unlock(&vp->d->lock);
 }
 
@@ -58,7 +58,7 @@ static void tr_signal_queue(struct virtio_dev *d, unsigned q)
 	if (msix_enabled(&vp->msix))
 		msix_fire(&vp->msix, q < d->nr_queues ? d->queues[q].msix_vector : VIRTIO_MSI_NO_VECTOR);
 	else
-		intx_raise(vp);
+		vpci_intx_raise(vp);
 }
 
 static void tr_signal_config(struct virtio_dev *d)
@@ -67,7 +67,7 @@ static void tr_signal_config(struct virtio_dev *d)
 	if (msix_enabled(&vp->msix))
 		msix_fire(&vp->msix, d->config_msix_vector);
 	else
-		intx_raise(vp);
+		vpci_intx_raise(vp);
 }
 
 static int kick_set(struct virtio_pci *vp, unsigned q, bool on)
@@ -604,3 +604,4 @@ void virtio_pci_destroy(struct virtio_pci *vp)
 	}
 	free(vp);
 }
+

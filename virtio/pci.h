@@ -43,6 +43,7 @@
 
 #include "devices/pci_host.h"
 #include "virtio/device.h"
+#include "lib/state.h"
 
 #define VIRTIO_PCI_VENDOR_ID    0x1af4
 #define VIRTIO_PCI_DEVICE_BASE  0x1040
@@ -106,6 +107,30 @@ unsigned virtio_pci_slot(const struct virtio_pci *vp);
  * and the transport (selectors, MSI-X table masked and disabled, PBA and
  * INTx cleared). Call after pci_host_reset(), vCPUs paused. */
 void virtio_pci_reset(struct virtio_pci *vp);
+
+/* Saved state (the payload of the device's section, version
+ * VIRTIO_PCI_STATE_VERSION): the transport's registers (the feature and
+ * queue selectors, the capability list in config space [0x40, 0x100)
+ * with the PCI-config-access window and MSI-X Message Control, the MSI-X
+ * table and PBA), then the device (virtio/device_state.h). The type-0
+ * header, BAR0's place included, is the PCI host's (devices/pci_host.h).
+ *
+ * virtio_pci_load checks the whole payload first and changes nothing
+ * unless all of it is valid: read-only config bytes as created, MSI-X
+ * table entries with no reserved bits, PBA bits of vectors that exist,
+ * then the device's checks. Then it applies it to a function as created
+ * (BAR0 already where the host put it back): the device continues (see
+ * virtio_dev_load_apply), unmasked MSI-X vectors are routed again, and an
+ * interrupt still owed (ISR set, INTx) is raised again. Returns 0, or
+ * -EINVAL with "section NAME: reason" in r->err, or the activation's
+ * error. d->lock taken inside; before vCPUs run. */
+#define VIRTIO_PCI_STATE_VERSION 1
+void virtio_pci_save(struct virtio_pci *vp, struct state_w *w);
+__attribute__((warn_unused_result))
+int virtio_pci_load(struct virtio_pci *vp, struct state_r *r);
+
+/* The device the function carries. */
+struct virtio_dev *virtio_pci_dev(const struct virtio_pci *vp);
 
 /* Takes the function off the PCI host, detaches kicks and interrupts and
  * frees the transport; the device stays initialised (uninit it after).

@@ -1,6 +1,7 @@
 /* Inside the virtio-pci transport (virtio/pci.c): configuration space,
  * common configuration, BAR0, INTx, and the MSI-X state virtio/pci_msix.c
- * keeps. Nothing outside virtio/pci.c includes this. */
+ * keeps. Nothing outside virtio/pci.c and virtio/pci_state.c (its saved
+ * state) includes this. */
 #ifndef KVMRUN_VIRTIO_PCI_PRIV_H
 #define KVMRUN_VIRTIO_PCI_PRIV_H
 
@@ -37,5 +38,8 @@ static inline bool vpci_inside(uint64_t off, unsigned len, uint64_t base, uint64
 {
 	return off >= base && off - base + len <= size;
 }
+
+/* Raises INTA# (unless the command register disables it); d->lock held. */
+void vpci_intx_raise(struct virtio_pci *vp);
 
 #endif

@@ -140,6 +140,37 @@ bool vq_should_notify(struct vq *q);
 /* Why the queue broke (a static string), or NULL if it is not broken. */
 const char *vq_error(const struct vq *q);
 
+/* Saved state of a ready queue: where the device is in the rings. The
+ * driver's side (avail->idx, the descriptors) is guest memory. */
+struct vq_indices {
+	uint16_t last_avail;  /* next avail->ring slot to consume */
+	uint16_t used_idx;    /* used->idx as the device last published it */
+	uint32_t inflight;    /* chains popped and not yet pushed */
+};
+
+void vq_get_indices(const struct vq *q, struct vq_indices *out);
+
+/* Whether @ix can be the state of a ready queue of @size entries: at most
+ * @size chains in flight, and exactly last_avail - used_idx of them (each
+ * pop advances last_avail, each push used_idx). Pure. */
+bool vq_indices_valid(const struct vq_indices *ix, uint32_t size);
+
+/* Continues a queue just made ready by vq_setup() from @ix (which
+ * vq_indices_valid() accepted), as if it had popped and pushed so far; it
+ * counts as having notified up to used_idx. Returns 0, or -EINVAL (not
+ * ready, @ix invalid) leaving the queue as it was. */
+__attribute__((warn_unused_result))
+int vq_set_indices(struct vq *q, const struct vq_indices *ix);
+
+/* Gives back the last @n chains popped and not pushed, unused, as if they
+ * had never been popped: the next pops return them again (their heads are
+ * still in the avail ring, which the driver cannot refill before they are
+ * used). For a device that pops ahead (virtio-net's receive buffers) and
+ * must hold nothing while it is saved. Returns 0, or -EINVAL if fewer
+ * than @n chains are in flight. */
+__attribute__((warn_unused_result))
+int vq_unpop(struct vq *q, uint32_t n);
+
 /* The rings as vq_setup() validated them: host pointers into guest RAM,
  * each ring wholly in one region and aligned, and the Queue Size. For a
  * backend that runs the queue itself (vhost-net), so that it is handed
