@@ -828,6 +828,14 @@ static const char *blk_snapshot_refusal(struct virtio_dev *d)
 		if (ix.inflight)
 			return "requests still in flight (quiesce first)";
 	}
+	/* The guest's page cache may hold what it wrote; a restored VM gets
+	 * its overlay anew, and would read the base under those pages. */
+	struct engine_stats st;
+	engine_get_stats(b->eng, &st);
+	if (strcmp(engine_name(b->eng), "overlay") == 0 &&
+	    st.writes + st.discards + st.write_zeroes)
+		return "its overlay holds the guest's writes, which a snapshot does not keep "
+		       "(snapshot before the guest writes to the disk)";
 	return NULL;
 }
 

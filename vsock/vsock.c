@@ -47,7 +47,16 @@ static void vsock_irq_changed(struct virtio_dev *d)
 		v->ops->irq_changed(v);
 }
 
+/* Connections live in the host kernel (vhost) or in kvmrun's sockets
+ * (userspace), and neither is saved. */
+static const char *vsock_snapshot_refusal(struct virtio_dev *d)
+{
+	(void)d;
+	return "vsock connections are not saved: snapshot a VM without vsock.cid";
+}
+
 static const struct virtio_dev_ops vsock_ops = {
+	.snapshot_refusal = vsock_snapshot_refusal,
 	.features = 0, /* 5.10.3: no stream feature bits; SEQPACKET is not offered */
 	.config_size = sizeof(struct vsock_config),
 	.config_read = vsock_config_read,
