@@ -11,19 +11,31 @@
 
 static const char *const vm_keys_allowed[] = {
 	"restore", "restore.prefault", "control", "serial", "serial.max_size", "timeout",
-	"cpu_affinity", "log_level", "on_reboot", "drop_caps", "name", NULL,
+	"cpu_affinity", "log_level", "on_reboot", "drop_caps", "name",
+	/* the host's side of a job: its jail, limits and counters */
+	"seccomp", "user", "group", "landlock", "cgroup", "cgroup.cpu_max", "cgroup.memory_max",
+	"cgroup.io_max", "metrics", "metrics_file", "metrics_period", NULL,
 };
+
+static const char *const disk_keys_allowed[] = {
+	"path", "iops", "iops_burst", "bandwidth", "bandwidth_burst", NULL,
+};
+
+static bool in(const char *const *list, const char *name)
+{
+	for (const char *const *a = list; *a; a++)
+		if (strcmp(*a, name) == 0)
+			return true;
+	return false;
+}
 
 static bool allowed(const struct key_def *k)
 {
 	if (k->group == G_DISK)
-		return strcmp(k->name, "path") == 0 || strncmp(k->name, "overlay", 7) == 0;
+		return in(disk_keys_allowed, k->name) || strncmp(k->name, "overlay", 7) == 0;
 	if (k->group == G_NET)
-		return strcmp(k->name, "tap") == 0;
-	for (const char *const *a = vm_keys_allowed; *a; a++)
-		if (strcmp(*a, k->name) == 0)
-			return true;
-	return false;
+		return strcmp(k->name, "tap") == 0 || strncmp(k->name, "bandwidth", 9) == 0;
+	return in(vm_keys_allowed, k->name);
 }
 
 int config_restore_load(struct vm_config *c, const char *dir, struct config_diag *d)
