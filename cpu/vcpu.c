@@ -272,11 +272,11 @@ static void pin(struct vcpu *v)
 /* A kick that interrupted KVM_RUN stays pending once KVM_RUN returns
  * (the thread blocks the signal outside it), and every later KVM_RUN would
  * return EINTR at once: take it off the queue. */
-static void eat_kicks(void)
+static void eat_kicks(const struct vcpu *v)
 {
 	sigset_t set;
 	sigemptyset(&set);
-	sigaddset(&set, vcpu_kick_signal());
+	sigaddset(&set, v->env->kick_signal);
 	struct timespec zero = { 0, 0 };
 	while (sigtimedwait(&set, NULL, &zero) >= 0)
 		;
@@ -292,7 +292,7 @@ static void complete_pending_exit(struct vcpu *v)
 		log_warn(v->env->log, "vcpu", "vcpu %u: completing an exit before parking: %s",
 			 v->index, strerror(errno));
 	v->run->immediate_exit = 0;
-	eat_kicks();
+	eat_kicks(v);
 }
 
 static void park(struct vcpu *v)
@@ -332,6 +332,7 @@ static void *vcpu_thread(void *arg)
 	}
 	if (v->env->thread_start && v->env->thread_start(v->env->cookie, v->index) < 0) {
 		v->env->guest_exit(v->env->cookie, EXIT_VMM_ERROR, "vcpu thread set-up");
+		thread_exited(v);
 		return NULL;
 	}
 	while (!atomic_load(&v->env->stop)) {
@@ -341,7 +342,7 @@ static void *vcpu_thread(void *arg)
 		}
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR) {
-				eat_kicks();
+				eat_kicks(v);
 				continue;
 			}
 			if (errno == EAGAIN)
