@@ -81,18 +81,26 @@ bool seccomp_available(void)
 	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) >= 0 && seccomp_api_get() >= 1;
 }
 
+/* Spelled out, not SCMP_An(): clang's -Wmissing-field-initializers rejects
+ * the macros' three-field compound literal when datum_b is left out. */
+static struct scmp_arg_cmp arg_cmp(unsigned arg, enum scmp_compare op, scmp_datum_t a,
+				   scmp_datum_t b)
+{
+	return (struct scmp_arg_cmp){ .arg = arg, .op = op, .datum_a = a, .datum_b = b };
+}
+
 static int add_rule(scmp_filter_ctx ctx, const struct seccomp_rule *r)
 {
 	switch (r->check) {
 	case SC_IOCTL: /* the kernel's cmd is an unsigned int: compare 32 bits */
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
-					SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, r->val));
+					arg_cmp(1, SCMP_CMP_MASKED_EQ, 0xffffffffu, r->val));
 	case SC_NO_EXEC:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
-					SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+					arg_cmp(2, SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 	case SC_ARG0:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 1,
-					SCMP_A0(SCMP_CMP_EQ, r->val));
+					arg_cmp(0, SCMP_CMP_EQ, r->val, 0));
 	case SC_ANY:
 	default:
 		return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r->nr, 0);

@@ -240,7 +240,13 @@ def boot(c: kvmtest.Checker, ns: Namespace, args: list[str], tag: str) -> Vm | N
     if not c.check(f'{tag}: guest up', up, 'tap0 exists and the guest printed its ip'):
         print(vm.describe())
         return None
-    ns.host_side('tap0')
+    try:
+        ns.host_side('tap0')
+    except subprocess.CalledProcessError as e:
+        # the tap goes away with kvmrun: say what became of it
+        c.check(f'{tag}: host side of tap0', False, f'{" ".join(e.cmd)}: {e.stderr.strip()}')
+        print(vm.describe())
+        return None
     return vm
 
 
