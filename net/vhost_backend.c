@@ -36,7 +36,7 @@ static void on_vhost_err(void *cookie, uint32_t events)
 	pthread_mutex_lock(&n->dev.lock);
 	n->st.needs_reset++;
 	virtio_dev_needs_reset(&n->dev, "vhost-net found a malformed ring");
-	vhost_stop(&p->vhost);
+	vhost_net_stop(&p->vhost);
 	pthread_mutex_unlock(&n->dev.lock);
 }
 
@@ -67,7 +67,7 @@ static int vhost_backend_start(struct net_pair *p)
 			.kick_fd = q->kick_fd, .call_fd = call_fd_of(p, j), .err_fd = p->err_fd,
 		};
 	}
-	int rc = vhost_start(&p->vhost, d->guest_features, r, p->fd);
+	int rc = vhost_net_start(&p->vhost, d->guest_features, r, p->fd);
 	if (rc < 0) {
 		log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: %s", p->index,
 			strerror(-rc));
@@ -85,10 +85,10 @@ static int vhost_backend_start(struct net_pair *p)
 static int vhost_backend_open(struct net *n)
 {
 	for (unsigned i = 0; i < n->max_pairs; i++) {
-		int rc = vhost_open(&n->pairs[i].vhost, n->plat->mem);
+		int rc = vhost_net_open(&n->pairs[i].vhost, n->plat->mem);
 		if (rc < 0) {
 			for (unsigned j = 0; j < i; j++)
-				vhost_close(&n->pairs[j].vhost);
+				vhost_net_close(&n->pairs[j].vhost);
 			return rc;
 		}
 	}
@@ -97,12 +97,12 @@ static int vhost_backend_open(struct net *n)
 
 static void vhost_backend_close(struct net_pair *p)
 {
-	vhost_close(&p->vhost);
+	vhost_net_close(&p->vhost);
 }
 
 static uint64_t vhost_backend_offer(const struct net_pair *p, uint64_t features)
 {
-	return vhost_offer_mask(features, p->vhost.features);
+	return vhost_net_offer(features, p->vhost.features);
 }
 
 static int vhost_backend_setup(struct net_pair *p)
@@ -150,7 +150,7 @@ static void vhost_backend_teardown(struct net_pair *p)
 
 static void vhost_backend_reset(struct net_pair *p)
 {
-	vhost_stop(&p->vhost);
+	vhost_net_stop(&p->vhost);
 }
 
 /* vhost reads the kicks itself: stop the event thread waking for them. */
@@ -186,7 +186,7 @@ static void vhost_backend_tap_replaced(struct net_pair *p)
 {
 	struct net *n = p->n;
 	int rc;
-	if (p->vhost.running && (rc = vhost_set_backend(&p->vhost, p->fd)) < 0)
+	if (p->vhost.running && (rc = vhost_net_set_backend(&p->vhost, p->fd)) < 0)
 		log_err(n->plat->log, n->short_name, "vhost-net queue pair %u: new tap: %s",
 			p->index, strerror(-rc));
 }

@@ -11,8 +11,6 @@
  * VHOST_VSOCK_SET_RUNNING 1; per device reset RUNNING 0 and the rings
  * stopped. */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/vhost.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -21,6 +19,7 @@
 #include <unistd.h>
 
 #include "virtio/queue.h"
+#include "virtio/vhost.h"
 #include "vsock/vsockdev.h"
 
 /* Ring features vhost must implement itself: offered only where it does. */
@@ -37,9 +36,7 @@ struct vh_call {
 
 struct vh {
 	struct vsock *v;
-	int fd;
-	uint64_t features;      /* VHOST_GET_FEATURES */
-	bool running;
+	struct vhost vh;
 	struct vh_call call[2];
 	int err_fd;
 };
@@ -64,18 +61,11 @@ static void on_call(void *cookie, uint32_t events)
 
 static void vh_stop(struct vh *h)
 {
-	if (h->fd < 0 || !h->running)
+	if (h->vh.fd < 0 || !h->vh.running)
 		return;
 	int off = 0;
-	(void)ioctl(h->fd, VHOST_VSOCK_SET_RUNNING, &off);
-	for (unsigned i = 0; i < 2; i++) {
-		struct vhost_vring_state s = { .index = i };
-		(void)ioctl(h->fd, VHOST_GET_VRING_BASE, &s);
-		struct vhost_vring_file f = { .index = i, .fd = -1 };
-		(void)ioctl(h->fd, VHOST_SET_VRING_KICK, &f);
-		(void)ioctl(h->fd, VHOST_SET_VRING_CALL, &f);
-	}
-	h->running = false;
+	(void)ioctl(h->vh.fd, VHOST_VSOCK_SET_RUNNING, &off);
+	vhost_rings_stop(&h->vh, 2);
 }
 
 static void on_err(void *cookie, uint32_t events)
@@ -118,29 +108,9 @@ static void vh_close(struct vsock *v)
 		evloop_del(v->plat->loop, h->err_fd);
 		close(h->err_fd);
 	}
-	if (h->fd >= 0)
-		close(h->fd);
+	vhost_close(&h->vh);
 	free(h);
 	v->be = NULL;
-}
-
-/* The memory table: every RAM region (guest-physical, size, host). */
-static int set_mem_table(struct vh *h)
-{
-	const struct guest_mem *m = h->v->plat->mem;
-	struct vhost_memory *t = calloc(1, sizeof(*t) + m->nr_regions * sizeof(t->regions[0]));
-	if (!t)
-		return -ENOMEM;
-	t->nregions = m->nr_regions;
-	for (unsigned i = 0; i < m->nr_regions; i++)
-		t->regions[i] = (struct vhost_memory_region){
-			.guest_phys_addr = m->regions[i].gpa,
-			.memory_size = m->regions[i].size,
-			.userspace_addr = (uintptr_t)m->regions[i].host,
-		};
-	int rc = ioctl(h->fd, VHOST_SET_MEM_TABLE, t) < 0 ? -errno : 0;
-	free(t);
-	return rc;
 }
 
 static int vh_open(struct vsock *v)
@@ -149,29 +119,19 @@ static int vh_open(struct vsock *v)
 	struct vh *h = calloc(1, sizeof(*h));
 	if (!h)
 		return -ENOMEM;
-	*h = (struct vh){ .v = v, .err_fd = -1,
+	*h = (struct vh){ .v = v, .vh = { .fd = -1 }, .err_fd = -1,
 			  .call = { { h, 0, -1 }, { h, 1, -1 } } };
 	v->be = h;
-	h->fd = open("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
-	if (h->fd < 0) {
-		int e = errno;
+	const char *what = "open";
+	int rc = vhost_open(&h->vh, "/dev/vhost-vsock", v->plat->mem, &what);
+	if (rc < 0 && strcmp(what, "open") == 0) {
 		vh_close(v);
-		return -e; /* the caller says what this means */
-	}
-	const char *what = "VHOST_SET_OWNER";
-	int rc = ioctl(h->fd, VHOST_SET_OWNER, NULL) < 0 ? -errno : 0;
-	if (rc == 0) {
-		what = "VHOST_GET_FEATURES";
-		rc = ioctl(h->fd, VHOST_GET_FEATURES, &h->features) < 0 ? -errno : 0;
-	}
-	if (rc == 0) {
-		what = "VHOST_SET_MEM_TABLE";
-		rc = set_mem_table(h);
+		return rc; /* the caller says what this means */
 	}
 	if (rc == 0) {
 		what = "VHOST_VSOCK_SET_GUEST_CID";
 		uint64_t cid = v->config.guest_cid;
-		rc = ioctl(h->fd, VHOST_VSOCK_SET_GUEST_CID, &cid) < 0 ? -errno : 0;
+		rc = ioctl(h->vh.fd, VHOST_VSOCK_SET_GUEST_CID, &cid) < 0 ? -errno : 0;
 	}
 	if (rc < 0) {
 		log_err(lg, "vsock", "/dev/vhost-vsock: %s: %s%s", what, strerror(-rc),
@@ -211,30 +171,7 @@ static int vh_setup(struct vsock *v)
 
 static uint64_t vh_offer(struct vsock *v, uint64_t features)
 {
-	return features & ~(VHOST_RING_FEATURES & ~vh_of(v)->features);
-}
-
-static int ring_setup(struct vh *h, unsigned i, const struct vq_rings *r, int kick_fd)
-{
-	struct vhost_vring_state num = { .index = i, .num = r->size };
-	struct vhost_vring_state base = { .index = i, .num = 0 };
-	struct vhost_vring_addr addr = {
-		.index = i,
-		.desc_user_addr = (uintptr_t)r->desc,
-		.avail_user_addr = (uintptr_t)r->avail,
-		.used_user_addr = (uintptr_t)r->used,
-	};
-	struct vhost_vring_file kick = { .index = i, .fd = kick_fd };
-	struct vhost_vring_file err = { .index = i, .fd = h->err_fd };
-	struct vhost_vring_file call = { .index = i, .fd = call_fd_of(h, i) };
-	if (ioctl(h->fd, VHOST_SET_VRING_NUM, &num) < 0 ||
-	    ioctl(h->fd, VHOST_SET_VRING_BASE, &base) < 0 ||
-	    ioctl(h->fd, VHOST_SET_VRING_ADDR, &addr) < 0 ||
-	    ioctl(h->fd, VHOST_SET_VRING_KICK, &kick) < 0 ||
-	    ioctl(h->fd, VHOST_SET_VRING_ERR, &err) < 0 ||
-	    ioctl(h->fd, VHOST_SET_VRING_CALL, &call) < 0)
-		return -errno;
-	return 0;
+	return vhost_offer_mask(features, VHOST_RING_FEATURES, vh_of(v)->vh.features);
 }
 
 static int vh_start(struct vsock *v)
@@ -252,18 +189,22 @@ static int vh_start(struct vsock *v)
 			return -EINVAL;
 		}
 	}
-	uint64_t f = d->guest_features & VHOST_RING_FEATURES;
-	int rc = ioctl(h->fd, VHOST_SET_FEATURES, &f) < 0 ? -errno : 0;
+	int rc = vhost_set_features(&h->vh, d->guest_features & VHOST_RING_FEATURES);
 	const char *what = "VHOST_SET_FEATURES";
-	h->running = true; /* from here on, vh_stop undoes what took */
+	h->vh.running = true; /* from here on, vh_stop undoes what took */
 	for (unsigned i = 0; rc == 0 && i < 2; i++) {
 		what = "setting up a ring";
-		rc = ring_setup(h, i, &r[i], d->queues[i].kick_fd);
+		struct vhost_ring ring = {
+			.size = r[i].size, .desc = r[i].desc, .avail = r[i].avail, .used = r[i].used,
+			.kick_fd = d->queues[i].kick_fd, .call_fd = call_fd_of(h, i),
+			.err_fd = h->err_fd,
+		};
+		rc = vhost_ring_start(&h->vh, i, &ring);
 	}
 	if (rc == 0) {
 		int on = 1;
 		what = "VHOST_VSOCK_SET_RUNNING";
-		rc = ioctl(h->fd, VHOST_VSOCK_SET_RUNNING, &on) < 0 ? -errno : 0;
+		rc = ioctl(h->vh.fd, VHOST_VSOCK_SET_RUNNING, &on) < 0 ? -errno : 0;
 	}
 	if (rc < 0) {
 		log_err(v->plat->log, "vsock", "vhost-vsock: %s: %s", what, strerror(-rc));
@@ -286,11 +227,11 @@ static void vh_reset(struct vsock *v)
 static void vh_irq_changed(struct vsock *v)
 {
 	struct vh *h = vh_of(v);
-	for (unsigned i = 0; h->running && i < 2; i++) {
-		struct vhost_vring_file f = { .index = i, .fd = call_fd_of(h, i) };
-		if (ioctl(h->fd, VHOST_SET_VRING_CALL, &f) < 0)
+	for (unsigned i = 0; h->vh.running && i < 2; i++) {
+		int rc = vhost_set_call(&h->vh, i, call_fd_of(h, i));
+		if (rc < 0)
 			log_ratelimited(v->plat->log, &v->dev.rl, "vsock",
-					"re-pointing vhost-vsock interrupts: %s", strerror(errno));
+					"re-pointing vhost-vsock interrupts: %s", strerror(-rc));
 	}
 }
 

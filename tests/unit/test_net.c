@@ -620,14 +620,14 @@ static void test_vhost_pure(void)
 			 BIT(VIRTIO_NET_F_CSUM) | BIT(VIRTIO_NET_F_MQ) | BIT(VIRTIO_NET_F_MAC);
 	/* a vhost without merged buffers and event idx: not offered */
 	uint64_t vh = BIT(VIRTIO_F_INDIRECT_DESC) | BIT(VIRTIO_F_VERSION_1);
-	uint64_t got = vhost_offer_mask(offer, vh);
+	uint64_t got = vhost_net_offer(offer, vh);
 	CHECK(!(got & BIT(VIRTIO_NET_F_MRG_RXBUF)));
 	CHECK(!(got & BIT(VIRTIO_F_EVENT_IDX)));
 	CHECK(got & BIT(VIRTIO_NET_F_CSUM));  /* the tap's, not vhost's */
 	CHECK(got & BIT(VIRTIO_NET_F_MQ));
-	CHECK_EQ(vhost_offer_mask(offer, ~0ull), offer);
+	CHECK_EQ(vhost_net_offer(offer, ~0ull), offer);
 	/* what vhost is told: ring features only, no VHOST_NET_F_VIRTIO_NET_HDR */
-	uint64_t s = vhost_features_for(offer);
+	uint64_t s = vhost_net_features_for(offer);
 	CHECK_EQ(s, BIT(VIRTIO_NET_F_MRG_RXBUF) | BIT(VIRTIO_F_EVENT_IDX) |
 		    BIT(VIRTIO_F_INDIRECT_DESC) | BIT(VIRTIO_F_VERSION_1));
 	CHECK(!(s & BIT(VHOST_NET_F_VIRTIO_NET_HDR)));
@@ -635,7 +635,7 @@ static void test_vhost_pure(void)
 	/* vhost=on where /dev/vhost-net is missing is a clear error */
 	if (access("/dev/vhost-net", F_OK) != 0) {
 		struct vhost v = { .fd = -1 };
-		CHECK_EQ(vhost_open(&v, &m), -ENOENT);
+		CHECK_EQ(vhost_net_open(&v, &m), -ENOENT);
 		struct env e;
 		memset(&e, 0, sizeof(e));
 		CHECK_EQ(evloop_create(&e.v.loop), 0);
