@@ -687,11 +687,16 @@ void net_destroy(struct net *n, bool keep_tap)
 	free(n);
 }
 
+_Static_assert(NET_STATS_MAX_PAIRS == NET_MAX_PAIRS, "a queue pair without its counters");
+
 void net_get_stats(struct net *n, struct net_stats *out)
 {
 	pthread_mutex_lock(&n->dev.lock);
 	*out = n->st;
 	out->active_pairs = n->active_pairs;
+	out->max_pairs = n->max_pairs;
+	for (unsigned i = 0; i < n->max_pairs && i < NET_STATS_MAX_PAIRS; i++)
+		out->q[i] = n->pairs[i].st;
 	out->link_up = n->config.status & VIRTIO_NET_S_LINK_UP;
 	out->backend = n->ops->kind;
 	pthread_mutex_unlock(&n->dev.lock);

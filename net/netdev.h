@@ -55,6 +55,7 @@ struct net_pair {
 	} call[2];
 	int err_fd;
 	bool kicks_paused;              /* kick fds left to vhost alone */
+	struct net_queue_stats st;      /* the userspace backend counts here too */
 };
 
 struct net {

@@ -100,6 +100,7 @@ static int rx_fill(struct net_pair *p, struct vq *vq, bool mrg, uint64_t want, u
 		}
 		if (c->nr_readable || c->writable_len < NET_HDR_LEN) {
 			n->st.rx_bad_buffers++;
+			p->st.rx_drops++;
 			log_ratelimited(n->plat->log, &n->dev.rl, n->short_name,
 					"receive buffer of %llu writable bytes (%u readable segments) "
 					"returned unused", (unsigned long long)c->writable_len,
@@ -206,12 +207,14 @@ static void userspace_rx(struct net_pair *p)
 		}
 		if ((size_t)got < NET_HDR_LEN) {
 			n->st.rx_short++;
+			p->st.rx_drops++;
 			continue;
 		}
 		if ((uint64_t)got > cap) {
 			/* never written past the buffers: the rest went to the
 			 * overflow area; the chains stay for the next frame */
 			n->st.rx_dropped_small++;
+			p->st.rx_drops++;
 			log_ratelimited(n->plat->log, &d->rl, n->short_name,
 					"received frame of %zd bytes does not fit %llu bytes of "
 					"receive buffers: dropped", got, (unsigned long long)cap);
@@ -225,6 +228,8 @@ static void userspace_rx(struct net_pair *p)
 		pushed++;
 		n->st.rx_frames++;
 		n->st.rx_bytes += (uint64_t)got - NET_HDR_LEN;
+		p->st.rx_packets++;
+		p->st.rx_bytes += (uint64_t)got - NET_HDR_LEN;
 		limit_charge(&n->rx_limit, 0, past_first((uint64_t)got - NET_HDR_LEN));
 	}
 	if (!n->tap_gone)
@@ -262,6 +267,7 @@ static void userspace_tx(struct net_pair *p)
 		if (r == 0)
 			break;
 		done++;
+		bool sent = false;
 		if (c.nr_readable != c.nr_segs || c.readable_len < NET_HDR_LEN ||
 		    c.readable_len > NET_HDR_LEN + NET_MAX_FRAME) {
 			n->st.tx_bad++;
@@ -280,6 +286,9 @@ static void userspace_tx(struct net_pair *p)
 			if (w >= 0) {
 				n->st.tx_frames++;
 				n->st.tx_bytes += c.readable_len - NET_HDR_LEN;
+				p->st.tx_packets++;
+				p->st.tx_bytes += c.readable_len - NET_HDR_LEN;
+				sent = true;
 				limit_charge(&n->tx_limit, 0, past_first(c.readable_len - NET_HDR_LEN));
 			} else if (errno == EIO) {
 				/* the host has not brought the tap up (yet) */
@@ -294,6 +303,8 @@ static void userspace_tx(struct net_pair *p)
 						(unsigned long long)c.readable_len, strerror(errno));
 			}
 		}
+		if (!sent)
+			p->st.tx_drops++;
 		if (vq_push(vq, c.head, 0) < 0) {
 			virtio_dev_needs_reset(d, "transmit queue");
 			break;

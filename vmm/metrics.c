@@ -17,6 +17,7 @@
 #include "net/net.h"
 #include "virtio/balloon.h"
 #include "virtio/blk.h"
+#include "vsock/vsock.h"
 #include "vmm/vm_priv.h"
 
 /* ------------------------------------------------------------ the line */
@@ -167,6 +168,39 @@ static void add_net(struct vm *vm, struct line *l, unsigned i, struct net *n)
 	add_u64(l, p, "tx_drops", st.tx_bad + st.tx_errors + st.tx_dropped_link_down);
 	add_u64(l, p, "rx_throttled", st.rx_throttled);
 	add_u64(l, p, "tx_throttled", st.tx_throttled);
+	for (unsigned q = 0; q < st.max_pairs; q++) {
+		const struct net_queue_stats *s = &st.q[q];
+		char pq[24];
+		snprintf(pq, sizeof(pq), "net%u.q%u.", i, q);
+		add_u64(l, pq, "rx_packets", s->rx_packets);
+		add_u64(l, pq, "rx_bytes", s->rx_bytes);
+		add_u64(l, pq, "rx_drops", s->rx_drops);
+		add_u64(l, pq, "tx_packets", s->tx_packets);
+		add_u64(l, pq, "tx_bytes", s->tx_bytes);
+		add_u64(l, pq, "tx_drops", s->tx_drops);
+	}
+}
+
+/* vhost-vsock moves the packets in the kernel: only the device's own
+ * counters (connections the userspace backend saw, resets) then exist. */
+static void add_vsock(struct line *l, struct vsock *v)
+{
+	struct vsock_stats st;
+	vsock_get_stats(v, &st);
+	add(l, " vsock.source=%s", st.vhost ? "vhost" : "device");
+	if (st.vhost) {
+		add_u64(l, "vsock.", "needs_reset", st.needs_reset);
+		return;
+	}
+	add_u64(l, "vsock.", "rx_packets", st.rx_packets);
+	add_u64(l, "vsock.", "rx_bytes", st.rx_bytes);
+	add_u64(l, "vsock.", "tx_packets", st.tx_packets);
+	add_u64(l, "vsock.", "tx_bytes", st.tx_bytes);
+	add_u64(l, "vsock.", "bad_packets", st.bad_packets);
+	add_u64(l, "vsock.", "resets_sent", st.resets_sent);
+	add_u64(l, "vsock.", "conns_opened", st.conns_opened);
+	add_u64(l, "vsock.", "conns", st.conns);
+	add_u64(l, "vsock.", "needs_reset", st.needs_reset);
 }
 
 size_t vm_metrics_format(struct vm *vm, char *buf, size_t len)
@@ -188,6 +222,8 @@ size_t vm_metrics_format(struct vm *vm, char *buf, size_t len)
 	for (unsigned i = 0; i < CONFIG_MAX_NETS; i++)
 		if (vm->nets[i])
 			add_net(vm, &l, i, vm->nets[i]);
+	if (vm->vsock)
+		add_vsock(&l, vm->vsock);
 	if (vm->balloon) {
 		struct virtio_balloon_info bi;
 		virtio_balloon_get(vm->balloon, &bi);

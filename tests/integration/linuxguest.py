@@ -99,6 +99,8 @@ def kvmrun_cmd(f: Files, extra: list[str], cmdline: str = CMDLINE,
             f'cmdline={cmdline}', f'timeout={timeout}'] + list(extra)
 
 
+KERNEL_TROUBLE = re.compile(r'WARNING:|BUG:|Oops|double fault|general protection|Kernel panic')
+
 class VM:
     """A VMM running a Linux guest with the agent, in the background, with
     its console in a file and its stdin a pipe to COM1."""
@@ -145,7 +147,13 @@ class VM:
 
     def describe(self, tail: int = 60) -> str:
         out = self.output().splitlines()
-        return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n'
+        # a guest kernel's first complaint, which the tail may have lost
+        first = next((i for i, l in enumerate(out) if KERNEL_TROUBLE.search(l)), None)
+        early = ''
+        if first is not None and first < len(out) - tail:
+            early = (f'--- console from the kernel\'s first complaint (line {first + 1}) ---\n' +
+                     '\n'.join(out[first:first + 40]) + '\n')
+        return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n' + early +
                 f'--- console (last {tail} lines) ---\n' + '\n'.join(out[-tail:]) +
                 f'\n--- stderr ---\n{self.errors()[-3000:]}')
 
@@ -184,7 +192,7 @@ class VM:
             except subprocess.TimeoutExpired:
                 pass
             raise RuntimeError(f'{self.tag}: the VMM is gone before "{text[:60]}" '
-                               f'could be sent\n{self.describe(20)}') from None
+                               f'could be sent\n{self.describe()}') from None
 
     def start_cmd(self, cmd: str) -> int:
         """Sends @cmd without waiting; returns its id for wait_cmd()."""

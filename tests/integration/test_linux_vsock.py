@@ -12,7 +12,9 @@ In each: the guest sees the device and its CID; 64 MiB of random bytes
 go from a host program to a guest listener, then the guest sends what it
 received back to a host listener, with the same sha256 at all three
 points; the throughput of each transfer is printed, and the ratio of the
-userspace backend's to vhost's when both ran. A third boot does the same
+userspace backend's to vhost's when both ran. The metrics command then
+shows the backend's vsock counters (the userspace backend's bytes cover
+both transfers). A third boot does the same
 with 4 MiB on transport=mmio (vhost when there is vhost-vsock: its
 interrupts are then relayed by the event thread, there being no irqfd per
 queue).
@@ -99,8 +101,9 @@ def run_one(c: Checker, f: linuxguest.Files, backend: str, blob: str, want: str,
     size = os.path.getsize(blob)
     work = linuxguest.scratch_dir(f'vsock-{backend}')
     uds = os.path.join(work, 'v.sock')
+    ctl = os.path.join(work, 'ctl.sock')
     keys = ['mem=512M', 'log_level=info', f'vsock.cid={CID}', f'vsock.backend={backend}',
-            f'transport={transport}']
+            f'transport={transport}', f'control={ctl}']
     if backend == 'userspace':
         keys.append(f'vsock.uds={uds}')
     vm = VM(linuxguest.kvmrun_cmd(f, keys), f'vsock-{backend}-{transport}')
@@ -149,7 +152,10 @@ def run_one(c: Checker, f: linuxguest.Files, backend: str, blob: str, want: str,
                     break
                 time.sleep(0.1)
         t = time.monotonic()
-        rc, out = vm.sh(f'socat -u FILE:/tmp/in VSOCK-CONNECT:2:{TO_HOST_PORT}', timeout=600)
+        # retried while the host's listener is not up yet: socat's bind can
+        # lag the second above on a loaded L1 (a CI run's flake)
+        rc, out = vm.sh(f'i=0; until socat -u FILE:/tmp/in VSOCK-CONNECT:2:{TO_HOST_PORT}; do '
+                        'i=$((i+1)); [ $i -lt 60 ] || exit 1; sleep 0.5; done', timeout=600)
         try:
             rrc = recv.wait(120)
         except subprocess.TimeoutExpired:
@@ -160,6 +166,15 @@ def run_one(c: Checker, f: linuxguest.Files, backend: str, blob: str, want: str,
         c.check(f'{w}: {size >> 20} MiB guest to host', rc == 0 and rrc == 0 and back == want,
                 f'the host\'s listener got the sha256 the host sent ({back}); guest socat '
                 f'exit {rc}, host socat exit {rrc}; {to_host:.1f} MiB/s')
+        m = kvmtest.fields(kvmtest.ctl(ctl, 'metrics'))
+        vs = {k[6:]: v for k, v in m.items() if k.startswith('vsock.')}
+        if backend == 'vhost':
+            ok = vs.get('source') == 'vhost' and vs.get('needs_reset') == '0'
+        else:
+            ok = (vs.get('source') == 'device' and int(vs.get('rx_bytes', 0)) >= size and
+                  int(vs.get('tx_bytes', 0)) >= size and int(vs.get('conns_opened', 0)) >= 2 and
+                  vs.get('bad_packets') == '0')
+        c.check(f'{w}: metrics', ok, f'ctl metrics: {vs}')
         if transport == 'pci':
             rates[backend] = (to_guest, to_host)
         rc = vm.finish()

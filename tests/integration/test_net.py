@@ -26,6 +26,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 
 import guestrun
@@ -267,8 +268,9 @@ def test_auto(c: kvmtest.Checker) -> None:
 
 
 def test_userspace(c: kvmtest.Checker) -> None:
-    with Namespace('us') as ns:
-        vm = boot(c, ns, guest_args(60, ['net0.vhost=off']), 'userspace')
+    with Namespace('us') as ns, tempfile.TemporaryDirectory(prefix='kvmrun-net-') as tmp:
+        sock = os.path.join(tmp, 'ctl.sock')
+        vm = boot(c, ns, guest_args(60, ['net0.vhost=off', f'control={sock}']), 'userspace')
         if not vm:
             return
         err = vm.errors()
@@ -278,7 +280,15 @@ def test_userspace(c: kvmtest.Checker) -> None:
         c.check('userspace: features', m is not None and m.group(2) == '1500',
                 'MAC, MTU 1500, 12-byte header, merged receive buffers negotiated')
         c.check('userspace: link up', 'net: link up' in vm.output(), 'VIRTIO_NET_S_LINK_UP')
-        ping_check(c, 'userspace: ping', ns, vm)
+        r = ping_check(c, 'userspace: ping', ns, vm)
+        m = kvmtest.fields(kvmtest.ctl(sock, 'metrics'))
+        got = {k: int(m.get(f'net0.{k}', -1)) for k in
+               ('rx_packets', 'tx_packets', 'q0.rx_packets', 'q0.tx_packets', 'q0.rx_bytes')}
+        c.check('userspace: metrics per queue', m.get('net0.source') == 'device' and
+                got['q0.rx_packets'] == got['rx_packets'] >= r['received'] and
+                got['q0.tx_packets'] == got['tx_packets'] >= r['received'] and
+                got['q0.rx_bytes'] > 0 and 'net0.q1.rx_packets' not in m,
+                f'one queue pair: its counters are the device\'s, at least the pings ({got})')
         # the tap goes away under the running guest
         run('ip', '-n', ns.name, 'link', 'del', 'tap0')
         gone = vm.wait_for(r'tap tap0 went away', 10, stderr=True) is not None

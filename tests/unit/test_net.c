@@ -266,6 +266,13 @@ static void test_tx(void)
 	CHECK_EQ(used_idx(&e, 1), 8);
 	CHECK_EQ(stats(&e).tx_bad, 2);
 	CHECK_EQ(stats(&e).tx_frames, 6);
+	/* the pair's own counters: the same frames, payload bytes only */
+	struct net_stats s = stats(&e);
+	CHECK_EQ(s.max_pairs, 1);
+	CHECK_EQ(s.q[0].tx_packets, 6);
+	CHECK_EQ(s.q[0].tx_bytes, 6 * 100);
+	CHECK_EQ(s.q[0].tx_drops, 2);
+	CHECK_EQ(s.q[0].rx_packets, 0);
 	CHECK_EQ(recv(e.sv[0][1], got, sizeof(got), MSG_DONTWAIT), 112);
 	CHECK(virtio_dev_live(e.d));
 	env_destroy(&e);
@@ -443,6 +450,13 @@ static void test_ctrl_mq(void)
 	pump(&e);
 	CHECK_EQ(used_idx(&e, 2), 1);
 	CHECK_EQ(used_len(&e, 2, 0), 112);
+	/* counted on pair 1, not pair 0 */
+	struct net_stats s = stats(&e);
+	CHECK_EQ(s.max_pairs, 2);
+	CHECK_EQ(s.q[1].rx_packets, 1);
+	CHECK_EQ(s.q[1].rx_bytes, 100);
+	CHECK_EQ(s.q[0].rx_packets, 0);
+	CHECK_EQ(s.rx_frames, 1);
 	/* more pairs than the device has, and an unknown class: ERR */
 	cmd[2] = 3;
 	*ack = 0xff;
