@@ -434,6 +434,7 @@ const struct key_def config_keys[] = {
 	    SPECIAL(config_set_period, config_print_period)),
 	VMK("restore", restore, T_PATH),
 	VMK("restore.prefault", restore_prefault, T_BOOL),
+	VMK("snapshot_dir", snapshot_dir, T_PATH),
 
 	DISKK("path", path, T_PATH),
 	DISKK("readonly", readonly, T_BOOL),

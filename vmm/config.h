@@ -153,6 +153,8 @@ struct vm_config {
 	char *cgroup_cpu_max, *cgroup_memory_max, *cgroup_io_max; /* passthroughs, or NULL */
 	char *name;                          /* default "kvmrun" (never NULL) */
 	char *restore;                       /* restore=DIR: a snapshot directory, or NULL */
+	char *snapshot_dir;                  /* where snapshot path= may write, or NULL (anywhere;
+					      * with landlock=on, nowhere) */
 	bool restore_prefault;               /* restore.prefault: read the memory file in */
 
 	bool metrics;                        /* default on: time requests, count exits */

@@ -14,7 +14,7 @@ static const char *const vm_keys_allowed[] = {
 	"cpu_affinity", "log_level", "on_reboot", "drop_caps", "name",
 	/* the host's side of a job: its jail, limits and counters */
 	"seccomp", "user", "group", "landlock", "cgroup", "cgroup.cpu_max", "cgroup.memory_max",
-	"cgroup.io_max", "metrics", "metrics_file", "metrics_period", NULL,
+	"cgroup.io_max", "metrics", "metrics_file", "metrics_period", "snapshot_dir", NULL,
 };
 
 static const char *const disk_keys_allowed[] = {

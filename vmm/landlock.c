@@ -22,6 +22,8 @@
 #define FS_WRITE (FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE)
 #define FS_DIR_SOCKET (FS_WRITE | LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_REG | \
 		       LANDLOCK_ACCESS_FS_REMOVE_FILE)
+#define FS_DIR_FILES (FS_WRITE | LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_DIR | \
+		      LANDLOCK_ACCESS_FS_REMOVE_FILE)
 
 /* Every right of ABI 1, then what later ABIs add. */
 static uint64_t handled_for(int abi)
@@ -48,7 +50,8 @@ int landlock_abi(void)
 
 static uint64_t rights(enum landlock_access a, bool is_dir)
 {
-	uint64_t r = a == LL_READ ? FS_READ : a == LL_WRITE ? FS_WRITE : FS_DIR_SOCKET;
+	uint64_t r = a == LL_READ ? FS_READ : a == LL_WRITE ? FS_WRITE :
+		     a == LL_DIR_FILES ? FS_DIR_FILES : FS_DIR_SOCKET;
 	if (!is_dir) /* a rule on a file takes only a file's rights */
 		r &= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
 		     LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_EXECUTE;

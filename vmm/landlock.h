@@ -21,6 +21,8 @@ enum landlock_access {
 	LL_WRITE,       /* read and write files */
 	LL_DIR_SOCKET,  /* a folder where a Unix socket and its lock file are
 			 * made and removed (control=) */
+	LL_DIR_FILES,   /* a folder where folders and files are made, written,
+			 * renamed and removed (snapshot_dir=) */
 };
 
 struct landlock_path {

@@ -292,6 +292,40 @@ static int write_snapshot(struct vm *vm, int dirfd, const char *dir, char *err, 
 	return rc;
 }
 
+/* @dir is snapshot_dir=@root or below it, with no ".." to climb out. */
+static bool inside(const char *root, const char *dir)
+{
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	if (strncmp(dir, root, n) != 0 || (dir[n] != '/' && dir[n] != 0))
+		return false;
+	for (const char *p = dir + n; *p; ) {
+		p += strspn(p, "/");
+		size_t seg = strcspn(p, "/");
+		if (seg == 2 && p[0] == '.' && p[1] == '.')
+			return false;
+		p += seg;
+	}
+	return true;
+}
+
+/* Where the jail lets a snapshot go: under snapshot_dir=, the one folder
+ * Landlock opens for it. */
+static int check_dir(const struct vm_config *c, const char *dir, char *err, size_t len)
+{
+	if (c->snapshot_dir && !inside(c->snapshot_dir, dir)) {
+		snprintf(err, len, "path=%s is outside snapshot_dir=%s", dir, c->snapshot_dir);
+		return -EACCES;
+	}
+	if (!c->snapshot_dir && c->landlock) {
+		snprintf(err, len, "landlock=on lets this VM write only its own files: start it "
+			 "with snapshot_dir=DIR and snapshot below DIR");
+		return -EACCES;
+	}
+	return 0;
+}
+
 int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t len)
 {
 	errno = 0;
@@ -299,8 +333,11 @@ int vm_snapshot(struct vm *vm, const char *dir, char *err, size_t len)
 		snprintf(err, len, "the VM is not paused (pause it first)");
 		return -EAGAIN;
 	}
+	int rc = check_dir(vm->cfg, dir, err, len);
+	if (rc < 0)
+		return rc;
 	char why[200] = "";
-	int rc = vm_virtio_can_snapshot(vm, why, sizeof(why));
+	rc = vm_virtio_can_snapshot(vm, why, sizeof(why));
 	if (rc < 0) {
 		snprintf(err, len, "cannot be restored faithfully: %s", why);
 		return rc;

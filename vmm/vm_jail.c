@@ -35,7 +35,7 @@ int vm_jail_enter_cgroup(struct vm *vm)
 static int restrict_files(struct vm *vm)
 {
 	const struct vm_config *c = vm->cfg;
-	struct landlock_path paths[8 + CONFIG_MAX_DISKS];
+	struct landlock_path paths[9 + CONFIG_MAX_DISKS];
 	unsigned n = 0;
 	char *control_dir = NULL;
 	paths[n++] = (struct landlock_path){ "/dev/kvm", LL_WRITE };
@@ -61,6 +61,8 @@ static int restrict_files(struct vm *vm)
 			return -ENOMEM;
 		paths[n++] = (struct landlock_path){ control_dir, LL_DIR_SOCKET };
 	}
+	if (c->snapshot_dir)
+		paths[n++] = (struct landlock_path){ c->snapshot_dir, LL_DIR_FILES };
 	int rc = landlock_restrict(paths, n, &vm->log);
 	free(control_dir);
 	return rc;

@@ -10,6 +10,8 @@ kvm-clock time and checks a RAM pattern as it goes. Checked here:
   the RAM pattern intact and kvm-clock continuing, with no new boot; two
   restores of one snapshot at once; a snapshot of a restored VM restores;
 - keys that cannot change across a restore are refused;
+- in the jail (landlock=on) a snapshot goes only below snapshot_dir=, and
+  one written there restores;
 - hostile snapshots (corrupt, truncated, wrong version, wrong size) end in
   exit 1 and a message saying what is wrong."""
 from __future__ import annotations
@@ -204,6 +206,56 @@ def test_parallel(c: Checker, work: str, snap: str, before: str) -> None:
             vm.stop()
 
 
+def test_jailed(c: Checker, work: str, guest: str) -> None:
+    """landlock=on: Landlock opens snapshot_dir= (and nothing else) for
+    snapshots; kvmrun refuses a path outside it before the kernel would."""
+    jail = os.path.join(work, 'jail')
+    os.mkdir(jail)
+    vm = Counter(work, 'jailed', [f'kernel={guest}', 'mem=128M', 'landlock=on',
+                                  f'snapshot_dir={jail}', 'log_level=info'])
+    inside = os.path.join(jail, 'warm')
+    try:
+        if not c.check('jailed boot', vm.wait_ticks(5), 'the counter guest ticks with landlock=on'):
+            print(vm.bg.describe())
+            return
+        c.check('jailed pause', vm.ctl('pause') == 'ok state=paused', 'paused')
+        for bad in (os.path.join(work, 'outside'), os.path.join(jail, '..', 'outside')):
+            r = vm.ctl(f'snapshot path={bad}')
+            c.check(f'jailed refuses {bad[len(work) + 1:]}',
+                    r.startswith(f'error snapshot: path={bad} is outside snapshot_dir={jail}') and
+                    not os.path.exists(os.path.join(work, 'outside')), r)
+        r = vm.ctl(f'snapshot path={inside}')
+        c.check('jailed snapshot', r == f'ok path={inside}' and
+                os.path.exists(os.path.join(inside, 'snapshot')),
+                f'below snapshot_dir ({r}); Landlock: '
+                f'{"on" if "file system restricted" in vm.bg.errors() else "not in this kernel"}')
+        before = vm.bg.output()
+        vm.stop()
+    finally:
+        vm.bg.stop()
+    vm = Counter(work, 'jailed-rest', [f'restore={inside}'])
+    try:
+        ok = vm.wait_ticks(5)
+        c.check('jailed restore', ok, 'the snapshot written in the jail restores')
+        if ok:
+            check_continues(c, 'jailed restore', before, vm.bg.output(complete=True))
+        else:
+            print(vm.bg.describe())
+        vm.stop()
+    finally:
+        vm.bg.stop()
+    vm = Counter(work, 'jailed-nodir', [f'kernel={guest}', 'mem=128M', 'landlock=on'])
+    try:
+        if vm.wait_ticks(2) and vm.ctl('pause') == 'ok state=paused':
+            r = vm.ctl(f'snapshot path={os.path.join(jail, "x")}')
+            c.check('jailed without snapshot_dir', 'start it with snapshot_dir=DIR' in r, r)
+        else:
+            c.check('jailed without snapshot_dir', False, vm.bg.describe())
+        vm.stop()
+    finally:
+        vm.bg.stop()
+
+
 def copy_snapshot(snap: str, dst: str) -> str:
     """A copy whose files may be changed: the memory file hard-linked."""
     os.mkdir(dst)
@@ -277,6 +329,7 @@ def main() -> int:
         test_restore(c, work, snap, before, snap2)
         test_parallel(c, work, snap, before)
         test_hostile(c, work, snap)
+        test_jailed(c, work, guest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return c.done()
