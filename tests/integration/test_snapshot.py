@@ -177,12 +177,19 @@ def test_restore(c: Checker, work: str, snap: str, before: str, snap2: str) -> N
         vm.stop()
     finally:
         vm.bg.stop()
-    vm = Counter(work, 'rest2', [f'restore={snap2}'])
+    restore_continues(c, work, 'rest2', snap2, before2, 'restore of a restore',
+                      'a snapshot of a restored VM restores', 'second generation')
+
+
+def restore_continues(c: Checker, work: str, tag: str, snap: str, before: str, name: str,
+                      detail: str, cont_name: str) -> None:
+    """Restores @snap and checks it goes on from @before's last tick."""
+    vm = Counter(work, tag, [f'restore={snap}'])
     try:
         ok = vm.wait_ticks(5)
-        c.check('restore of a restore', ok, 'a snapshot of a restored VM restores')
+        c.check(name, ok, detail)
         if ok:
-            check_continues(c, 'second generation', before2, vm.bg.output(complete=True))
+            check_continues(c, cont_name, before, vm.bg.output(complete=True))
         else:
             print(vm.bg.describe())
         vm.stop()
@@ -233,17 +240,8 @@ def test_jailed(c: Checker, work: str, guest: str) -> None:
         vm.stop()
     finally:
         vm.bg.stop()
-    vm = Counter(work, 'jailed-rest', [f'restore={inside}'])
-    try:
-        ok = vm.wait_ticks(5)
-        c.check('jailed restore', ok, 'the snapshot written in the jail restores')
-        if ok:
-            check_continues(c, 'jailed restore', before, vm.bg.output(complete=True))
-        else:
-            print(vm.bg.describe())
-        vm.stop()
-    finally:
-        vm.bg.stop()
+    restore_continues(c, work, 'jailed-rest', inside, before, 'jailed restore',
+                      'the snapshot written in the jail restores', 'jailed restore')
     vm = Counter(work, 'jailed-nodir', [f'kernel={guest}', 'mem=128M', 'landlock=on'])
     try:
         if vm.wait_ticks(2) and vm.ctl('pause') == 'ok state=paused':
