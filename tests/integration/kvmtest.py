@@ -218,6 +218,33 @@ class Checker:
         return 1 if self.failed else 0
 
 
+def thread_states(pid: int) -> str:
+    """Where each thread of a live process is: state, the syscall it is in
+    and its kernel stack (root only), for a VM that stopped making
+    progress without ending."""
+    def read(path: str) -> str:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except OSError:
+            return '?'
+    out = ['--- threads ---']
+    try:
+        tids = sorted(os.listdir(f'/proc/{pid}/task'), key=int)
+    except OSError:
+        return ''
+    for tid in tids:
+        base = f'/proc/{pid}/task/{tid}'
+        state = next((l.split(':', 1)[1].strip() for l in read(f'{base}/status').splitlines()
+                      if l.startswith('State:')), '?')
+        out.append(f'{tid} {read(base + "/comm")}: {state}, wchan {read(base + "/wchan")}, '
+                   f'syscall {read(base + "/syscall").split(" ")[0]}')
+        stack = read(f'{base}/stack')
+        if stack != '?':
+            out += ['    ' + l for l in stack.splitlines()[:8]]
+    return '\n' + '\n'.join(out)
+
+
 class Background:
     """kvmrun running in the background, for tests that look at /proc
     while the guest runs. Output goes to files so pipes never fill."""
@@ -250,7 +277,8 @@ class Background:
     def describe(self) -> str:
         """Everything needed to debug a failed check."""
         return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n'
-                f'--- stdout ---\n{self.output()}\n--- stderr ---\n{self.errors()}')
+                f'--- stdout ---\n{self.output()}\n--- stderr ---\n{self.errors()}' +
+                (thread_states(self.pid) if self.proc.poll() is None else ''))
 
     def wait_for_line(self, pattern: str, timeout: float) -> re.Match | None:
         rx = re.compile(pattern)

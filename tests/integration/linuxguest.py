@@ -155,7 +155,8 @@ class VM:
                      '\n'.join(out[first:first + 40]) + '\n')
         return (f'command: {" ".join(self.cmd)}\nexit: {self.proc.poll()}\n' + early +
                 f'--- console (last {tail} lines) ---\n' + '\n'.join(out[-tail:]) +
-                f'\n--- stderr ---\n{self.errors()[-3000:]}')
+                f'\n--- stderr ---\n{self.errors()[-3000:]}' +
+                (kvmtest.thread_states(self.pid) if self.proc.poll() is None else ''))
 
     def wait_line(self, pattern: str, timeout: float) -> re.Match | None:
         """The first console line matching @pattern, waiting up to
