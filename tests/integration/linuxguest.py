@@ -121,6 +121,11 @@ class VM:
         self.seq = 0
         self.pos = 0  # console offset where the last command's output was looked for
         self.t_ready: float | None = None
+        # set when a command outlived its timeout: the agent runs one
+        # command at a time, so every later one would wait out its own
+        # timeout behind it (a guest wedged in the emulated nested lane
+        # cost a CI run 20 minutes that way)
+        self.wedged: str | None = None
 
     # ---- the console ----
     def output(self) -> str:
@@ -199,6 +204,8 @@ class VM:
         """Sends @cmd without waiting; returns its id for wait_cmd()."""
         if '\n' in cmd:
             raise ValueError('one line per command')
+        if self.wedged and cmd != 'exit':
+            raise RuntimeError(f'{self.tag}: not sending "{cmd[:60]}": {self.wedged}')
         self.seq += 1
         self.send(f'@{self.seq} {cmd}')
         return self.seq
@@ -218,6 +225,10 @@ class VM:
                     if m:
                         last = [lines[j][:m.start()]] if m.start() else []
                         return int(m.group(1)), lines[i + 1:j] + last
+            if self.proc.poll() is None and time.monotonic() > deadline:
+                self.wedged = f'command @{cid} did not finish in {timeout:.0f}s'
+                print(f'info: {self.tag}: {self.wedged}; the VM as it stands:\n{self.describe()}',
+                      flush=True)
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 return None, lines[lines.index(begin) + 1:] if begin in lines else []
             time.sleep(0.05)
@@ -240,7 +251,7 @@ class VM:
                 self.start_cmd('exit')
             except (OSError, RuntimeError):  # it ended on its own
                 pass
-        return self.wait(timeout)
+        return self.wait(min(timeout, 10) if self.wedged else timeout)
 
     def wait(self, timeout: float) -> int | None:
         try:
