@@ -298,6 +298,8 @@ static bool inside(const char *root, const char *dir)
 	size_t n = strlen(root);
 	while (n > 1 && root[n - 1] == '/')
 		n--;
+	if (n == 1 && root[0] == '/') /* snapshot_dir=/: any absolute path */
+		n = 0;
 	if (strncmp(dir, root, n) != 0 || (dir[n] != '/' && dir[n] != 0))
 		return false;
 	for (const char *p = dir + n; *p; ) {
