@@ -36,6 +36,12 @@ struct net_rxq {
 	struct vq_seg segs[NET_RX_SEGS];
 	unsigned nr_segs;
 	struct iovec iov[NET_RX_SEGS + 1];
+	/* A frame larger than the chains it was read into (with merged
+	 * buffers the guest refills the ring as it goes): its head fills
+	 * chains[0..held_chains), its tail waits in held for more chains. */
+	uint8_t *held;                  /* NET_HDR_LEN + NET_MAX_FRAME, on first use */
+	size_t held_len;                /* the whole frame, header included; 0: none */
+	unsigned held_chains;
 };
 
 struct net_pair {

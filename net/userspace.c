@@ -33,6 +33,7 @@ static void userspace_reset(struct net_pair *p)
 	p->rx->nr_chains = 0;
 	p->rx->nr_segs = 0;
 	p->rx->room = 0;
+	p->rx->held_len = 0;
 }
 
 /* Writes @len bytes at offset @off of the chain's writable part. */
@@ -143,6 +144,103 @@ static int rx_deliver(struct net_pair *p, struct vq *vq, bool mrg, size_t got)
 	return 0;
 }
 
+/* No more chains can be reserved: every buffer of the ring is ours, or
+ * the reservation is full. */
+static bool rx_full(const struct net_pair *p)
+{
+	const struct net_rxq *rx = p->rx;
+	return rx->nr_chains >= p->n->dev.queues[2 * p->index].size ||
+	       rx->nr_chains == NET_QUEUE_SIZE || NET_RX_SEGS - rx->nr_segs < NET_CHAIN_SEGS;
+}
+
+static void rx_drop_big(struct net_pair *p, size_t got, uint64_t cap)
+{
+	struct net *n = p->n;
+	n->st.rx_dropped_small++;
+	p->st.rx_drops++;
+	log_ratelimited(n->plat->log, &n->dev.rl, n->short_name,
+			"received frame of %zu bytes does not fit %llu bytes of receive buffers: "
+			"dropped", got, (unsigned long long)cap);
+}
+
+/* The frame of @got bytes read into chains holding @cap: its tail beyond
+ * them went to the overflow area. With merged buffers it is kept until
+ * the guest posts enough chains; true if so. */
+static bool rx_hold(struct net_pair *p, bool mrg, size_t got, uint64_t cap)
+{
+	struct net_rxq *rx = p->rx;
+	if (!mrg || rx_full(p))
+		return false;
+	if (!rx->held && !(rx->held = malloc(NET_HDR_LEN + NET_MAX_FRAME)))
+		return false;
+	memcpy(rx->held, p->n->overflow, got - cap);
+	rx->held_len = got;
+	rx->held_chains = rx->nr_chains;
+	return true;
+}
+
+/* The held frame's tail into the chains reserved after its head. */
+static void rx_unhold(struct net_rxq *rx)
+{
+	uint64_t tail = 0, want = 0;
+	for (unsigned i = 0; i < rx->held_chains; i++)
+		tail += rx->chains[i].writable_len;
+	want = rx->held_len - tail;
+	const uint8_t *src = rx->held;
+	for (unsigned i = rx->held_chains; i < rx->nr_chains && want; i++) {
+		uint64_t k = want < rx->chains[i].writable_len ? want : rx->chains[i].writable_len;
+		chain_write(&rx->chains[i], 0, src, (size_t)k);
+		src += k;
+		want -= k;
+	}
+}
+
+enum { RX_NEXT = -1, RX_STOP = -2 };
+
+/* One frame from the tap into the reserved chains: its length, or
+ * RX_NEXT (nothing to deliver: dropped, held, interrupted) or RX_STOP
+ * (the tap is empty or gone). */
+static ssize_t rx_read(struct net_pair *p, bool mrg)
+{
+	struct net *n = p->n;
+	struct net_rxq *rx = p->rx;
+	unsigned nv = 0, last = mrg ? rx->nr_chains : 1;
+	uint64_t cap = 0;
+	for (unsigned i = 0; i < last; i++) {
+		const struct vq_chain *c = &rx->chains[i];
+		for (uint32_t s = 0; s < c->nr_segs; s++)
+			rx->iov[nv++] = (struct iovec){ c->segs[s].host, c->segs[s].len };
+		cap += c->writable_len;
+	}
+	/* never written past the buffers: the rest goes to the overflow area */
+	rx->iov[nv++] = (struct iovec){ n->overflow, NET_HDR_LEN + NET_MAX_FRAME };
+	ssize_t got = readv(p->fd, rx->iov, (int)nv);
+	if (got < 0) {
+		if (errno == EINTR)
+			return RX_NEXT;
+		if (errno != EAGAIN)
+			n->on_tap_gone(n, strerror(errno));
+		return RX_STOP;
+	}
+	if (got == 0) {
+		n->on_tap_gone(n, "end of file");
+		return RX_STOP;
+	}
+	if ((size_t)got < NET_HDR_LEN) {
+		n->st.rx_short++;
+		p->st.rx_drops++;
+		return RX_NEXT;
+	}
+	if ((uint64_t)got > cap) {
+		/* held for more chains, or dropped: the chains stay for the
+		 * next frame */
+		if (!rx_hold(p, mrg, (size_t)got, cap))
+			rx_drop_big(p, (size_t)got, cap);
+		return RX_NEXT;
+	}
+	return got;
+}
+
 static void userspace_rx(struct net_pair *p)
 {
 	struct net *n = p->n;
@@ -165,7 +263,8 @@ static void userspace_rx(struct net_pair *p)
 			events = 0;
 			break;
 		}
-		int r = rx_fill(p, vq, mrg, want, &pushed, &bad);
+		size_t held = rx->held_len;
+		int r = rx_fill(p, vq, mrg, held ? held : want, &pushed, &bad);
 		if (r == FILL_MALFORMED) {
 			n->st.needs_reset++;
 			virtio_dev_needs_reset(d, vq_error(vq) ? vq_error(vq) : "receive queue");
@@ -178,47 +277,25 @@ static void userspace_rx(struct net_pair *p)
 			virtio_dev_rekick(d, qi);
 			break;
 		}
-		if (r == FILL_EMPTY) {
+		if (held && rx->room < held && rx_full(p)) {
+			rx_drop_big(p, held, rx->room); /* it can never fit */
+			rx->held_len = 0;
+			continue;
+		}
+		if (r == FILL_EMPTY || (held && rx->room < held)) {
 			/* no buffers: stop reading the tap until the guest kicks */
 			n->st.rx_stalls++;
 			events = 0;
 			break;
 		}
-		unsigned nv = 0, last = mrg ? rx->nr_chains : 1;
-		uint64_t cap = 0;
-		for (unsigned i = 0; i < last; i++) {
-			const struct vq_chain *c = &rx->chains[i];
-			for (uint32_t s = 0; s < c->nr_segs; s++)
-				rx->iov[nv++] = (struct iovec){ c->segs[s].host, c->segs[s].len };
-			cap += c->writable_len;
-		}
-		rx->iov[nv++] = (struct iovec){ n->overflow, NET_HDR_LEN + NET_MAX_FRAME };
-		ssize_t got = readv(p->fd, rx->iov, (int)nv);
-		if (got < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				n->on_tap_gone(n, strerror(errno));
-			break;
-		}
-		if (got == 0) {
-			n->on_tap_gone(n, "end of file");
-			break;
-		}
-		if ((size_t)got < NET_HDR_LEN) {
-			n->st.rx_short++;
-			p->st.rx_drops++;
+		ssize_t got = (ssize_t)held;
+		if (held) {
+			rx_unhold(rx);
+			rx->held_len = 0;
+		} else if ((got = rx_read(p, mrg)) == RX_NEXT) {
 			continue;
-		}
-		if ((uint64_t)got > cap) {
-			/* never written past the buffers: the rest went to the
-			 * overflow area; the chains stay for the next frame */
-			n->st.rx_dropped_small++;
-			p->st.rx_drops++;
-			log_ratelimited(n->plat->log, &d->rl, n->short_name,
-					"received frame of %zd bytes does not fit %llu bytes of "
-					"receive buffers: dropped", got, (unsigned long long)cap);
-			continue;
+		} else if (got == RX_STOP) {
+			break;
 		}
 		if (rx_deliver(p, vq, mrg, (size_t)got) < 0) {
 			virtio_dev_needs_reset(d, "receive queue");
@@ -349,6 +426,8 @@ static int userspace_setup(struct net_pair *p)
 
 static void userspace_teardown(struct net_pair *p)
 {
+	if (p->rx)
+		free(p->rx->held);
 	free(p->rx);
 	p->rx = NULL;
 }
