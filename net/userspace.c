@@ -182,10 +182,10 @@ static bool rx_hold(struct net_pair *p, bool mrg, size_t got, uint64_t cap)
 /* The held frame's tail into the chains reserved after its head. */
 static void rx_unhold(struct net_rxq *rx)
 {
-	uint64_t tail = 0, want = 0;
+	uint64_t head = 0;
 	for (unsigned i = 0; i < rx->held_chains; i++)
-		tail += rx->chains[i].writable_len;
-	want = rx->held_len - tail;
+		head += rx->chains[i].writable_len;
+	uint64_t want = rx->held_len - head;
 	const uint8_t *src = rx->held;
 	for (unsigned i = rx->held_chains; i < rx->nr_chains && want; i++) {
 		uint64_t k = want < rx->chains[i].writable_len ? want : rx->chains[i].writable_len;
